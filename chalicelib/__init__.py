@@ -1,0 +1,1 @@
+"""On-demand image resizing: grammar, policy, imaging and storage for the Chalice app."""

@@ -1,0 +1,72 @@
+"""Settings, read once from the environment into a frozen, validated value.
+
+Every key is documented in the README's Configuration table.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from chalicelib.errors import ServiceError
+from chalicelib.grammar import ResizeSpec, parse_size
+
+CACHE_CONTROL_VARIANT = "public, max-age=31536000, immutable"
+
+
+class ConfigError(ValueError):
+    """The environment does not describe a usable deployment."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    bucket: str
+    public_url: str
+    s3_endpoint_url: str | None = None
+    max_dimension: int = 4096
+    allowed_sizes: frozenset[ResizeSpec] | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
+        """Build settings from ``IMAGE_BUCKET``, ``PUBLIC_URL`` and friends."""
+        bucket = env.get("IMAGE_BUCKET", "").strip()
+        if not bucket:
+            raise ConfigError("IMAGE_BUCKET is required")
+        max_dimension = _int(env, "MAX_DIMENSION", 4096, low=1, high=16384)
+        return cls(
+            bucket=bucket,
+            public_url=_public_url(env.get("PUBLIC_URL", "")),
+            s3_endpoint_url=env.get("S3_ENDPOINT_URL") or None,
+            max_dimension=max_dimension,
+            allowed_sizes=_allowed_sizes(env.get("ALLOWED_SIZES", ""), max_dimension),
+        )
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, low: int, high: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isascii() or not raw.isdigit() or not low <= int(raw) <= high:
+        raise ConfigError(f"{name} must be a whole number from {low} to {high}, got {raw!r}")
+    return int(raw)
+
+
+def _public_url(raw: str) -> str:
+    """The base every redirect points at: absolute http(s), no query, no trailing slash."""
+    url = raw.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ConfigError(f"PUBLIC_URL must be an absolute http(s) URL, got {raw!r}")
+    return url
+
+
+def _allowed_sizes(raw: str, max_dimension: int) -> frozenset[ResizeSpec] | None:
+    tokens = [token.strip() for token in raw.split(",") if token.strip()]
+    if not tokens:
+        return None
+    try:
+        return frozenset(parse_size(token, max_dimension) for token in tokens)
+    except ServiceError as err:
+        raise ConfigError(f"ALLOWED_SIZES: {err.public_message}") from err

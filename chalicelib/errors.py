@@ -1,0 +1,69 @@
+"""Typed errors: each carries its HTTP status, a stable code and a public message.
+
+The public message is safe to show to anyone; the internal detail (``str(err)``)
+goes to the logs only.  Responses are built from these in exactly one place,
+:func:`chalicelib.http.error_response`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar
+
+
+class ServiceError(Exception):
+    """Base class: a request that cannot be served, with the answer to give."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+    headers: ClassVar[Mapping[str, str]] = {}
+
+    def __init__(self, public_message: str, internal: str | None = None) -> None:
+        super().__init__(internal or public_message)
+        self.public_message = public_message
+
+
+class InvalidSize(ServiceError):
+    status = 400
+    code = "invalid_size"
+
+
+class NonCanonicalSize(ServiceError):
+    status = 400
+    code = "non_canonical_size"
+
+
+class SizeNotAllowed(ServiceError):
+    status = 403
+    code = "size_not_allowed"
+
+
+class InvalidKey(ServiceError):
+    status = 400
+    code = "invalid_key"
+
+
+class OriginalNotFound(ServiceError):
+    status = 404
+    code = "original_not_found"
+
+
+class NotAVariantUrl(ServiceError):
+    status = 404
+    code = "not_a_variant_url"
+
+
+class UnsupportedImage(ServiceError):
+    status = 415
+    code = "unsupported_format"
+
+
+class InvalidImage(ServiceError):
+    status = 422
+    code = "invalid_image"
+
+
+class StorageUnavailable(ServiceError):
+    status = 503
+    code = "storage_unavailable"
+    headers: ClassVar[Mapping[str, str]] = {"Retry-After": "2"}

@@ -1,0 +1,49 @@
+"""HTTP answers: the one place where errors become responses."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import ParamSpec
+
+from chalice import Response
+
+from chalicelib.errors import ServiceError
+
+log = logging.getLogger(__name__)
+P = ParamSpec("P")
+
+# Errors must not stick in browsers or CDNs: the cause is often fixed minutes later.
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def redirect(url: str) -> Response:
+    """Send the browser to the stored variant; never cached, so a later miss can't loop."""
+    return Response(body="", status_code=307, headers={"Location": url, **NO_STORE})
+
+
+def error_response(err: ServiceError) -> Response:
+    """A JSON error with a stable ``code``; the internal detail goes to the log only."""
+    return Response(
+        body={"code": err.code, "message": err.public_message},
+        status_code=err.status,
+        headers={**NO_STORE, **err.headers},
+    )
+
+
+def json_errors(view: Callable[P, Response]) -> Callable[P, Response]:
+    """Turn every exception a view raises into a JSON error response."""
+
+    @functools.wraps(view)
+    def guarded(*args: P.args, **kwargs: P.kwargs) -> Response:
+        try:
+            return view(*args, **kwargs)
+        except ServiceError as err:
+            log.info("refused: %s %s: %s", err.status, err.code, err)
+            return error_response(err)
+        except Exception:
+            log.exception("unexpected failure")
+            return error_response(ServiceError("internal error"))
+
+    return guarded

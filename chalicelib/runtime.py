@@ -1,0 +1,47 @@
+"""Lazy getters for settings, the S3 client and the service.
+
+Nothing is built at import time (cold starts pay only for what a request
+uses) and tests can swap any piece by calling :func:`reset`.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from chalicelib.config import Settings
+from chalicelib.service import ResizeService
+from chalicelib.storage import ImageStore
+
+
+@functools.cache
+def get_settings() -> Settings:
+    return Settings.from_env()
+
+
+@functools.cache
+def get_s3_client() -> Any:
+    settings = get_settings()
+    config = Config(
+        connect_timeout=2,
+        read_timeout=10,
+        retries={"mode": "standard", "max_attempts": 3},
+        # Local S3 servers answer on one host, not <bucket>.host.
+        s3={"addressing_style": "path"} if settings.s3_endpoint_url else None,
+    )
+    return boto3.client("s3", endpoint_url=settings.s3_endpoint_url, config=config)
+
+
+@functools.cache
+def get_service() -> ResizeService:
+    settings = get_settings()
+    return ResizeService(settings, ImageStore(get_s3_client(), settings.bucket))
+
+
+def reset() -> None:
+    """Forget everything built so far (tests change the environment between cases)."""
+    for getter in (get_settings, get_s3_client, get_service):
+        getter.cache_clear()
