@@ -10,14 +10,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from chalicelib.errors import ServiceError
+from chalicelib.errors import Misconfigured, ServiceError
 from chalicelib.grammar import ResizeSpec, parse_size
 
 CACHE_CONTROL_VARIANT = "public, max-age=31536000, immutable"
 
 
-class ConfigError(ValueError):
+class ConfigError(Misconfigured):
     """The environment does not describe a usable deployment."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("the service is misconfigured", detail)
 
 
 @dataclass(frozen=True)

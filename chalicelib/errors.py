@@ -23,6 +23,13 @@ class ServiceError(Exception):
         self.public_message = public_message
 
 
+class Misconfigured(ServiceError):
+    """The deployment's settings are unusable; the detail is in the log."""
+
+    status = 500
+    code = "misconfigured"
+
+
 class InvalidSize(ServiceError):
     status = 400
     code = "invalid_size"

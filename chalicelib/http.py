@@ -40,7 +40,8 @@ def json_errors(view: Callable[P, Response]) -> Callable[P, Response]:
         try:
             return view(*args, **kwargs)
         except ServiceError as err:
-            log.info("refused: %s %s: %s", err.status, err.code, err)
+            log_level = logging.ERROR if err.status >= 500 else logging.INFO
+            log.log(log_level, "refused: %s %s: %s", err.status, err.code, err)
             return error_response(err)
         except Exception:
             log.exception("unexpected failure")

@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from chalicelib.website import website_configuration  # noqa: E402
+from chalicelib.website import website_configuration
 
 
 def configure_bucket(client: Any, bucket: str, api_url: str, *, create: bool = False) -> None:

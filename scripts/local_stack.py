@@ -208,8 +208,10 @@ def main() -> int:
         print("(307 -> API -> 307 -> image), the next one a plain 200 from S3:\n")
         for key, size in zip(keys, ("300x300", "640x", "x120"), strict=True):
             print(f"  {stack.public_url}/{size}/{quote(key)}")
-        print(f"\n  curl -sSL -o /dev/null -w '%{{http_code}} %{{url_effective}}\\n' "
-              f"{stack.public_url}/300x300/{quote(keys[0])}")
+        print(
+            f"\n  curl -sSL -o /dev/null -w '%{{http_code}} %{{url_effective}}\\n' "
+            f"{stack.public_url}/300x300/{quote(keys[0])}"
+        )
         print(f"\nLogs: {stack.data_dir}/*.log.  Ctrl-C stops both servers.")
         try:
             signal.pause()

@@ -1,14 +1,25 @@
 #!/usr/bin/env node
-// Starts s3rver for the local stack, with one fix: s3rver writes the raw,
-// decoded key into a website redirect's Location header, so a key with a
-// space or a non-ASCII letter becomes an invalid header (S3 percent-encodes
-// it).  We percent-encode the path of every routing-rule Location here.
+// Starts s3rver for the local stack, with two fixes that make it behave like S3:
+//
+// 1. s3rver writes the raw, decoded key into a website redirect's Location
+//    header, so a key with a space or a non-ASCII letter becomes an invalid
+//    header.  S3 percent-encodes it; so do we.
+// 2. s3rver overwrites an object's files in place, so a GET racing a PUT of
+//    the same key can read an empty or half-written object.  S3 PUTs are
+//    atomic; here every file is written to a temporary name, then renamed.
 //
 // Usage: node scripts/s3rver.js <directory> <address> <port>
 'use strict';
 
+const crypto = require('crypto');
+const fs = require('fs');
+const path = require('path');
+const { Readable, Transform } = require('stream');
+const { pipeline } = require('stream/promises');
 const S3rver = require('s3rver');
 const RoutingRule = require('s3rver/lib/models/routing-rule');
+const S3Object = require('s3rver/lib/models/object');
+const FilesystemStore = require('s3rver/lib/stores/filesystem');
 
 const buildLocation = RoutingRule.prototype.getRedirectLocation;
 RoutingRule.prototype.getRedirectLocation = function (key, defaults) {
@@ -18,6 +29,52 @@ RoutingRule.prototype.getRedirectLocation = function (key, defaults) {
   const pathStart = location.indexOf('://') + 3 + host.length + 1;
   const path = location.slice(pathStart).split('/').map(encodeURIComponent).join('/');
   return location.slice(0, pathStart) + path;
+};
+
+function temporaryPath(finalPath) {
+  return `${finalPath}.${crypto.randomUUID()}.tmp`;
+}
+
+async function writeFileAtomically(finalPath, data) {
+  const temporary = temporaryPath(finalPath);
+  await fs.promises.writeFile(temporary, data);
+  await fs.promises.rename(temporary, finalPath);
+}
+
+// Same files and contents as s3rver's own putMetadata, written atomically.
+FilesystemStore.prototype.putMetadata = async function (bucket, key, metadata, md5) {
+  const stored = {};
+  for (const [name, value] of Object.entries(metadata)) {
+    if (S3Object.ALLOWED_METADATA.includes(name) || name.startsWith('x-amz-meta-')) {
+      stored[name] = value;
+    }
+  }
+  if (md5) await writeFileAtomically(this.getResourcePath(bucket, key, 'object.md5'), md5);
+  await writeFileAtomically(
+    this.getResourcePath(bucket, key, 'metadata.json'),
+    JSON.stringify(stored, null, 2),
+  );
+};
+
+FilesystemStore.prototype.putObject = async function (object) {
+  const objectPath = this.getResourcePath(object.bucket, object.key, 'object');
+  await fs.promises.mkdir(path.dirname(objectPath), { recursive: true });
+  const temporary = temporaryPath(objectPath);
+  const md5 = crypto.createHash('md5');
+  let size = 0;
+  const content = Buffer.isBuffer(object.content) ? Readable.from([object.content]) : object.content;
+  const measure = new Transform({
+    transform(chunk, encoding, callback) {
+      md5.update(chunk);
+      size += chunk.length;
+      callback(null, chunk);
+    },
+  });
+  await pipeline(content, measure, fs.createWriteStream(temporary));
+  await fs.promises.rename(temporary, objectPath);
+  const digest = md5.digest('hex');
+  await this.putMetadata(object.bucket, object.key, object.metadata, digest);
+  return { size, md5: digest };
 };
 
 const [directory, address = '127.0.0.1', port = '4568'] = process.argv.slice(2);

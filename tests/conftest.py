@@ -1,0 +1,80 @@
+"""Shared fixtures: settings, a moto bucket, the Chalice test client, the real local stack."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from chalicelib import runtime  # noqa: E402
+from chalicelib.config import Settings  # noqa: E402
+
+BUCKET = "images"
+PUBLIC_URL = "https://img.example.com"
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(bucket=BUCKET, public_url=PUBLIC_URL)
+
+
+@pytest.fixture
+def app_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The environment the deployed app reads; tests add keys before the first request."""
+    env = {
+        "IMAGE_BUCKET": BUCKET,
+        "PUBLIC_URL": PUBLIC_URL,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    for name in ("S3_ENDPOINT_URL", "ALLOWED_SIZES", "MAX_DIMENSION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
+
+
+@pytest.fixture
+def s3(app_env: dict[str, str]) -> Iterator[Any]:
+    """A moto S3 client with an empty image bucket."""
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket=BUCKET)
+        yield client
+
+
+@pytest.fixture
+def client(s3: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """chalice.test.Client over the real app, its S3 calls answered by moto."""
+    from chalice.test import Client
+
+    from app import app
+
+    runtime.reset()
+    with Client(app, stage_name="local") as test_client:
+        yield test_client
+    runtime.reset()
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """s3rver + `chalice local` as real processes on free ports, for the whole session."""
+    from scripts.local_stack import LocalStack, free_port
+
+    stack = LocalStack(
+        tmp_path_factory.mktemp("stack"),
+        s3_port=free_port(),
+        api_port=free_port(),
+        app_env={"MAX_DIMENSION": "2000"},
+    )
+    with stack:
+        yield stack

@@ -1,0 +1,179 @@
+"""The app in-process: chalice.test.Client over moto, the website hop simulated by the rules."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit
+
+import pytest
+from botocore.exceptions import ClientError
+
+from chalicelib import runtime
+from chalicelib.website import apply_routing_rules, website_configuration
+from tests import corpus
+from tests.conftest import BUCKET, PUBLIC_URL
+
+API_URL = "https://api.example.com"
+
+
+def website_get(s3: Any, client: Any, key: str) -> tuple[int, bytes | dict[str, Any]]:
+    """What a browser sees for <public base>/<key>: the object, or the rule's redirect followed."""
+    try:
+        return 200, s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    except ClientError:
+        pass
+    redirect = apply_routing_rules(
+        s3.get_bucket_website(Bucket=BUCKET), key, 404, request_host="img.example.com"
+    )
+    assert redirect is not None
+    assert redirect.status == 307
+    response = client.http.get(urlsplit(redirect.location).path)
+    if response.status_code != 307:
+        return response.status_code, json.loads(response.body)
+    location = response.headers["Location"]
+    assert location.startswith(PUBLIC_URL + "/")
+    stored_key = location.removeprefix(PUBLIC_URL + "/")
+    return website_get(s3, client, unquote(stored_key))
+
+
+@pytest.fixture
+def website(s3: Any) -> Any:
+    s3.put_bucket_website(Bucket=BUCKET, WebsiteConfiguration=website_configuration(API_URL))
+    return s3
+
+
+def test_miss_stores_variant_and_redirects_to_public_url(website: Any, client: Any) -> None:
+    website.put_object(Bucket=BUCKET, Key="photos/cat.jpg", Body=corpus.jpeg((1600, 1200)))
+    response = client.http.get("/resize/300x300/photos/cat.jpg")
+    assert response.status_code == 307
+    assert response.headers["Location"] == f"{PUBLIC_URL}/300x300/photos/cat.jpg"
+    assert response.headers["Cache-Control"] == "no-store"
+    head = website.head_object(Bucket=BUCKET, Key="300x300/photos/cat.jpg")
+    assert head["ContentType"] == "image/jpeg"
+    assert head["CacheControl"] == "public, max-age=31536000, immutable"
+
+
+def test_full_chain_then_hit(website: Any, client: Any) -> None:
+    website.put_object(Bucket=BUCKET, Key="photos/cat.jpg", Body=corpus.jpeg((1600, 1200)))
+    status, body = website_get(website, client, "300x300/photos/cat.jpg")
+    assert status == 200
+    assert isinstance(body, bytes)
+    assert corpus.opened(body).size == (300, 225)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "café au lait (1).jpg",
+        "a/b/c/d/e/f/g/h/i/deep.jpg",
+        "plus+sign & 'quote' 100%.jpg",
+        "x/xx/300x200/x-ray.jpg",
+        "日本/写真.jpg",
+    ],
+)
+def test_awkward_keys_round_trip(website: Any, client: Any, key: str) -> None:
+    website.put_object(Bucket=BUCKET, Key=key, Body=corpus.jpeg((400, 300)))
+    status, body = website_get(website, client, f"100x/{key}")
+    assert status == 200, body
+    assert website.head_object(Bucket=BUCKET, Key=f"100x/{key}")["ContentType"] == "image/jpeg"
+    response = client.http.get(f"/resize/100x/{quote(key)}")
+    assert response.headers["Location"] == f"{PUBLIC_URL}/100x/{quote(key)}"
+
+
+def test_missing_original_is_404_json_and_never_a_redirect(website: Any, client: Any) -> None:
+    response = client.http.get("/resize/300x300/nope.jpg")
+    assert response.status_code == 404
+    assert "Location" not in response.headers
+    assert json.loads(response.body)["code"] == "original_not_found"
+    assert website.list_objects_v2(Bucket=BUCKET)["KeyCount"] == 0
+
+
+def test_key_without_size_is_404_json(client: Any) -> None:
+    response = client.http.get("/resize/cat.jpg")
+    assert response.status_code == 404
+    assert json.loads(response.body)["code"] == "not_a_variant_url"
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "code"),
+    [
+        ("/resize/300X300/a.jpg", 400, "non_canonical_size"),
+        ("/resize/0300x300/a.jpg", 400, "non_canonical_size"),
+        ("/resize/abc/a.jpg", 400, "invalid_size"),
+        ("/resize/5000x/a.jpg", 400, "invalid_size"),
+        ("/resize/300x/a/%2E%2E/b.jpg", 400, "invalid_key"),
+        ("/resize/300x/%FF.jpg", 400, "invalid_key"),
+    ],
+)
+def test_bad_requests_get_json_errors_and_store_nothing(
+    s3: Any, client: Any, path: str, status: int, code: str
+) -> None:
+    s3.put_object(Bucket=BUCKET, Key="a.jpg", Body=corpus.jpeg((400, 300)))
+    response = client.http.get(path)
+    assert response.status_code == status
+    assert json.loads(response.body)["code"] == code
+    assert response.headers["Cache-Control"] == "no-store"
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]] == ["a.jpg"]
+
+
+def test_not_an_image_is_415_and_stores_nothing(s3: Any, client: Any) -> None:
+    s3.put_object(Bucket=BUCKET, Key="notes.txt", Body=b"hello")
+    response = client.http.get("/resize/300x/notes.txt")
+    assert response.status_code == 415
+    assert json.loads(response.body)["code"] == "unsupported_format"
+    assert s3.list_objects_v2(Bucket=BUCKET)["KeyCount"] == 1
+
+
+def test_allowed_sizes_refuse_others_with_403(
+    s3: Any, client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ALLOWED_SIZES", "300x300,x120")
+    runtime.reset()
+    s3.put_object(Bucket=BUCKET, Key="a.jpg", Body=corpus.jpeg((400, 300)))
+    assert client.http.get("/resize/x120/a.jpg").status_code == 307
+    refused = client.http.get("/resize/301x300/a.jpg")
+    assert refused.status_code == 403
+    assert json.loads(refused.body)["code"] == "size_not_allowed"
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]}
+    assert keys == {"a.jpg", "x120/a.jpg"}
+
+
+def test_redirect_ignores_host_and_forwarded_headers(s3: Any, client: Any) -> None:
+    s3.put_object(Bucket=BUCKET, Key="a.jpg", Body=corpus.jpeg((400, 300)))
+    response = client.http.get(
+        "/resize/100x/a.jpg",
+        headers={
+            "Host": "evil.example",
+            "X-Forwarded-Host": "evil.example",
+            "X-Forwarded-Proto": "http",
+        },
+    )
+    assert response.headers["Location"] == f"{PUBLIC_URL}/100x/a.jpg"
+
+
+def test_unexpected_failure_is_json_500(
+    s3: Any, client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s3.put_object(Bucket=BUCKET, Key="a.jpg", Body=corpus.jpeg((400, 300)))
+
+    def explode(*_: object) -> None:
+        raise RuntimeError("boom with secret detail")
+
+    monkeypatch.setattr("chalicelib.service.render", explode)
+    response = client.http.get("/resize/100x/a.jpg")
+    assert response.status_code == 500
+    assert json.loads(response.body) == {"code": "internal_error", "message": "internal error"}
+
+
+def test_health(client: Any) -> None:
+    response = client.http.get("/health")
+    assert response.status_code == 200
+
+
+def test_missing_configuration_is_a_clear_500(client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PUBLIC_URL")
+    runtime.reset()
+    response = client.http.get("/resize/100x/a.jpg")
+    assert response.status_code == 500
+    assert json.loads(response.body)["code"] == "misconfigured"

@@ -1,0 +1,55 @@
+"""Settings: defaults, validation, and ALLOWED_SIZES parsing."""
+
+from __future__ import annotations
+
+import pytest
+
+from chalicelib.config import ConfigError, Settings
+from chalicelib.grammar import ResizeSpec
+
+BASE = {"IMAGE_BUCKET": "images", "PUBLIC_URL": "https://img.example.com/"}
+
+
+def test_defaults() -> None:
+    settings = Settings.from_env(BASE)
+    assert settings.bucket == "images"
+    assert settings.public_url == "https://img.example.com"  # trailing slash dropped
+    assert settings.max_dimension == 4096
+    assert settings.allowed_sizes is None
+    assert settings.s3_endpoint_url is None
+
+
+def test_allowed_sizes_are_parsed_with_the_url_grammar() -> None:
+    settings = Settings.from_env({**BASE, "ALLOWED_SIZES": "300x300, 640x ,x120"})
+    assert settings.allowed_sizes == {
+        ResizeSpec(300, 300),
+        ResizeSpec(640, None),
+        ResizeSpec(None, 120),
+    }
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"PUBLIC_URL": "https://x"},
+        {**BASE, "IMAGE_BUCKET": " "},
+        {**BASE, "PUBLIC_URL": "img.example.com"},
+        {**BASE, "PUBLIC_URL": "ftp://img.example.com"},
+        {**BASE, "PUBLIC_URL": "https://img.example.com/?a=1"},
+        {**BASE, "MAX_DIMENSION": "0"},
+        {**BASE, "MAX_DIMENSION": "lots"},
+        {**BASE, "MAX_DIMENSION": "99999"},
+        {**BASE, "ALLOWED_SIZES": "300X300"},
+        {**BASE, "MAX_DIMENSION": "100", "ALLOWED_SIZES": "300x300"},
+    ],
+)
+def test_bad_settings_fail_loudly(env: dict[str, str]) -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env(env)
+    assert info.value.status == 500
+
+
+def test_settings_are_frozen() -> None:
+    settings = Settings.from_env(BASE)
+    with pytest.raises(AttributeError):
+        settings.bucket = "other"  # type: ignore[misc]

@@ -1,0 +1,102 @@
+"""End to end: s3rver and `chalice local` as real processes, followed with `requests`."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+import requests
+
+from tests import corpus
+
+pytestmark = pytest.mark.e2e
+
+
+def put(stack: Any, key: str, body: bytes) -> None:
+    stack.s3_client().put_object(Bucket=stack.bucket, Key=key, Body=body)
+
+
+def url(stack: Any, size: str, key: str) -> str:
+    return f"{stack.public_url}/{size}/{quote(key)}"
+
+
+def test_miss_redirects_through_api_then_hit_is_plain_200(local_stack: Any) -> None:
+    put(local_stack, "e2e/cat.jpg", corpus.jpeg((1600, 1200)))
+    first = requests.get(url(local_stack, "300x300", "e2e/cat.jpg"), timeout=30)
+    assert first.status_code == 200
+    assert [r.status_code for r in first.history] == [307, 307]
+    assert first.history[0].headers["Location"].startswith(f"{local_stack.api_url}/resize/")
+    assert first.history[1].headers["Location"] == url(local_stack, "300x300", "e2e/cat.jpg")
+    assert first.headers["Content-Type"] == "image/jpeg"
+    assert first.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert corpus.opened(first.content).size == (300, 225)
+
+    second = requests.get(url(local_stack, "300x300", "e2e/cat.jpg"), timeout=30)
+    assert second.status_code == 200
+    assert second.history == []
+    assert second.content == first.content
+
+
+def test_missing_original_is_404_json_without_loop(local_stack: Any) -> None:
+    response = requests.get(url(local_stack, "300x300", "e2e/none.jpg"), timeout=30)
+    assert response.status_code == 404
+    assert response.json()["code"] == "original_not_found"
+    assert [r.status_code for r in response.history] == [307]
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "e2e/café au lait (1).jpg",
+        "e2e/a/b/c/d/e/f/g/h/nine deep.jpg",
+        "e2e/plus+sign 'quoted' 100%.jpg",
+        "e2e/日本語/x-ray 300x200.jpg",
+    ],
+)
+def test_awkward_keys_through_the_website_endpoint(local_stack: Any, key: str) -> None:
+    put(local_stack, key, corpus.jpeg((400, 300)))
+    response = requests.get(url(local_stack, "x150", key), timeout=30)
+    assert response.status_code == 200, response.text
+    assert corpus.opened(response.content).size == (200, 150)
+    stored = local_stack.s3_client().head_object(Bucket=local_stack.bucket, Key=f"x150/{key}")
+    assert stored["ContentType"] == "image/jpeg"
+
+
+def test_png_keeps_its_type(local_stack: Any) -> None:
+    put(local_stack, "e2e/logo.png", corpus.png_rgba((400, 400)))
+    response = requests.get(url(local_stack, "100x", "e2e/logo.png"), timeout=30)
+    assert response.headers["Content-Type"] == "image/png"
+    assert corpus.opened(response.content).mode == "RGBA"
+
+
+def test_bad_size_is_400_and_stores_nothing(local_stack: Any) -> None:
+    put(local_stack, "e2e/bad.jpg", corpus.jpeg((400, 300)))
+    response = requests.get(url(local_stack, "0300x", "e2e/bad.jpg"), timeout=30)
+    assert response.status_code == 400
+    assert response.json()["code"] == "non_canonical_size"
+    assert "'300x'" in response.json()["message"]
+    listed = local_stack.s3_client().list_objects_v2(Bucket=local_stack.bucket, Prefix="0300x/")
+    assert listed["KeyCount"] == 0
+    # The service is still healthy afterwards.
+    assert requests.get(url(local_stack, "300x", "e2e/bad.jpg"), timeout=30).status_code == 200
+
+
+def test_over_max_dimension_is_refused(local_stack: Any) -> None:
+    put(local_stack, "e2e/max.jpg", corpus.jpeg((400, 300)))
+    response = requests.get(
+        url(local_stack, "2001x", "e2e/max.jpg"), timeout=30
+    )  # MAX_DIMENSION=2000
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_size"
+
+
+def test_concurrent_misses_all_succeed_with_identical_bytes(local_stack: Any) -> None:
+    put(local_stack, "e2e/busy.jpg", corpus.jpeg((2000, 1500)))
+    target = url(local_stack, "500x", "e2e/busy.jpg")
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        responses = list(pool.map(lambda _: requests.get(target, timeout=60), range(8)))
+    assert {r.status_code for r in responses} == {200}
+    assert len({r.content for r in responses}) == 1
+    assert corpus.opened(responses[0].content).size == (500, 375)

@@ -1,0 +1,120 @@
+"""Size tokens and keys: canonical only, decoded exactly once."""
+
+from __future__ import annotations
+
+import pytest
+
+from chalicelib.errors import InvalidKey, InvalidSize, NonCanonicalSize
+from chalicelib.grammar import MAX_KEY_BYTES, ResizeSpec, parse_key, parse_size
+
+
+@pytest.mark.parametrize(
+    ("text", "width", "height"),
+    [
+        ("300x200", 300, 200),
+        ("300x", 300, None),
+        ("x200", None, 200),
+        ("1x1", 1, 1),
+        ("4096x4096", 4096, 4096),
+    ],
+)
+def test_canonical_sizes_parse(text: str, width: int | None, height: int | None) -> None:
+    spec = parse_size(text, 4096)
+    assert spec == ResizeSpec(width, height)
+    assert spec.token == text
+
+
+@pytest.mark.parametrize(
+    ("text", "canonical"),
+    [
+        ("0300x200", "300x200"),
+        ("300X200", "300x200"),
+        ("300×200", "300x200"),
+        (" 300x200", "300x200"),
+        ("300x0200", "300x200"),
+        ("\uff13\uff10\uff10x", "300x"),  # fullwidth digits
+        ("x007", "x7"),
+    ],
+)
+def test_non_canonical_sizes_name_the_canonical_form(text: str, canonical: str) -> None:
+    with pytest.raises(NonCanonicalSize) as info:
+        parse_size(text, 4096)
+    assert repr(canonical) in info.value.public_message
+    assert info.value.status == 400
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "x",
+        "300",
+        "0x0",
+        "0x200",
+        "-1x200",
+        "1e3x",
+        "300x200x",
+        "4097x",
+        "x4097",
+        "300x200.5",
+        "9" * 5000 + "x",
+        "abc",
+        "300x200?q=1",
+        "\uff13",  # a fullwidth digit alone
+    ],
+)
+def test_malformed_or_out_of_range_sizes_are_refused(text: str) -> None:
+    with pytest.raises(InvalidSize) as info:
+        parse_size(text, 4096)
+    assert info.value.status == 400
+
+
+def test_max_dimension_is_a_parameter() -> None:
+    assert parse_size("500x", 500) == ResizeSpec(500, None)
+    with pytest.raises(InvalidSize):
+        parse_size("501x", 500)
+
+
+def test_variant_key_is_token_then_original_key() -> None:
+    assert ResizeSpec(300, None).variant_key("a/b.jpg") == "300x/a/b.jpg"
+    assert ResizeSpec(None, 20).variant_key("b.jpg") == "x20/b.jpg"
+
+
+@pytest.mark.parametrize(
+    ("segments", "key"),
+    [
+        (["photos", "cat.jpg"], "photos/cat.jpg"),
+        (["a%20b", "caf%C3%A9.jpg"], "a b/café.jpg"),
+        (["100%25.jpg"], "100%.jpg"),
+        (["a+b(1)'s.jpg"], "a+b(1)'s.jpg"),  # '+' in a path is a plus, not a space
+        (["100%2541.jpg"], "100%41.jpg"),  # decoded once, not twice
+        (["x-ray x.jpg"], "x-ray x.jpg"),
+        ([f"d{i}" for i in range(12)], "/".join(f"d{i}" for i in range(12))),
+    ],
+)
+def test_keys_are_joined_and_decoded_exactly_once(segments: list[str], key: str) -> None:
+    assert parse_key(segments) == key
+
+
+@pytest.mark.parametrize(
+    "segments",
+    [
+        ["a", "", "b"],
+        ["a", ".", "b"],
+        ["..", "b"],
+        ["%2E%2E", "b"],
+        ["a%00b"],
+        ["a%0Ab"],
+        ["%FF.jpg"],  # not UTF-8
+        ["a" * (MAX_KEY_BYTES + 1)],
+        ["é" * (MAX_KEY_BYTES // 2 + 1)],  # the limit is in bytes, not characters
+    ],
+)
+def test_bad_keys_are_refused(segments: list[str]) -> None:
+    with pytest.raises(InvalidKey) as info:
+        parse_key(segments)
+    assert info.value.status == 400
+
+
+def test_longest_key_is_accepted() -> None:
+    assert len(parse_key(["a" * MAX_KEY_BYTES])) == MAX_KEY_BYTES
