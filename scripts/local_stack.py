@@ -15,10 +15,12 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import boto3
 import requests
@@ -199,8 +201,6 @@ def main() -> int:
     )
     with stack:
         keys = stack.upload_samples()
-        from urllib.parse import quote
-
         print(f"\nWebsite (public base): {stack.public_url}")
         print(f"Resize API:            {stack.api_url}/resize/<size>/<key>")
         print(f"S3 API (S3RVER/S3RVER): {stack.s3_url}\n")
@@ -213,11 +213,18 @@ def main() -> int:
             f"{stack.public_url}/300x300/{quote(keys[0])}"
         )
         print(f"\nLogs: {stack.data_dir}/*.log.  Ctrl-C stops both servers.")
-        try:
-            signal.pause()
-        except KeyboardInterrupt:
-            print("\nstopping")
+        wait_for_stop_signal()
+        print("\nstopping")
     return 0
+
+
+def wait_for_stop_signal() -> None:
+    """Block until Ctrl-C or SIGTERM, even where the shell started us with SIGINT ignored."""
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    while not stop.wait(1.0):
+        pass
 
 
 if __name__ == "__main__":
