@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from chalicelib.errors import Misconfigured, ServiceError
 from chalicelib.grammar import ResizeSpec, parse_size
+from chalicelib.imaging import ImagingLimits
 
 CACHE_CONTROL_VARIANT = "public, max-age=31536000, immutable"
 
@@ -30,6 +31,7 @@ class Settings:
     s3_endpoint_url: str | None = None
     max_dimension: int = 4096
     allowed_sizes: frozenset[ResizeSpec] | None = None
+    imaging: ImagingLimits = field(default_factory=ImagingLimits)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -44,6 +46,13 @@ class Settings:
             s3_endpoint_url=env.get("S3_ENDPOINT_URL") or None,
             max_dimension=max_dimension,
             allowed_sizes=_allowed_sizes(env.get("ALLOWED_SIZES", ""), max_dimension),
+            imaging=ImagingLimits(
+                background=_colour(env.get("BACKGROUND_COLOR", "")),
+                max_frames=_int(env, "MAX_ANIMATION_FRAMES", 300, low=1, high=10_000),
+                max_animation_pixels=_int(
+                    env, "MAX_ANIMATION_PIXELS", 100_000_000, low=1, high=10_000_000_000
+                ),
+            ),
         )
 
 
@@ -54,6 +63,15 @@ def _int(env: Mapping[str, str], name: str, default: int, *, low: int, high: int
     if not raw.isascii() or not raw.isdigit() or not low <= int(raw) <= high:
         raise ConfigError(f"{name} must be a whole number from {low} to {high}, got {raw!r}")
     return int(raw)
+
+
+def _colour(raw: str) -> tuple[int, int, int]:
+    """``#rrggbb`` (the default, white, when empty)."""
+    text = raw.strip() or "#ffffff"
+    if len(text) != 7 or text[0] != "#" or not all(c in "0123456789abcdefABCDEF" for c in text[1:]):
+        raise ConfigError(f"BACKGROUND_COLOR must look like #rrggbb, got {raw!r}")
+    red, green, blue = (int(text[i : i + 2], 16) for i in (1, 3, 5))
+    return red, green, blue
 
 
 def _public_url(raw: str) -> str:

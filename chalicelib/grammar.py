@@ -1,84 +1,180 @@
 """The URL grammar: size tokens and object keys, parsed once into typed values.
 
-A size token has exactly one spelling per variant, so two URLs can never
-create the same image twice:
+A size token is ``<box>[-<fit>][@<dpr>x][-q<quality>][.<format>]`` and has
+exactly one spelling per variant, so two URLs never create the same image twice:
 
-==========  =====================================================
-``300x200`` fit inside 300×200, keep the aspect ratio
-``300x``    300 wide, height follows the aspect ratio
-``x200``    200 high, width follows the aspect ratio
-==========  =====================================================
+=========================  ==================================================
+``300x200``                fit inside 300×200, keep the aspect ratio
+``300x`` / ``x200``        300 wide / 200 high, the other side follows
+``300x200-cover``          fill 300×200 exactly, cropping the overflow (centred)
+``300x200-pad``            fit inside, then letterbox to exactly 300×200
+``300x200@2x``             device pixel ratio 2 or 3: a 600×400 box
+``300x200.webp``           output format: ``jpeg``, ``png``, ``webp``, ``avif``
+``300x200-q70.webp``       quality 1–100, only with an explicit lossy format
+=========================  ==================================================
 
-Dimensions are ASCII digits without leading zeros, from 1 to the configured
-maximum, joined by a lowercase ``x``.  Images are never enlarged.
+Canonical means: ASCII digits without leading zeros, lowercase, defaults left
+out (``inside``, ``@1x``, the format's default quality).  A recognisable but
+non-canonical spelling is refused with an error naming the canonical one.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from enum import StrEnum
 from urllib.parse import unquote
 
 from chalicelib.errors import InvalidKey, InvalidSize, NonCanonicalSize
 
-# Loose on purpose: it recognises what a person probably meant, so that a
-# non-canonical spelling gets an error naming the canonical one.
-_LOOSE_SIZE = re.compile(r"\s*(\d*)\s*[xX×]\s*(\d*)\s*")
-_CANONICAL_SIZE = re.compile(r"([1-9][0-9]*)?x([1-9][0-9]*)?", re.ASCII)
-# More digits than any sane maximum; refuses before int() sees a huge string.
-_MAX_DIGITS = 6
 MAX_KEY_BYTES = 1024
+MAX_DPR = 3
+# More digits than any sane value; refuses before int() sees a huge string.
+_MAX_DIGITS = 6
+
+
+class Fit(StrEnum):
+    INSIDE = "inside"
+    COVER = "cover"
+    PAD = "pad"
+
+
+@dataclass(frozen=True)
+class OutputFormat:
+    """An output format a URL may ask for."""
+
+    name: str  # as spelled in URLs
+    pillow: str  # Pillow's format name
+    content_type: str
+    default_quality: int | None  # None: lossless, takes no quality
+
+
+OUTPUT_FORMATS = {
+    f.name: f
+    for f in (
+        OutputFormat("jpeg", "JPEG", "image/jpeg", 85),
+        OutputFormat("png", "PNG", "image/png", None),
+        OutputFormat("webp", "WEBP", "image/webp", 80),
+        OutputFormat("avif", "AVIF", "image/avif", 60),
+    )
+}
+_FORMAT_ALIASES = {"jpg": "jpeg"}
+
+# Loose on purpose: recognises what a person probably meant (any case, spaces,
+# Unicode digits, defaults spelled out), so the error can name the canonical form.
+_LOOSE_TOKEN = re.compile(
+    r"""\s*(?P<width>\d*)\s*[xX×]\s*(?P<height>\d*)\s*
+    (?:-\s*(?P<fit>[A-Za-z]+)\s*)?
+    (?:@\s*(?P<dpr>\d+)\s*[xX]\s*)?
+    (?:-\s*[qQ]\s*(?P<quality>\d+)\s*)?
+    (?:\.\s*(?P<format>[A-Za-z0-9]+)\s*)?""",
+    re.VERBOSE,
+)
 
 
 @dataclass(frozen=True)
 class ResizeSpec:
-    """A requested variant: the box to fit the image inside (None: unconstrained)."""
+    """A requested variant: box, fit mode, pixel ratio, output format and quality."""
 
     width: int | None
     height: int | None
+    fit: Fit = Fit.INSIDE
+    dpr: int = 1
+    output: OutputFormat | None = None  # None: the original's own format
+    quality: int | None = None  # None: the output format's default
 
     @property
     def token(self) -> str:
         """The canonical size token, the first segment of the variant key."""
-        return f"{self.width or ''}x{self.height or ''}"
+        token = f"{self.width or ''}x{self.height or ''}"
+        if self.fit is not Fit.INSIDE:
+            token += f"-{self.fit}"
+        if self.dpr != 1:
+            token += f"@{self.dpr}x"
+        if self.quality is not None:
+            token += f"-q{self.quality}"
+        if self.output is not None:
+            token += f".{self.output.name}"
+        return token
+
+    @property
+    def box(self) -> tuple[int | None, int | None]:
+        """The box in output pixels (the pixel ratio applied)."""
+        return (
+            self.width * self.dpr if self.width else None,
+            self.height * self.dpr if self.height else None,
+        )
 
     def variant_key(self, original_key: str) -> str:
         """Where the variant of ``original_key`` is stored."""
         return f"{self.token}/{original_key}"
 
+    def without_output(self) -> ResizeSpec:
+        """The same variant in the original's own format."""
+        return replace(self, output=None, quality=None)
+
 
 def parse_size(text: str, max_dimension: int) -> ResizeSpec:
     """Parse a canonical size token or raise InvalidSize / NonCanonicalSize."""
-    match = _CANONICAL_SIZE.fullmatch(text)
-    if match is None or (match.group(1) is None and match.group(2) is None):
-        raise _explain_bad_size(text, max_dimension)
-    width, height = (_dimension(group, max_dimension) for group in match.groups())
-    return ResizeSpec(width, height)
-
-
-def _dimension(digits: str | None, max_dimension: int) -> int | None:
-    if digits is None:
-        return None
-    if len(digits) > _MAX_DIGITS or int(digits) > max_dimension:
+    match = _LOOSE_TOKEN.fullmatch(text)
+    if match is None or not (match["width"] or match["height"]):
         raise InvalidSize(
-            f"each dimension must be between 1 and {max_dimension}",
-            f"dimension {digits[:20]!r} over {max_dimension}",
+            "size must look like 300x200, 300x or x200, optionally followed by "
+            f"-cover or -pad, @2x or @3x, -q<1-100> and .jpeg/.png/.webp/.avif; "
+            f"dimensions from 1 to {max_dimension}"
         )
+    spec = _spec_from(match, max_dimension)
+    if spec.token != text:
+        raise NonCanonicalSize(f"size {text!r} is not in canonical form; use {spec.token!r}")
+    return spec
+
+
+def _spec_from(match: re.Match[str], max_dimension: int) -> ResizeSpec:
+    width = _number(match["width"], "width", 1, max_dimension)
+    height = _number(match["height"], "height", 1, max_dimension)
+    fit = _fit(match["fit"])
+    if fit is not Fit.INSIDE and not (width and height):
+        raise InvalidSize(f"-{fit} needs both a width and a height, e.g. 300x200-{fit}")
+    dpr = _number(match["dpr"], "pixel ratio", 1, MAX_DPR) or 1
+    output = _output_format(match["format"])
+    quality = _number(match["quality"], "quality", 1, 100)
+    if quality is not None:
+        if output is None or output.default_quality is None:
+            raise InvalidSize("-q<quality> needs an explicit lossy format: .jpeg, .webp or .avif")
+        if quality == output.default_quality:
+            quality = None
+    spec = ResizeSpec(width, height, fit, dpr, output, quality)
+    if any(side and side > max_dimension for side in spec.box):
+        raise InvalidSize(f"size times pixel ratio must stay within {max_dimension} pixels")
+    return spec
+
+
+def _number(digits: str | None, what: str, low: int, high: int) -> int | None:
+    if not digits:
+        return None
+    # int() accepts any Unicode decimal digit, e.g. fullwidth ones: that's a
+    # non-canonical spelling, caught when the token is rendered back.
+    if len(digits) > _MAX_DIGITS or not low <= int(digits) <= high:
+        raise InvalidSize(f"{what} must be between {low} and {high}")
     return int(digits)
 
 
-def _explain_bad_size(text: str, max_dimension: int) -> InvalidSize | NonCanonicalSize:
-    """Name the canonical spelling when the intent is clear, else describe the grammar."""
-    loose = _LOOSE_SIZE.fullmatch(text)
-    if loose and all(len(group) <= _MAX_DIGITS for group in loose.groups()):
-        # int() accepts any Unicode decimal digit, e.g. fullwidth ones.
-        dims = [int(group) if group else None for group in loose.groups()]
-        if any(dims) and all(d is None or 1 <= d <= max_dimension for d in dims):
-            canonical = ResizeSpec(*dims).token
-            return NonCanonicalSize(f"size {text!r} is not in canonical form; use {canonical!r}")
-    return InvalidSize(
-        f"size must be WxH, Wx or xH with dimensions from 1 to {max_dimension}, e.g. 300x200"
-    )
+def _fit(name: str | None) -> Fit:
+    if name is None:
+        return Fit.INSIDE
+    try:
+        return Fit(name.lower())
+    except ValueError:
+        raise InvalidSize(f"unknown fit mode {name!r}; use -cover or -pad") from None
+
+
+def _output_format(name: str | None) -> OutputFormat | None:
+    if name is None:
+        return None
+    name = _FORMAT_ALIASES.get(name.lower(), name.lower())
+    if name not in OUTPUT_FORMATS:
+        raise InvalidSize(f"unknown output format; use one of {', '.join(OUTPUT_FORMATS)}")
+    return OUTPUT_FORMATS[name]
 
 
 def parse_key(segments: list[str]) -> str:

@@ -1,39 +1,77 @@
-"""Imaging: original bytes in, variant bytes out.  Pure: no I/O, no settings.
+"""Imaging: original bytes in, variant bytes out.  Pure: no I/O, no settings lookups.
 
-The pipeline is a short list of steps, each a no-op when it has nothing to do:
-open → size the output → shrink on load (JPEG) → resize → upright → encode.
-Resizing happens before the EXIF rotation so the rotation moves few pixels.
+A short list of steps, each a no-op when it has nothing to do:
+open → plan the geometry → shrink on load (JPEG) → normalise the mode →
+resize (with the crop box) → upright (EXIF) → sRGB → pad → encode.
+Resizing comes before rotation and colour conversion, so those touch few pixels.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 from dataclasses import dataclass
 from io import BytesIO
 from typing import Any
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, ImageSequence, UnidentifiedImageError
 
-from chalicelib.errors import InvalidImage, UnsupportedImage
-from chalicelib.grammar import ResizeSpec
+from chalicelib.errors import InvalidImage, NonCanonicalSize, UnsupportedImage
+from chalicelib.grammar import OUTPUT_FORMATS, Fit, OutputFormat, ResizeSpec
 
-CONTENT_TYPES = {
-    "JPEG": "image/jpeg",
-    "PNG": "image/png",
-    "GIF": "image/gif",
-    "WEBP": "image/webp",
+log = logging.getLogger(__name__)
+
+# What we decode.  Everything else Pillow could open (EPS via Ghostscript, PSD,
+# ICO, PDF, ...) is refused before decoding: it has no place on a web page and
+# widens the attack surface.  MPO is how Pillow names most phone JPEGs.
+DEFAULT_OUTPUT = {
+    "JPEG": "jpeg",
+    "MPO": "jpeg",
+    "PNG": "png",
+    "GIF": "gif",
+    "WEBP": "webp",
+    "AVIF": "avif",
+    # Browsers can't show these; PNG keeps every pixel and any alpha.
+    "BMP": "png",
+    "TIFF": "png",
 }
+# Pillow's JPEG opener itself returns MPO files, so MPO is not asked for by name.
+INPUT_FORMATS = tuple(name for name in DEFAULT_OUTPUT if name != "MPO")
 
-# Chosen for a CDN-served variant: encoded once, downloaded many times.
+GIF = OutputFormat("gif", "GIF", "image/gif", None)  # an output only when the original is a GIF
+FORMATS = {**OUTPUT_FORMATS, "gif": GIF}
+ANIMATED_OUTPUTS = frozenset({"GIF", "WEBP"})
+ALPHA_OUTPUTS = frozenset({"PNG", "GIF", "WEBP", "AVIF"})
+
+# Encoder settings measured for bounded latency on a 1000×750 output (see README):
+# WebP method 2 is 2.4× faster than 4 for the same size; AVIF speed 9 is ~10×
+# faster than its default; PNG level 3 is 2.5× faster than 6 for ~8% more bytes.
+# Quality defaults live in grammar.OUTPUT_FORMATS, next to the URL syntax.
 SAVE_OPTIONS: dict[str, dict[str, Any]] = {
-    "JPEG": {"quality": 85, "optimize": True},
+    "JPEG": {"optimize": True},
     "PNG": {"compress_level": 3},
     "GIF": {"optimize": False},
-    "WEBP": {"quality": 80, "method": 4},
+    "WEBP": {"method": 2},
+    "AVIF": {"speed": 9, "max_threads": 1},
 }
+# Progressive JPEG costs ~2.5× the encode time; it pays only on images large
+# enough to be seen loading.
+PROGRESSIVE_MIN_PIXELS = 640_000
 
-# EXIF orientations 5–8 store the picture rotated by 90°: width and height swap.
+# EXIF orientations 5–8 store the picture turned by 90°: width and height swap.
 _SWAPPING_ORIENTATIONS = frozenset({5, 6, 7, 8})
 _ORIENTATION_TAG = 0x0112
+_HIGH_BIT_DEPTH = frozenset({"I", "F", "I;16", "I;16L", "I;16B", "I;16N"})
+_SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+@dataclass(frozen=True)
+class ImagingLimits:
+    """Policy the pipeline needs: a background and the animation budget."""
+
+    background: tuple[int, int, int] = (255, 255, 255)
+    max_frames: int = 300
+    max_animation_pixels: int = 100_000_000  # frames × width × height of the original
 
 
 @dataclass(frozen=True)
@@ -42,72 +80,242 @@ class Rendered:
     content_type: str
     width: int
     height: int
+    frames: int = 1
 
 
-def render(original: bytes, spec: ResizeSpec) -> Rendered:
-    """Resize an encoded image to fit ``spec`` and encode it in its own format."""
+@dataclass(frozen=True)
+class Geometry:
+    """Where the output's pixels come from, in the original's upright coordinates."""
+
+    source: tuple[int, int]  # the original's size
+    crop: tuple[int, int]  # centred region of the original that is kept
+    content: tuple[int, int]  # size the kept region is resampled to
+    canvas: tuple[int, int]  # final size (larger than content only for pad)
+
+
+def render(original: bytes, spec: ResizeSpec, limits: ImagingLimits | None = None) -> Rendered:
+    """Resize an encoded image to ``spec`` and encode it."""
+    limits = limits or ImagingLimits()
     try:
-        with Image.open(BytesIO(original)) as image:
-            output_format = _output_format(image.format)
-            swaps = _orientation(image) in _SWAPPING_ORIENTATIONS
-            upright_size = _swap(image.size) if swaps else image.size
-            target = fitted_size(upright_size, spec)
-            stored_target = _swap(target) if swaps else target
-            shrink_on_load(image, stored_target)
-            resized = resize(image, stored_target)
-            ImageOps.exif_transpose(resized, in_place=True)
-            return encode(resized, output_format)
+        with Image.open(BytesIO(original), formats=INPUT_FORMATS) as image:
+            output = output_format(image.format, spec)
+            if _animate(image, output, limits):
+                return _render_animation(image, spec, output, limits)
+            return _render_still(image, spec, output, limits)
     except UnidentifiedImageError as err:
         raise UnsupportedImage(
-            "the original is not an image in a supported format", str(err)
+            "the original is not a JPEG, PNG, GIF, WebP, AVIF, BMP or TIFF image", str(err)
         ) from err
-    except (OSError, SyntaxError, ValueError) as err:
+    except (OSError, SyntaxError, ValueError, EOFError) as err:
         # Pillow reports truncated and corrupt data with these types.
         raise InvalidImage("the original image is corrupt or truncated", repr(err)) from err
 
 
-def fitted_size(size: tuple[int, int], spec: ResizeSpec) -> tuple[int, int]:
-    """The largest size within the spec's box that keeps the aspect ratio, never enlarged."""
+def output_format(source_format: str | None, spec: ResizeSpec) -> OutputFormat:
+    """The URL's format, else the original's; asking for the original's own is non-canonical."""
+    default = FORMATS[DEFAULT_OUTPUT[source_format or ""]]
+    if spec.output is None:
+        return default
+    if spec.output == default and spec.quality is None:
+        # Two URLs would make the same bytes; the short one is canonical.
+        raise NonCanonicalSize(
+            f"the original is already {default.name}; use {spec.without_output().token!r}"
+        )
+    return spec.output
+
+
+def plan(size: tuple[int, int], spec: ResizeSpec) -> Geometry:
+    """The crop, resample size and canvas for ``spec``; never enlarges the image."""
     width, height = size
+    box_width, box_height = spec.box
+    if spec.fit is Fit.COVER and box_width and box_height:  # the grammar requires both
+        # Shrink the box until it fits inside the original, keeping its shape.
+        shrink = max(1.0, box_width / width, box_height / height)
+        content = (max(1, round(box_width / shrink)), max(1, round(box_height / shrink)))
+        scale = max(content[0] / width, content[1] / height)
+        crop = (min(width, round(content[0] / scale)), min(height, round(content[1] / scale)))
+        return Geometry(size, crop, content, content)
     scale = min(
         1.0,
-        spec.width / width if spec.width else 1.0,
-        spec.height / height if spec.height else 1.0,
+        box_width / width if box_width else 1.0,
+        box_height / height if box_height else 1.0,
     )
-    return max(1, round(width * scale)), max(1, round(height * scale))
+    content = (max(1, round(width * scale)), max(1, round(height * scale)))
+    canvas = (box_width, box_height) if spec.fit is Fit.PAD else content
+    return Geometry(size, size, content, canvas)  # type: ignore[arg-type]
 
 
-def shrink_on_load(image: Image.Image, size: tuple[int, int]) -> None:
-    """Let the JPEG decoder scale by 1/2, 1/4 or 1/8 while staying at least ``size``."""
-    if image.format == "JPEG":
-        image.draft(None, size)
+def fitted_size(size: tuple[int, int], spec: ResizeSpec) -> tuple[int, int]:
+    """The output size for ``spec`` from an upright original of ``size``."""
+    return plan(size, spec).canvas
 
 
-def resize(image: Image.Image, size: tuple[int, int]) -> Image.Image:
-    """Resample to ``size`` with Lanczos, reducing by whole factors first when far off."""
-    if image.mode in ("1", "P", "PA"):
-        image = image.convert("RGBA" if image.has_transparency_data else "RGB")
-    if image.size == size:
+def _render_still(
+    image: Image.Image, spec: ResizeSpec, output: OutputFormat, limits: ImagingLimits
+) -> Rendered:
+    swaps = _orientation(image) in _SWAPPING_ORIENTATIONS
+    geometry = plan(_swap(image.size) if swaps else image.size, spec)
+    stored = _swap_geometry(geometry) if swaps else geometry
+    shrink_on_load(image, stored)
+    icc_profile = image.info.get("icc_profile")
+    frame = resample(normalise_mode(image), stored)
+    ImageOps.exif_transpose(frame, in_place=True)
+    frame = to_srgb(frame, icc_profile)
+    frame = pad(frame, geometry.canvas, limits.background)
+    return encode([frame], output, spec, limits.background)
+
+
+def _render_animation(
+    image: Image.Image, spec: ResizeSpec, output: OutputFormat, limits: ImagingLimits
+) -> Rendered:
+    geometry = plan(image.size, spec)
+    frames, durations, disposals = [], [], []
+    for frame in ImageSequence.Iterator(image):
+        durations.append(int(frame.info.get("duration", 0)))
+        disposals.append(int(getattr(frame, "disposal_method", 0)))
+        # Each frame Pillow yields is already composited onto the ones before it.
+        resized = resample(frame.convert("RGBA"), geometry)
+        frames.append(pad(resized, geometry.canvas, limits.background))
+    options = {
+        "save_all": True,
+        "append_images": frames[1:],
+        "duration": durations,
+        "loop": int(image.info.get("loop", 0)),
+    }
+    if output.pillow == "GIF":
+        options["disposal"] = disposals
+    return encode(frames, output, spec, limits.background, **options)
+
+
+def _animate(image: Image.Image, output: OutputFormat, limits: ImagingLimits) -> bool:
+    """Keep every frame when the output can animate and the budget allows."""
+    frames = int(getattr(image, "n_frames", 1))
+    if frames < 2 or output.pillow not in ANIMATED_OUTPUTS:
+        return False
+    pixels = frames * image.size[0] * image.size[1]
+    if frames > limits.max_frames or pixels > limits.max_animation_pixels:
+        # Over budget the first frame is served still: the page shows a picture,
+        # and one request can't buy minutes of CPU.
+        log.warning(
+            "animation over budget (%d frames, %d pixels): first frame only", frames, pixels
+        )
+        return False
+    return True
+
+
+def shrink_on_load(image: Image.Image, geometry: Geometry) -> None:
+    """Let the JPEG decoder scale by 1/2, 1/4 or 1/8, staying at least as large as needed."""
+    if image.format not in ("JPEG", "MPO"):
+        return
+    scale = max(c / k for c, k in zip(geometry.content, geometry.crop, strict=True))
+    image.draft(None, (math.ceil(image.size[0] * scale), math.ceil(image.size[1] * scale)))
+
+
+def normalise_mode(image: Image.Image) -> Image.Image:
+    """A mode Lanczos can resample without losing alpha, depth or colour."""
+    if image.mode in ("RGB", "RGBA", "L", "LA", "CMYK", "I;16"):
+        return image
+    if image.mode in _HIGH_BIT_DEPTH:
+        return image.convert("I;16")
+    if image.mode == "1":
+        return image.convert("L")
+    if image.mode in ("P", "PA"):
+        return image.convert("RGBA" if image.has_transparency_data else "RGB")
+    return image.convert("RGB")  # YCbCr, LAB, HSV
+
+
+def resample(image: Image.Image, geometry: Geometry) -> Image.Image:
+    """Crop the centred region and resample it with Lanczos; one pass either way.
+
+    ``image`` may be smaller than the original (shrink-on-load), so the crop box
+    is scaled to the image's actual size.
+    """
+    (crop_width, crop_height), (full_width, full_height) = geometry.crop, geometry.source
+    x_scale, y_scale = image.size[0] / full_width, image.size[1] / full_height
+    left = (full_width - crop_width) / 2 * x_scale
+    top = (full_height - crop_height) / 2 * y_scale
+    box = (left, top, left + crop_width * x_scale, top + crop_height * y_scale)
+    if image.size == geometry.content and box == (0, 0, *image.size):
         image.load()
         return image
-    return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    return image.resize(geometry.content, Image.Resampling.LANCZOS, box=box, reducing_gap=3.0)
 
 
-def encode(image: Image.Image, output_format: str) -> Rendered:
-    """Encode without metadata; JPEG gets an opaque mode."""
-    if output_format == "JPEG" and image.mode not in ("L", "RGB", "CMYK"):
-        image = image.convert("RGB")
+def to_srgb(image: Image.Image, icc_profile: bytes | None) -> Image.Image:
+    """Convert colour-managed pixels to sRGB, the colour space browsers assume.
+
+    CMYK without a profile gets Pillow's plain conversion (no CMYK profile ships
+    with Pillow).  A broken profile is ignored rather than failing the request.
+    """
+    target_mode = "RGBA" if image.mode in ("RGBA", "LA") else "RGB"
+    if icc_profile and image.mode in ("RGB", "RGBA", "CMYK"):
+        try:
+            source = ImageCms.ImageCmsProfile(BytesIO(icc_profile))
+            if "sRGB" not in ImageCms.getProfileDescription(source) or image.mode == "CMYK":
+                converted = ImageCms.profileToProfile(image, source, _SRGB, outputMode=target_mode)
+                assert converted is not None
+                return converted
+        except (ImageCms.PyCMSError, OSError) as err:
+            log.warning("ignoring unusable ICC profile: %s", err)
+    return image.convert("RGB") if image.mode == "CMYK" else image
+
+
+def pad(
+    image: Image.Image, canvas: tuple[int, int], background: tuple[int, int, int]
+) -> Image.Image:
+    """Centre ``image`` on a canvas: transparent when the image has alpha, else background."""
+    if image.size == canvas:
+        return image
+    fill: tuple[int, ...] = (0, 0, 0, 0) if "A" in image.mode else background
+    mode = "RGBA" if "A" in image.mode else "RGB"
+    padded = Image.new(mode, canvas, fill)
+    offset = ((canvas[0] - image.size[0]) // 2, (canvas[1] - image.size[1]) // 2)
+    padded.paste(image.convert(mode), offset)
+    return padded
+
+
+def encode(
+    frames: list[Image.Image],
+    output: OutputFormat,
+    spec: ResizeSpec,
+    background: tuple[int, int, int],
+    **animation: Any,
+) -> Rendered:
+    """Encode without any metadata from the original (EXIF, GPS, XMP, ICC, comments)."""
+    first = _encodable(frames[0], output.pillow, background)
+    if animation:
+        animation["append_images"] = [
+            _encodable(frame, output.pillow, background) for frame in animation["append_images"]
+        ]
+    first.info = {}  # Pillow's encoders copy some of info (ICC, EXIF) into the file
+    options = dict(SAVE_OPTIONS[output.pillow])
+    quality = spec.quality or output.default_quality
+    if quality is not None:
+        options["quality"] = quality
+    if output.pillow == "JPEG" and first.size[0] * first.size[1] >= PROGRESSIVE_MIN_PIXELS:
+        options["progressive"] = True
     buffer = BytesIO()
-    image.save(buffer, output_format, **SAVE_OPTIONS[output_format])
-    return Rendered(buffer.getvalue(), CONTENT_TYPES[output_format], *image.size)
+    first.save(buffer, output.pillow, **options, **animation)
+    return Rendered(buffer.getvalue(), output.content_type, *first.size, frames=len(frames))
 
 
-def _output_format(source_format: str | None) -> str:
-    if source_format not in CONTENT_TYPES:
-        raise UnsupportedImage(
-            f"originals in {source_format or 'this'} format are not supported",
-        )
-    return source_format
+def _encodable(
+    image: Image.Image, pillow_format: str, background: tuple[int, int, int]
+) -> Image.Image:
+    """The image in a mode the encoder takes, alpha flattened where the format has none."""
+    if image.mode == "I;16":
+        if pillow_format == "PNG":
+            return image
+        # Scale 16 bits to 8, so a gradient stays a gradient instead of clipping.
+        image = image.convert("I").point(lambda value: value / 257).convert("L")
+    has_alpha = "A" in image.mode
+    if has_alpha and pillow_format not in ALPHA_OUTPUTS:
+        flat = Image.new("RGB", image.size, background)
+        flat.paste(image.convert("RGBA"), mask=image.getchannel("A"))
+        return flat
+    if pillow_format in ("WEBP", "AVIF") and image.mode not in ("RGB", "RGBA"):
+        return image.convert("RGBA" if has_alpha else "RGB")
+    return image
 
 
 def _orientation(image: Image.Image) -> int:
@@ -116,3 +324,12 @@ def _orientation(image: Image.Image) -> int:
 
 def _swap(size: tuple[int, int]) -> tuple[int, int]:
     return size[1], size[0]
+
+
+def _swap_geometry(geometry: Geometry) -> Geometry:
+    return Geometry(
+        *(
+            _swap(size)
+            for size in (geometry.source, geometry.crop, geometry.content, geometry.canvas)
+        )
+    )

@@ -24,7 +24,7 @@ class ResizeService:
         key = parse_key(key_segments)
         self.check_policy(spec)
         original = self._store.get(key)
-        rendered = render(original, spec)
+        rendered = render(original, spec, self._settings.imaging)
         variant_key = spec.variant_key(key)
         self._store.put(
             variant_key,

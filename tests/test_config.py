@@ -17,6 +17,22 @@ def test_defaults() -> None:
     assert settings.max_dimension == 4096
     assert settings.allowed_sizes is None
     assert settings.s3_endpoint_url is None
+    assert settings.imaging.background == (255, 255, 255)
+    assert settings.imaging.max_frames == 300
+
+
+def test_imaging_settings() -> None:
+    settings = Settings.from_env(
+        {
+            **BASE,
+            "BACKGROUND_COLOR": "#0a0B0c",
+            "MAX_ANIMATION_FRAMES": "12",
+            "MAX_ANIMATION_PIXELS": "5000",
+        }
+    )
+    assert settings.imaging.background == (10, 11, 12)
+    assert settings.imaging.max_frames == 12
+    assert settings.imaging.max_animation_pixels == 5000
 
 
 def test_allowed_sizes_are_parsed_with_the_url_grammar() -> None:
@@ -41,6 +57,9 @@ def test_allowed_sizes_are_parsed_with_the_url_grammar() -> None:
         {**BASE, "MAX_DIMENSION": "99999"},
         {**BASE, "ALLOWED_SIZES": "300X300"},
         {**BASE, "MAX_DIMENSION": "100", "ALLOWED_SIZES": "300x300"},
+        {**BASE, "BACKGROUND_COLOR": "white"},
+        {**BASE, "BACKGROUND_COLOR": "#fff"},
+        {**BASE, "MAX_ANIMATION_FRAMES": "0"},
     ],
 )
 def test_bad_settings_fail_loudly(env: dict[str, str]) -> None:
