@@ -181,15 +181,20 @@ def parse_key(segments: list[str]) -> str:
     """Join percent-encoded path segments into an S3 key, decoding exactly once.
 
     API Gateway REST APIs, ``chalice local`` and ``chalice.test.Client`` all
-    hand path parameters over still percent-encoded, so this is the one place
-    that decodes.  ``+`` is a literal plus in a path, not a space.
+    hand path parameters over still percent-encoded, so they are decoded here
+    (and the size in the service), once.  ``+`` is a literal plus in a path.
     """
     try:
-        key = "/".join(unquote(segment, errors="strict") for segment in segments)
+        key = "/".join(decode_segment(segment) for segment in segments)
     except UnicodeDecodeError as err:
         raise InvalidKey("key is not valid UTF-8 once percent-decoded", str(err)) from err
     check_key(key)
     return key
+
+
+def decode_segment(segment: str) -> str:
+    """Percent-decode one path parameter (``@`` arrives as ``%40`` from S3's redirect)."""
+    return unquote(segment, errors="strict")
 
 
 def check_key(key: str) -> None:

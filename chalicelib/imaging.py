@@ -171,6 +171,7 @@ def _render_animation(
     geometry = plan(image.size, spec)
     frames, durations, disposals = [], [], []
     for frame in ImageSequence.Iterator(image):
+        frame.load()  # WebP sets a frame's duration only once it is loaded
         durations.append(int(frame.info.get("duration", 0)))
         disposals.append(int(getattr(frame, "disposal_method", 0)))
         # Each frame Pillow yields is already composited onto the ones before it.

@@ -6,7 +6,7 @@ from urllib.parse import quote
 
 from chalicelib.config import CACHE_CONTROL_VARIANT, Settings
 from chalicelib.errors import SizeNotAllowed
-from chalicelib.grammar import ResizeSpec, parse_key, parse_size
+from chalicelib.grammar import ResizeSpec, decode_segment, parse_key, parse_size
 from chalicelib.imaging import render
 from chalicelib.storage import ImageStore
 
@@ -20,7 +20,11 @@ class ResizeService:
 
     def resize(self, size_text: str, key_segments: list[str]) -> str:
         """Create the variant and return the public URL to redirect to."""
-        spec = parse_size(size_text, self._settings.max_dimension)
+        try:
+            size = decode_segment(size_text)
+        except UnicodeDecodeError:
+            size = size_text  # not UTF-8: parse_size refuses it as it stands
+        spec = parse_size(size, self._settings.max_dimension)
         key = parse_key(key_segments)
         self.check_policy(spec)
         original = self._store.get(key)

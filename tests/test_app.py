@@ -89,6 +89,16 @@ def test_missing_original_is_404_json_and_never_a_redirect(website: Any, client:
     assert website.list_objects_v2(Bucket=BUCKET)["KeyCount"] == 0
 
 
+def test_size_is_percent_decoded_once(website: Any, client: Any) -> None:
+    website.put_object(Bucket=BUCKET, Key="a.jpg", Body=corpus.jpeg((400, 300)))
+    response = client.http.get("/resize/100x%402x/a.jpg")  # S3 encodes '@' in its redirect
+    assert response.status_code == 307
+    assert response.headers["Location"] == f"{PUBLIC_URL}/100x%402x/a.jpg"
+    assert website.head_object(Bucket=BUCKET, Key="100x@2x/a.jpg")["ContentType"] == "image/jpeg"
+    refused = client.http.get("/resize/100x%25402x/a.jpg")  # decoded once: "100x%402x"
+    assert refused.status_code == 400
+
+
 def test_key_without_size_is_404_json(client: Any) -> None:
     response = client.http.get("/resize/cat.jpg")
     assert response.status_code == 404

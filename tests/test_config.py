@@ -72,3 +72,9 @@ def test_settings_are_frozen() -> None:
     settings = Settings.from_env(BASE)
     with pytest.raises(AttributeError):
         settings.bucket = "other"  # type: ignore[misc]
+
+
+def test_allowed_sizes_match_whole_tokens() -> None:
+    settings = Settings.from_env({**BASE, "ALLOWED_SIZES": "300x300-cover.webp,640x@2x"})
+    assert settings.allowed_sizes is not None
+    assert {spec.token for spec in settings.allowed_sizes} == {"300x300-cover.webp", "640x@2x"}

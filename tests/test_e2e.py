@@ -100,3 +100,22 @@ def test_concurrent_misses_all_succeed_with_identical_bytes(local_stack: Any) ->
     assert {r.status_code for r in responses} == {200}
     assert len({r.content for r in responses}) == 1
     assert corpus.opened(responses[0].content).size == (500, 375)
+
+
+def test_fidelity_cases_through_the_website(local_stack: Any) -> None:
+    """Every in-process fidelity check, once more through s3rver and chalice local."""
+    client = local_stack.s3_client()
+    failures = []
+    for number, case in enumerate(corpus.CASES):
+        key = f"e2e/fidelity/{number}/original"
+        client.put_object(Bucket=local_stack.bucket, Key=key, Body=case.original())
+        response = requests.get(url(local_stack, case.token, key), timeout=30)
+        try:
+            assert response.status_code == 200, response.text
+            assert [r.status_code for r in response.history] == [307, 307]
+            stored = client.head_object(Bucket=local_stack.bucket, Key=f"{case.token}/{key}")
+            assert stored["ContentType"] == response.headers["Content-Type"]
+            corpus.check_variant(case, response.content, response.headers["Content-Type"])
+        except AssertionError as err:
+            failures.append(f"{case.name}: {err}")
+    assert not failures, "\n".join(failures)

@@ -5,10 +5,17 @@ from __future__ import annotations
 import pytest
 from PIL import JpegImagePlugin
 
-from chalicelib.errors import InvalidImage, UnsupportedImage
-from chalicelib.grammar import ResizeSpec
-from chalicelib.imaging import fitted_size, render
+from chalicelib.errors import InvalidImage, NonCanonicalSize, UnsupportedImage
+from chalicelib.grammar import ResizeSpec, parse_size
+from chalicelib.imaging import ImagingLimits, fitted_size, render
 from tests import corpus
+
+
+@pytest.mark.parametrize("case", corpus.CASES, ids=lambda case: case.name)
+def test_fidelity(case: corpus.Case) -> None:
+    rendered = render(case.original(), parse_size(case.token, 4096))
+    corpus.check_variant(case, rendered.body, rendered.content_type)
+    assert (rendered.width, rendered.height) == case.size
 
 
 @pytest.mark.parametrize(
@@ -99,3 +106,59 @@ def test_truncated_jpeg_is_invalid() -> None:
 def _close(actual: object, expected: tuple[int, ...], tolerance: int = 40) -> bool:
     assert isinstance(actual, tuple)
     return all(abs(a - e) <= tolerance for a, e in zip(actual, expected, strict=True))
+
+
+def test_asking_for_the_originals_own_format_is_non_canonical() -> None:
+    with pytest.raises(NonCanonicalSize) as info:
+        render(corpus.jpeg((400, 300)), parse_size("200x.jpeg", 4096))
+    assert "'200x'" in info.value.public_message
+    # A different quality is a different variant, so it is allowed.
+    assert render(corpus.jpeg((400, 300)), parse_size("200x-q50.jpeg", 4096)).width == 200
+
+
+@pytest.mark.parametrize(
+    "limits",
+    [ImagingLimits(max_frames=4), ImagingLimits(max_animation_pixels=200 * 100 * 4)],
+    ids=["frames", "pixels"],
+)
+def test_animation_over_budget_serves_the_first_frame(limits: ImagingLimits) -> None:
+    rendered = render(corpus.animated("GIF", frames=5), parse_size("100x", 4096), limits)
+    assert rendered.frames == 1
+    image = corpus.opened(rendered.body)
+    assert getattr(image, "n_frames", 1) == 1
+    assert image.convert("RGB").getpixel((50, 25)) == corpus.RED
+
+
+def test_animation_within_budget_keeps_frames() -> None:
+    limits = ImagingLimits(max_frames=5, max_animation_pixels=200 * 100 * 5)
+    rendered = render(corpus.animated("GIF", frames=5), parse_size("100x", 4096), limits)
+    assert rendered.frames == 5
+
+
+@pytest.mark.parametrize("fmt", ["PPM", "ICO", "PCX", "TGA"])
+def test_formats_pillow_reads_but_we_do_not_serve_are_415(fmt: str) -> None:
+    with pytest.raises(UnsupportedImage) as info:
+        render(corpus.in_format(fmt, (64, 64)), parse_size("32x", 4096))
+    assert info.value.status == 415
+
+
+def test_mpo_from_a_camera_is_a_jpeg() -> None:
+    first, second = corpus.quadrants((400, 300)), corpus.quadrants((400, 300)).rotate(180)
+    mpo = corpus.encode(first, "MPO", save_all=True, append_images=[second])
+    assert corpus.opened(mpo).format == "MPO"
+    rendered = render(mpo, parse_size("200x", 4096))
+    assert rendered.content_type == "image/jpeg"
+    assert corpus.opened(rendered.body).getpixel((20, 20)) == pytest.approx(corpus.RED, abs=40)
+
+
+@pytest.mark.parametrize(
+    ("token", "expected"),
+    [
+        ("300x300-cover", (300, 300)),
+        ("300x100-cover", (300, 100)),
+        ("100x300-cover", (100, 300)),
+        ("5000x5000-cover", (3000, 3000)),  # too big: the box shrinks, keeping its 1:1 shape
+    ],
+)
+def test_cover_geometry(token: str, expected: tuple[int, int]) -> None:
+    assert fitted_size((4000, 3000), parse_size(token, 8192)) == expected
