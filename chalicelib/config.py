@@ -15,6 +15,7 @@ from chalicelib.grammar import ResizeSpec, parse_size
 from chalicelib.imaging import ImagingLimits
 
 CACHE_CONTROL_VARIANT = "public, max-age=31536000, immutable"
+MIN_SIGNING_KEY_BYTES = 16
 
 
 class ConfigError(Misconfigured):
@@ -32,6 +33,14 @@ class Settings:
     max_dimension: int = 4096
     allowed_sizes: frozenset[ResizeSpec] | None = None
     imaging: ImagingLimits = field(default_factory=ImagingLimits)
+    snap_to_allowed_sizes: bool = False
+    signing_keys: tuple[bytes, ...] = ()
+    max_variants_per_original: int = 100
+    max_source_bytes: int = 40 * 1024 * 1024
+    loop_grace_seconds: int = 60
+    s3_connect_timeout: int = 2
+    s3_read_timeout: int = 10
+    s3_max_attempts: int = 3
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -52,7 +61,20 @@ class Settings:
                 max_animation_pixels=_int(
                     env, "MAX_ANIMATION_PIXELS", 100_000_000, low=1, high=10_000_000_000
                 ),
+                max_source_pixels=_int(
+                    env, "MAX_SOURCE_PIXELS", 60_000_000, low=1, high=1_000_000_000
+                ),
             ),
+            snap_to_allowed_sizes=_bool(env, "SNAP_TO_ALLOWED_SIZES"),
+            signing_keys=_signing_keys(env.get("SIGNING_KEYS", "")),
+            max_variants_per_original=_int(
+                env, "MAX_VARIANTS_PER_ORIGINAL", 100, low=0, high=100_000
+            ),
+            max_source_bytes=_int(env, "MAX_SOURCE_BYTES", 40 * 1024 * 1024, low=1, high=2**31),
+            loop_grace_seconds=_int(env, "LOOP_GRACE_SECONDS", 60, low=0, high=86_400),
+            s3_connect_timeout=_int(env, "S3_CONNECT_TIMEOUT", 2, low=1, high=60),
+            s3_read_timeout=_int(env, "S3_READ_TIMEOUT", 10, low=1, high=300),
+            s3_max_attempts=_int(env, "S3_MAX_ATTEMPTS", 3, low=1, high=10),
         )
 
 
@@ -63,6 +85,21 @@ def _int(env: Mapping[str, str], name: str, default: int, *, low: int, high: int
     if not raw.isascii() or not raw.isdigit() or not low <= int(raw) <= high:
         raise ConfigError(f"{name} must be a whole number from {low} to {high}, got {raw!r}")
     return int(raw)
+
+
+def _bool(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw not in ("", "0", "1", "true", "false"):
+        raise ConfigError(f"{name} must be true or false, got {raw!r}")
+    return raw in ("1", "true")
+
+
+def _signing_keys(raw: str) -> tuple[bytes, ...]:
+    """Comma-separated secrets; the first signs, any verifies (rotation)."""
+    keys = tuple(key.strip().encode() for key in raw.split(",") if key.strip())
+    if any(len(key) < MIN_SIGNING_KEY_BYTES for key in keys):
+        raise ConfigError(f"each SIGNING_KEYS secret needs at least {MIN_SIGNING_KEY_BYTES} bytes")
+    return keys
 
 
 def _colour(raw: str) -> tuple[int, int, int]:

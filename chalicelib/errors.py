@@ -74,3 +74,48 @@ class StorageUnavailable(ServiceError):
     status = 503
     code = "storage_unavailable"
     headers: ClassVar[Mapping[str, str]] = {"Retry-After": "2"}
+
+
+class VariantOfVariant(ServiceError):
+    status = 400
+    code = "variant_of_variant"
+
+
+class SignatureRequired(ServiceError):
+    status = 403
+    code = "signature_required"
+
+
+class InvalidSignature(ServiceError):
+    status = 403
+    code = "invalid_signature"
+
+
+class SignatureExpired(ServiceError):
+    status = 403
+    code = "signature_expired"
+
+
+class VariantBudgetExhausted(ServiceError):
+    status = 403
+    code = "variant_budget_exhausted"
+
+
+class OriginalTooManyBytes(ServiceError):
+    status = 413
+    code = "original_too_many_bytes"
+
+
+class OriginalTooManyPixels(ServiceError):
+    status = 413
+    code = "original_too_many_pixels"
+
+
+class EmptyOriginal(ServiceError):
+    status = 422
+    code = "empty_original"
+
+
+class RedirectLoop(ServiceError):
+    status = 508
+    code = "redirect_loop"

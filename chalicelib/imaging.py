@@ -16,7 +16,12 @@ from typing import Any
 
 from PIL import Image, ImageCms, ImageOps, ImageSequence, UnidentifiedImageError
 
-from chalicelib.errors import InvalidImage, NonCanonicalSize, UnsupportedImage
+from chalicelib.errors import (
+    InvalidImage,
+    NonCanonicalSize,
+    OriginalTooManyPixels,
+    UnsupportedImage,
+)
 from chalicelib.grammar import OUTPUT_FORMATS, Fit, OutputFormat, ResizeSpec
 
 log = logging.getLogger(__name__)
@@ -72,6 +77,7 @@ class ImagingLimits:
     background: tuple[int, int, int] = (255, 255, 255)
     max_frames: int = 300
     max_animation_pixels: int = 100_000_000  # frames × width × height of the original
+    max_source_pixels: int = 60_000_000  # checked from the header, before decoding
 
 
 @dataclass(frozen=True)
@@ -98,10 +104,13 @@ def render(original: bytes, spec: ResizeSpec, limits: ImagingLimits | None = Non
     limits = limits or ImagingLimits()
     try:
         with Image.open(BytesIO(original), formats=INPUT_FORMATS) as image:
+            check_pixels(image.size, limits)
             output = output_format(image.format, spec)
             if _animate(image, output, limits):
                 return _render_animation(image, spec, output, limits)
             return _render_still(image, spec, output, limits)
+    except Image.DecompressionBombError as err:  # Pillow's own, far higher limit
+        raise OriginalTooManyPixels("the original has too many pixels", str(err)) from err
     except UnidentifiedImageError as err:
         raise UnsupportedImage(
             "the original is not a JPEG, PNG, GIF, WebP, AVIF, BMP or TIFF image", str(err)
@@ -109,6 +118,15 @@ def render(original: bytes, spec: ResizeSpec, limits: ImagingLimits | None = Non
     except (OSError, SyntaxError, ValueError, EOFError) as err:
         # Pillow reports truncated and corrupt data with these types.
         raise InvalidImage("the original image is corrupt or truncated", repr(err)) from err
+
+
+def check_pixels(size: tuple[int, int], limits: ImagingLimits) -> None:
+    """Refuse an original whose header declares more pixels than allowed (a decompression bomb)."""
+    if size[0] * size[1] > limits.max_source_pixels:
+        raise OriginalTooManyPixels(
+            f"the original has {size[0]}×{size[1]} pixels, over the limit of "
+            f"{limits.max_source_pixels}"
+        )
 
 
 def output_format(source_format: str | None, spec: ResizeSpec) -> OutputFormat:

@@ -26,9 +26,10 @@ def get_settings() -> Settings:
 def get_s3_client() -> Any:
     settings = get_settings()
     config = Config(
-        connect_timeout=2,
-        read_timeout=10,
-        retries={"mode": "standard", "max_attempts": 3},
+        connect_timeout=settings.s3_connect_timeout,
+        read_timeout=settings.s3_read_timeout,
+        # Standard mode retries throttling, 5xx and timeouts with jittered backoff.
+        retries={"mode": "standard", "max_attempts": settings.s3_max_attempts},
         # Local S3 servers answer on one host, not <bucket>.host.
         s3={"addressing_style": "path"} if settings.s3_endpoint_url else None,
     )

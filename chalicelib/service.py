@@ -1,50 +1,242 @@
-"""The resize flow, one direction: parse → check policy → fetch → transform → store → redirect."""
+"""The resize flow, one direction: parse → check policy → fetch → transform → store → redirect.
+
+Every check that needs no I/O runs first; every check that needs only
+metadata (HEAD, LIST) runs before the original is downloaded; the pixel
+count is checked from the image header before decoding.
+"""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from urllib.parse import quote
 
 from chalicelib.config import CACHE_CONTROL_VARIANT, Settings
-from chalicelib.errors import SizeNotAllowed
-from chalicelib.grammar import ResizeSpec, decode_segment, parse_key, parse_size
+from chalicelib.errors import (
+    EmptyOriginal,
+    InvalidKey,
+    InvalidSize,
+    NonCanonicalSize,
+    NotAVariantUrl,
+    OriginalNotFound,
+    OriginalTooManyBytes,
+    RedirectLoop,
+    SizeNotAllowed,
+    VariantBudgetExhausted,
+    VariantOfVariant,
+)
+from chalicelib.grammar import (
+    MAX_KEY_BYTES,
+    ResizeSpec,
+    decode_segment,
+    parse_key,
+    parse_size,
+)
 from chalicelib.imaging import render
+from chalicelib.signing import sign, verify
 from chalicelib.storage import ImageStore
+
+# One empty marker per variant under this prefix counts an original's variants
+# with a single LIST.  Originals may not live here.
+MARKER_PREFIX = "_variants/"
+
+
+@dataclass(frozen=True)
+class VariantRequest:
+    """A parsed request: what to make, from which original, under which signature."""
+
+    spec: ResizeSpec
+    key: str
+    signature: str | None = None
+
+    @property
+    def variant_key(self) -> str:
+        variant = self.spec.variant_key(self.key)
+        return f"{self.signature}/{variant}" if self.signature else variant
 
 
 class ResizeService:
     """Turns a request for a missing variant into a stored variant and its public URL."""
 
-    def __init__(self, settings: Settings, store: ImageStore) -> None:
+    def __init__(
+        self, settings: Settings, store: ImageStore, clock: Callable[[], float] = time.time
+    ) -> None:
         self._settings = settings
         self._store = store
+        self._clock = clock
 
     def resize(self, size_text: str, key_segments: list[str]) -> str:
-        """Create the variant and return the public URL to redirect to."""
+        """Create the variant (unless it exists) and return the public URL to redirect to."""
+        request = self.parse([size_text, *key_segments])
+        snapped = self.check_policy(request)
+        if snapped is not None:
+            return self.public_url(snapped.variant_key)
+        if self._already_stored(request):
+            return self.public_url(request.variant_key)
+        original = self._fetch_original(request.key)
+        self._check_budget(request)
+        rendered = render(original, request.spec, self._settings.imaging)
+        self._store.put_new(
+            request.variant_key,
+            rendered.body,
+            content_type=rendered.content_type,
+            cache_control=CACHE_CONTROL_VARIANT,
+        )
+        self._mark_variant(request)
+        return self.public_url(request.variant_key)
+
+    def parse(self, segments: list[str]) -> VariantRequest:
+        """Path segments (still percent-encoded) → a request; the signature leads when signing."""
+        signature = None
+        if self._settings.signing_keys:
+            signature, *segments = segments
+        if len(segments) < 2:
+            raise NotAVariantUrl("URLs look like /<size>/<key>, e.g. /300x200/photos/cat.jpg")
+        size_text, *key_segments = segments
         try:
             size = decode_segment(size_text)
         except UnicodeDecodeError:
             size = size_text  # not UTF-8: parse_size refuses it as it stands
         spec = parse_size(size, self._settings.max_dimension)
-        key = parse_key(key_segments)
-        self.check_policy(spec)
-        original = self._store.get(key)
-        rendered = render(original, spec, self._settings.imaging)
-        variant_key = spec.variant_key(key)
-        self._store.put(
-            variant_key,
-            rendered.body,
-            content_type=rendered.content_type,
-            cache_control=CACHE_CONTROL_VARIANT,
-        )
-        return self.public_url(variant_key)
+        request = VariantRequest(spec, parse_key(key_segments), signature)
+        longest = max(request.variant_key, _marker_prefix(request.key) + spec.token, key=len)
+        if len(longest.encode()) > MAX_KEY_BYTES:
+            raise InvalidKey(
+                f"the key is too long to store a variant of it within {MAX_KEY_BYTES} bytes"
+            )
+        return request
 
-    def check_policy(self, spec: ResizeSpec) -> None:
-        """Refuse sizes outside ALLOWED_SIZES, before any I/O."""
+    def check_policy(self, request: VariantRequest) -> VariantRequest | None:
+        """Signature, key and size rules, before any I/O; a snapped request to redirect to."""
+        if request.signature is not None:
+            verify(
+                request.signature,
+                request.spec.token,
+                request.key,
+                self._settings.signing_keys,
+                self._clock(),
+            )
+        first_segment = request.key.split("/", 1)[0]
+        if _is_size_token(first_segment, self._settings.max_dimension):
+            raise VariantOfVariant(
+                f"{request.key!r} is itself a variant; ask for a size of the original instead"
+            )
+        if request.key.startswith(MARKER_PREFIX):
+            raise InvalidKey(f"keys under {MARKER_PREFIX!r} are reserved")
         allowed = self._settings.allowed_sizes
-        if allowed is not None and spec not in allowed:
-            tokens = ", ".join(sorted(s.token for s in allowed))
-            raise SizeNotAllowed(f"size {spec.token!r} is not allowed; allowed: {tokens}")
+        if allowed is None or request.spec in allowed:
+            return None
+        nearest = (
+            nearest_allowed(request.spec, allowed) if self._settings.snap_to_allowed_sizes else None
+        )
+        if nearest is None:
+            tokens = ", ".join(sorted(spec.token for spec in allowed))
+            raise SizeNotAllowed(f"size {request.spec.token!r} is not allowed; allowed: {tokens}")
+        return self._signed(VariantRequest(nearest, request.key))
 
     def public_url(self, key: str) -> str:
         """The variant's address under PUBLIC_URL: configuration only, never request headers."""
         return f"{self._settings.public_url}/{quote(key, safe='/')}"
+
+    def _signed(self, request: VariantRequest) -> VariantRequest:
+        if not self._settings.signing_keys:
+            return request
+        signature = sign(self._settings.signing_keys[0], request.spec.token, request.key)
+        return VariantRequest(request.spec, request.key, signature)
+
+    def _already_stored(self, request: VariantRequest) -> bool:
+        """True if another request just made the variant; a loop if it was made long ago.
+
+        The website rule only sends a request here when the variant is missing.
+        Finding it a moment after it was written is a race between concurrent
+        first requests; finding it long after means something in front (a CDN
+        caching a redirect or a 404, a 403 rule) keeps sending browsers here.
+        """
+        existing = self._store.head(request.variant_key)
+        if existing is None:
+            return False
+        age = self._clock() - existing.last_modified.timestamp()
+        if age > self._settings.loop_grace_seconds:
+            raise RedirectLoop(
+                "this variant exists but requests for it keep arriving here: a CDN or the "
+                "bucket's website rule is caching a redirect or a 404/403. Invalidate the "
+                "CDN path and check that redirects are not cached (scripts/doctor.py)."
+            )
+        return True
+
+    def _fetch_original(self, key: str) -> bytes:
+        """HEAD first, so an oversized original is refused without downloading it."""
+        info = self._store.head(key)
+        if info is None:
+            raise OriginalNotFound("the original image does not exist", key)
+        limit = self._settings.max_source_bytes
+        if info.size > limit:
+            raise OriginalTooManyBytes(
+                f"the original is {info.size} bytes, over the limit of {limit}"
+            )
+        if info.size == 0:
+            raise EmptyOriginal("the original is empty")
+        return self._store.get(key, etag=info.etag, max_bytes=limit)
+
+    def _check_budget(self, request: VariantRequest) -> None:
+        """At most MAX_VARIANTS_PER_ORIGINAL distinct sizes of one original (0: no cap).
+
+        Concurrent first requests for different sizes can each pass before the
+        others' markers exist, so the cap can be overshot by that concurrency.
+        """
+        budget = self._settings.max_variants_per_original
+        if budget == 0:
+            return
+        existing = self._store.list_names(_marker_prefix(request.key), budget + 1)
+        if request.spec.token not in existing and len(existing) >= budget:
+            raise VariantBudgetExhausted(
+                f"this original already has {budget} variants; use one of its existing sizes"
+            )
+
+    def _mark_variant(self, request: VariantRequest) -> None:
+        if self._settings.max_variants_per_original:
+            self._store.put_new(
+                _marker_prefix(request.key) + request.spec.token,
+                b"",
+                content_type="application/octet-stream",
+                cache_control="no-store",
+            )
+
+
+def nearest_allowed(spec: ResizeSpec, allowed: frozenset[ResizeSpec]) -> ResizeSpec | None:
+    """The allowed size closest to ``spec`` that differs only in its box (None if there is none).
+
+    Closest by summed difference of the given sides; on a tie the larger wins,
+    so snapping never makes an image blurrier than it has to.
+    """
+    same_kind = [
+        candidate
+        for candidate in allowed
+        if (candidate.fit, candidate.dpr, candidate.output, candidate.quality)
+        == (spec.fit, spec.dpr, spec.output, spec.quality)
+        and (candidate.width is None, candidate.height is None)
+        == (spec.width is None, spec.height is None)
+    ]
+    if not same_kind:
+        return None
+
+    def distance(candidate: ResizeSpec) -> tuple[int, int]:
+        sides = [(candidate.width, spec.width), (candidate.height, spec.height)]
+        gaps = [abs((a or 0) - (b or 0)) for a, b in sides]
+        area = (candidate.width or 1) * (candidate.height or 1)
+        return sum(gaps), -area
+
+    return min(same_kind, key=distance)
+
+
+def _is_size_token(segment: str, max_dimension: int) -> bool:
+    try:
+        parse_size(segment, max_dimension)
+    except (InvalidSize, NonCanonicalSize):
+        return False
+    return True
+
+
+def _marker_prefix(key: str) -> str:
+    return f"{MARKER_PREFIX}{key}/"

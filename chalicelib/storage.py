@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.errors import OriginalNotFound, StorageUnavailable
+from chalicelib.errors import OriginalNotFound, OriginalTooManyBytes, StorageUnavailable
 
 # S3 says "this object is not there" with any of these error codes.
 _MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
+# A conditional write lost: the object exists (412) or another write is under way (409).
+_ALREADY_WRITTEN = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    size: int
+    etag: str
+    last_modified: datetime
 
 
 class ImageStore:
@@ -19,20 +30,47 @@ class ImageStore:
         self._client = client
         self._bucket = bucket
 
-    def get(self, key: str) -> bytes:
-        """The object's bytes; OriginalNotFound if there is none."""
+    def head(self, key: str) -> ObjectInfo | None:
+        """Size, ETag and age of an object, or None if there is none."""
         try:
-            response = self._client.get_object(Bucket=self._bucket, Key=key)
-            return response["Body"].read()
+            response = self._client.head_object(Bucket=self._bucket, Key=key)
+        except ClientError as err:
+            if _error_code(err) in _MISSING:
+                return None
+            raise _unavailable(err) from err
+        except BotoCoreError as err:
+            raise _unavailable(err) from err
+        return ObjectInfo(response["ContentLength"], response["ETag"], response["LastModified"])
+
+    def get(self, key: str, *, etag: str | None = None, max_bytes: int | None = None) -> bytes:
+        """The object's bytes, the version with ``etag`` if given, never more than ``max_bytes``."""
+        options = {"IfMatch": etag} if etag else {}
+        try:
+            response = self._client.get_object(Bucket=self._bucket, Key=key, **options)
+            # Read one byte past the limit: a body swapped for a bigger one since
+            # the HEAD can't make us buffer it whole.
+            body = response["Body"].read(max_bytes + 1 if max_bytes else None)
         except ClientError as err:
             if _error_code(err) in _MISSING:
                 raise OriginalNotFound("the original image does not exist", key) from err
-            raise StorageUnavailable("storage is unavailable, try again", repr(err)) from err
+            if _error_code(err) == "PreconditionFailed":
+                raise StorageUnavailable(
+                    "the original changed while reading it, try again"
+                ) from err
+            raise _unavailable(err) from err
         except BotoCoreError as err:
-            raise StorageUnavailable("storage is unavailable, try again", repr(err)) from err
+            raise _unavailable(err) from err
+        if max_bytes is not None and len(body) > max_bytes:
+            raise OriginalTooManyBytes(f"the original is larger than {max_bytes} bytes")
+        return body
 
-    def put(self, key: str, body: bytes, *, content_type: str, cache_control: str) -> None:
-        """Write the whole object in one request: S3 never shows a partial object."""
+    def put_new(self, key: str, body: bytes, *, content_type: str, cache_control: str) -> bool:
+        """Write the whole object in one request unless it exists; False if it did.
+
+        One PUT: S3 never shows a partial object.  ``If-None-Match: *`` means a
+        stored variant is never overwritten; S3 servers that ignore it just
+        write the same bytes again.
+        """
         try:
             self._client.put_object(
                 Bucket=self._bucket,
@@ -40,10 +78,30 @@ class ImageStore:
                 Body=body,
                 ContentType=content_type,
                 CacheControl=cache_control,
+                IfNoneMatch="*",
+            )
+        except ClientError as err:
+            if _error_code(err) in _ALREADY_WRITTEN:
+                return False
+            raise _unavailable(err) from err
+        except BotoCoreError as err:
+            raise _unavailable(err) from err
+        return True
+
+    def list_names(self, prefix: str, limit: int) -> list[str]:
+        """Up to ``limit`` key names under ``prefix``, the prefix removed (one LIST request)."""
+        try:
+            response = self._client.list_objects_v2(
+                Bucket=self._bucket, Prefix=prefix, MaxKeys=limit
             )
         except (ClientError, BotoCoreError) as err:
-            raise StorageUnavailable("storage is unavailable, try again", repr(err)) from err
+            raise _unavailable(err) from err
+        return [item["Key"][len(prefix) :] for item in response.get("Contents", [])]
 
 
 def _error_code(err: ClientError) -> str:
     return str(err.response.get("Error", {}).get("Code", ""))
+
+
+def _unavailable(err: Exception) -> StorageUnavailable:
+    return StorageUnavailable("storage is unavailable, try again", repr(err))

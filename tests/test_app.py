@@ -146,7 +146,7 @@ def test_allowed_sizes_refuse_others_with_403(
     assert refused.status_code == 403
     assert json.loads(refused.body)["code"] == "size_not_allowed"
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]}
-    assert keys == {"a.jpg", "x120/a.jpg"}
+    assert keys == {"a.jpg", "x120/a.jpg", "_variants/a.jpg/x120"}  # variant + budget marker
 
 
 def test_redirect_ignores_host_and_forwarded_headers(s3: Any, client: Any) -> None:

@@ -15,7 +15,9 @@ from tests.conftest import BUCKET
 
 def test_put_then_get_round_trips_with_headers(s3: Any) -> None:
     store = ImageStore(s3, BUCKET)
-    store.put("300x/a.jpg", b"bytes", content_type="image/jpeg", cache_control="max-age=1")
+    assert store.put_new(
+        "300x/a.jpg", b"bytes", content_type="image/jpeg", cache_control="max-age=1"
+    )
     assert store.get("300x/a.jpg") == b"bytes"
     head = s3.head_object(Bucket=BUCKET, Key="300x/a.jpg")
     assert head["ContentType"] == "image/jpeg"
@@ -50,4 +52,6 @@ def test_s3_failure_on_put_is_unavailable() -> None:
     with Stubber(client) as stubber:
         stubber.add_client_error("put_object", "SlowDown", http_status_code=503)
         with pytest.raises(StorageUnavailable):
-            ImageStore(client, BUCKET).put("k", b"b", content_type="image/png", cache_control="x")
+            ImageStore(client, BUCKET).put_new(
+                "k", b"b", content_type="image/png", cache_control="x"
+            )
