@@ -34,7 +34,7 @@ from chalicelib.grammar import (
     parse_size,
 )
 from chalicelib.imaging import render
-from chalicelib.signing import sign, verify
+from chalicelib.signing import require_signature_segment, sign, verify
 from chalicelib.storage import ImageStore
 
 # One empty marker per variant under this prefix counts an original's variants
@@ -91,6 +91,7 @@ class ResizeService:
         signature = None
         if self._settings.signing_keys:
             signature, *segments = segments
+            require_signature_segment(signature)
         if len(segments) < 2:
             raise NotAVariantUrl("URLs look like /<size>/<key>, e.g. /300x200/photos/cat.jpg")
         size_text, *key_segments = segments

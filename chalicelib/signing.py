@@ -28,11 +28,17 @@ def sign(secret: bytes, size: str, key: str, expires: int | None = None) -> str:
     return f"{expires}.{mac}" if expires else mac
 
 
-def verify(segment: str, size: str, key: str, secrets: Sequence[bytes], now: float) -> None:
-    """Raise unless ``segment`` signs ``<size>/<key>`` with one of ``secrets`` and is unexpired."""
+def require_signature_segment(segment: str) -> re.Match[str]:
+    """The segment's parts; refuses one that can't be a signature (an unsigned URL)."""
     match = _SEGMENT.fullmatch(segment)
     if match is None:
         raise SignatureRequired("this URL needs a signature: /<signature>/<size>/<key>")
+    return match
+
+
+def verify(segment: str, size: str, key: str, secrets: Sequence[bytes], now: float) -> None:
+    """Raise unless ``segment`` signs ``<size>/<key>`` with one of ``secrets`` and is unexpired."""
+    match = require_signature_segment(segment)
     expires = int(match["expires"]) if match["expires"] else None
     given = match["mac"].encode()
     # Compare against every secret, each in constant time.

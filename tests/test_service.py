@@ -1,0 +1,151 @@
+"""The service's policy and flow over moto: limits, signatures, snapping, budget, loops."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from chalicelib.config import Settings
+from chalicelib.errors import (
+    OriginalTooManyBytes,
+    RedirectLoop,
+    SignatureRequired,
+    SizeNotAllowed,
+    VariantBudgetExhausted,
+)
+from chalicelib.grammar import parse_size
+from chalicelib.service import ResizeService, nearest_allowed
+from chalicelib.signing import sign
+from chalicelib.storage import ImageStore
+from tests import corpus
+from tests.conftest import BUCKET, PUBLIC_URL
+
+SECRET = b"a-signing-secret-of-some-length"
+
+
+def make_service(s3: Any, settings: Settings, now: float | None = None) -> ResizeService:
+    clock = (lambda: now) if now is not None else datetime.now(UTC).timestamp
+    return ResizeService(settings, ImageStore(s3, BUCKET), clock=clock)
+
+
+@pytest.fixture
+def original(s3: Any) -> str:
+    s3.put_object(Bucket=BUCKET, Key="photos/cat.jpg", Body=corpus.jpeg((800, 600)))
+    return "photos/cat.jpg"
+
+
+def keys(s3: Any) -> set[str]:
+    return {item["Key"] for item in s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])}
+
+
+def test_oversized_original_is_refused_without_downloading(
+    s3: Any, settings: Settings, original: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_download(*_: object, **__: object) -> bytes:
+        raise AssertionError("the original was downloaded")
+
+    monkeypatch.setattr(ImageStore, "get", no_download)
+    service = make_service(s3, dataclasses.replace(settings, max_source_bytes=1000))
+    with pytest.raises(OriginalTooManyBytes) as info:
+        service.resize("100x", original.split("/"))
+    assert info.value.status == 413
+    assert keys(s3) == {original}
+
+
+def test_signed_url_creates_a_signed_variant(s3: Any, settings: Settings, original: str) -> None:
+    service = make_service(s3, dataclasses.replace(settings, signing_keys=(SECRET,)))
+    signature = sign(SECRET, "100x", original)
+    url = service.resize(signature, ["100x", *original.split("/")])
+    assert url == f"{PUBLIC_URL}/{signature}/100x/{original}"
+    assert f"{signature}/100x/{original}" in keys(s3)
+
+
+def test_unsigned_url_is_refused_when_signing_is_on(
+    s3: Any, settings: Settings, original: str
+) -> None:
+    service = make_service(s3, dataclasses.replace(settings, signing_keys=(SECRET,)))
+    with pytest.raises(SignatureRequired):
+        service.resize("100x", original.split("/"))
+    assert keys(s3) == {original}
+
+
+def test_snapping_redirects_to_the_nearest_allowed_size(
+    s3: Any, settings: Settings, original: str
+) -> None:
+    allowed = frozenset(parse_size(t, 4096) for t in ("100x", "300x", "300x300-cover"))
+    snapping = dataclasses.replace(settings, allowed_sizes=allowed, snap_to_allowed_sizes=True)
+    service = make_service(s3, snapping)
+    assert service.resize("280x", original.split("/")) == f"{PUBLIC_URL}/300x/{original}"
+    assert service.resize("250x260-cover", original.split("/")) == (
+        f"{PUBLIC_URL}/300x300-cover/{original}"
+    )
+    assert keys(s3) == {original}  # a snap stores nothing; the website makes the allowed size
+    with pytest.raises(SizeNotAllowed):  # nothing of the same kind to snap to
+        service.resize("300x200", original.split("/"))
+
+
+def test_snapping_with_signing_signs_the_target(s3: Any, settings: Settings, original: str) -> None:
+    service = make_service(
+        s3,
+        dataclasses.replace(
+            settings,
+            allowed_sizes=frozenset({parse_size("300x", 4096)}),
+            snap_to_allowed_sizes=True,
+            signing_keys=(SECRET,),
+        ),
+    )
+    url = service.resize(sign(SECRET, "280x", original), ["280x", *original.split("/")])
+    assert url == f"{PUBLIC_URL}/{sign(SECRET, '300x', original)}/300x/{original}"
+
+
+@pytest.mark.parametrize(
+    ("token", "expected"),
+    [("90x", "100x"), ("110x", "100x"), ("200x", "300x"), ("x50", "x40"), ("5000x", "300x")],
+)
+def test_nearest_allowed(token: str, expected: str) -> None:
+    allowed = frozenset(parse_size(t, 8192) for t in ("100x", "300x", "x40", "300x300"))
+    nearest = nearest_allowed(parse_size(token, 8192), allowed)
+    assert nearest is not None
+    assert nearest.token == expected
+
+
+def test_variant_budget_caps_distinct_sizes(s3: Any, settings: Settings, original: str) -> None:
+    service = make_service(s3, dataclasses.replace(settings, max_variants_per_original=2))
+    service.resize("100x", original.split("/"))
+    service.resize("200x", original.split("/"))
+    with pytest.raises(VariantBudgetExhausted):
+        service.resize("300x", original.split("/"))
+    assert "300x/photos/cat.jpg" not in keys(s3)
+    # An existing size is not a new variant: asking again within the minute still works.
+    assert service.resize("100x", original.split("/")).endswith("/100x/photos/cat.jpg")
+
+
+def test_recently_stored_variant_is_a_race_not_a_loop(
+    s3: Any, settings: Settings, original: str
+) -> None:
+    service = make_service(s3, settings)
+    service.resize("100x", original.split("/"))
+    stored = s3.get_object(Bucket=BUCKET, Key="100x/photos/cat.jpg")["Body"].read()
+    assert service.resize("100x", original.split("/")).endswith("/100x/photos/cat.jpg")
+    assert s3.get_object(Bucket=BUCKET, Key="100x/photos/cat.jpg")["Body"].read() == stored
+
+
+def test_long_stored_variant_asked_for_again_is_a_loop(
+    s3: Any, settings: Settings, original: str
+) -> None:
+    make_service(s3, settings).resize("100x", original.split("/"))
+    later = datetime.now(UTC).timestamp() + settings.loop_grace_seconds + 5
+    with pytest.raises(RedirectLoop) as info:
+        make_service(s3, settings, now=later).resize("100x", original.split("/"))
+    assert info.value.status == 508
+    assert "doctor" in info.value.public_message
+
+
+def test_conditional_write_never_overwrites(s3: Any, settings: Settings) -> None:
+    store = ImageStore(s3, BUCKET)
+    assert store.put_new("k", b"first", content_type="image/png", cache_control="x")
+    assert not store.put_new("k", b"second", content_type="image/png", cache_control="x")
+    assert s3.get_object(Bucket=BUCKET, Key="k")["Body"].read() == b"first"
