@@ -16,8 +16,8 @@ from urllib.parse import quote
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from chalicelib.grammar import check_key, parse_size  # noqa: E402
-from chalicelib.signing import sign  # noqa: E402
+from chalicelib.grammar import check_key, parse_size
+from chalicelib.signing import sign
 
 
 def signed_url(public_url: str, secret: bytes, size: str, key: str, expires: int | None) -> str:
