@@ -29,7 +29,7 @@ def get_s3_client() -> Any:
         connect_timeout=settings.s3_connect_timeout,
         read_timeout=settings.s3_read_timeout,
         # Standard mode retries throttling, 5xx and timeouts with jittered backoff.
-        retries={"mode": "standard", "max_attempts": settings.s3_max_attempts},
+        retries={"mode": "standard", "total_max_attempts": settings.s3_max_attempts},
         # Local S3 servers answer on one host, not <bucket>.host.
         s3={"addressing_style": "path"} if settings.s3_endpoint_url else None,
     )

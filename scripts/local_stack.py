@@ -61,7 +61,7 @@ class LocalStack:
         self.api_port = api_port
         self.bucket = bucket
         self.app_env = dict(app_env or {})
-        self._processes: list[subprocess.Popen[bytes]] = []
+        self._processes: dict[str, subprocess.Popen[bytes]] = {}
 
     @property
     def s3_url(self) -> str:
@@ -104,6 +104,11 @@ class LocalStack:
         self._spawn("s3rver", s3rver, os.environ)
         self._wait_until(lambda: requests.get(self.s3_url, timeout=1) is not None, "s3rver")
 
+    def restart_s3(self) -> None:
+        """Stop s3rver and start it again on the same port and data (a storage outage)."""
+        self.stop_process("s3rver")
+        self.start_s3()
+
     def start_api(self) -> None:
         env = {
             **os.environ,
@@ -126,9 +131,7 @@ class LocalStack:
             "--no-autoreload",
         ]
         self._spawn("chalice", chalice, env)
-        self._wait_until(
-            lambda: requests.get(f"{self.api_url}/health", timeout=1).ok, "chalice local"
-        )
+        self._wait_until(lambda: requests.get(f"{self.api_url}/health", timeout=1).ok, "chalice")
 
     def upload_samples(self) -> list[str]:
         client = self.s3_client()
@@ -137,16 +140,19 @@ class LocalStack:
         return list(sample_originals())
 
     def stop(self) -> None:
-        for process in reversed(self._processes):
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in self._processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-        self._processes.clear()
+        for name in reversed(list(self._processes)):
+            self.stop_process(name)
+
+    def stop_process(self, name: str) -> None:
+        """Stop one server ("s3rver" or "chalice") and the children in its process group."""
+        process = self._processes.pop(name)
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
     def log(self, name: str) -> str:
         path = self.data_dir / f"{name}.log"
@@ -173,22 +179,21 @@ class LocalStack:
             start_new_session=True,  # its own process group: stop() ends its children too
         )
         log.close()
-        process.name = name  # type: ignore[attr-defined]
-        self._processes.append(process)
+        self._processes[name] = process
 
     def _wait_until(self, ready: Any, name: str, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
-        process = self._processes[-1]
+        process = self._processes[name]
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                raise RuntimeError(f"{name} exited early:\n{self.log(process.name)}")  # type: ignore[attr-defined]
+                raise RuntimeError(f"{name} exited early:\n{self.log(name)}")
             try:
                 if ready():
                     return
             except requests.RequestException:
                 pass
             time.sleep(0.1)
-        raise RuntimeError(f"{name} not ready after {timeout}s:\n{self.log(process.name)}")  # type: ignore[attr-defined]
+        raise RuntimeError(f"{name} not ready after {timeout}s:\n{self.log(name)}")
 
 
 def main() -> int:

@@ -9,7 +9,7 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from tests import corpus
+from tests import bad_inputs, corpus
 
 pytestmark = pytest.mark.e2e
 
@@ -119,3 +119,47 @@ def test_fidelity_cases_through_the_website(local_stack: Any) -> None:
         except AssertionError as err:
             failures.append(f"{case.name}: {err}")
     assert not failures, "\n".join(failures)
+
+
+def stored_keys(stack: Any) -> set[str]:
+    pages = stack.s3_client().get_paginator("list_objects_v2").paginate(Bucket=stack.bucket)
+    return {item["Key"] for page in pages for item in page.get("Contents", [])}
+
+
+@pytest.fixture(scope="module")
+def bad_originals(local_stack: Any) -> Any:
+    for key, body in bad_inputs.originals().items():
+        put(local_stack, key, body)
+    return local_stack
+
+
+@pytest.mark.parametrize(("path", "status", "code"), bad_inputs.BAD_REQUESTS)
+def test_bad_input_through_the_api(bad_originals: Any, path: str, status: int, code: str) -> None:
+    before = stored_keys(bad_originals)
+    response = requests.get(
+        f"{bad_originals.api_url}/resize/{path}", timeout=30, allow_redirects=False
+    )
+    assert response.status_code == status, response.text
+    assert response.json()["code"] == code
+    assert response.headers["Cache-Control"] == "no-store"
+    assert stored_keys(bad_originals) == before
+    assert requests.get(f"{bad_originals.api_url}/health", timeout=10).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "code"),
+    [
+        row
+        for row in bad_inputs.BAD_REQUESTS
+        if row[2].endswith("size") or row[1] in (413, 415, 422)
+    ],
+)
+def test_bad_input_through_the_website(
+    bad_originals: Any, path: str, status: int, code: str
+) -> None:
+    before = stored_keys(bad_originals)
+    response = requests.get(f"{bad_originals.public_url}/{path}", timeout=30)
+    assert [r.status_code for r in response.history] == [307]
+    assert response.status_code == status, response.text
+    assert response.json()["code"] == code
+    assert stored_keys(bad_originals) == before
