@@ -151,7 +151,10 @@ def test_bad_input_through_the_api(bad_originals: Any, path: str, status: int, c
     [
         row
         for row in bad_inputs.BAD_REQUESTS
-        if row[2].endswith("size") or row[1] in (413, 415, 422)
+        if (row[2].endswith("size") or row[1] in (413, 415, 422))
+        # s3rver answers 500 for a key with NUL (its file store can't hold one);
+        # S3 answers 404 and redirects. The API-level test covers NUL.
+        and "%00" not in row[0]
     ],
 )
 def test_bad_input_through_the_website(
