@@ -1,7 +1,9 @@
-"""The local tooling itself: s3rver as launched by scripts/s3rver.js."""
+"""The local tooling itself: s3rver and chalice local as launched by scripts/."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import threading
 from typing import Any
 
@@ -43,3 +45,21 @@ def test_a_new_object_never_shows_without_its_content_type(local_stack: Any) -> 
         reader.join()
     assert len(seen) == 60
     assert set(seen) - {"not seen"} == {"image/jpeg"}
+
+
+def listen_backlog(port: int) -> int:
+    """The accept-queue limit of the socket listening on ``port`` (``ss``'s Send-Q)."""
+    ss = shutil.which("ss")
+    if ss is None:
+        pytest.skip("needs ss (iproute2) to read a listening socket's backlog")
+    lines = subprocess.run(
+        [ss, "-ltnH", f"sport = :{port}"], capture_output=True, text=True, check=True
+    ).stdout.split("\n")
+    backlogs = {int(line.split()[2]) for line in lines if line.strip()}
+    assert len(backlogs) == 1, lines
+    return backlogs.pop()
+
+
+def test_chalice_local_accepts_a_deep_queue_of_connections(local_stack: Any) -> None:
+    # chalice local's own backlog of 5 overflowed under `make load`; see scripts/chalice_local.py.
+    assert listen_backlog(local_stack.api_port) >= 128
