@@ -559,7 +559,8 @@ def target_for(args: argparse.Namespace) -> Iterator[Target]:
             app_env={"MAX_DIMENSION": str(args.max_dimension)},
         )
         with stack:
-            print(f"stack: {stack.public_url} -> {stack.api_url} (logs in {stack.data_dir})")
+            kept = f" (logs in {stack.data_dir})" if args.data_dir else ""
+            print(f"stack: {stack.public_url} -> {stack.api_url}{kept}")
             yield Target(stack.public_url, stack.bucket, stack.s3_client(), args.max_dimension)
 
 
