@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench load clean
 
 install: $(PY_STAMP) $(NODE_STAMP)
 
@@ -26,6 +26,11 @@ $(NODE_STAMP): package.json package-lock.json
 
 run: install
 	$(BIN)/python scripts/local_stack.py
+
+# A bounded load run on loopback against its own local stack; LOAD_ARGS, e.g.
+# `--misses 400 --hits 5000 --concurrency 64`, go to scripts/load.py.
+load: install
+	$(BIN)/python scripts/load.py $(LOAD_ARGS)
 
 lint: $(PY_STAMP)
 	$(BIN)/ruff check .

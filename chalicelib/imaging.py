@@ -45,6 +45,8 @@ INPUT_FORMATS = tuple(name for name in DEFAULT_OUTPUT if name != "MPO")
 
 GIF = OutputFormat("gif", "GIF", "image/gif", None)  # an output only when the original is a GIF
 FORMATS = {**OUTPUT_FORMATS, "gif": GIF}
+# Pillow format name → the Content-Type of every format we write.
+CONTENT_TYPES = {f.pillow: f.content_type for f in FORMATS.values()}
 ANIMATED_OUTPUTS = frozenset({"GIF", "WEBP"})
 ALPHA_OUTPUTS = frozenset({"PNG", "GIF", "WEBP", "AVIF"})
 

@@ -1,13 +1,17 @@
 """Lazy getters for settings, the S3 client and the service.
 
 Nothing is built at import time (cold starts pay only for what a request
-uses) and tests can swap any piece by calling :func:`reset`.
+uses) and tests can swap any piece by calling :func:`reset`.  A lock makes
+the first build happen once: `chalice local` serves requests on threads, and
+boto3's default session is not safe to build clients from concurrently.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Any
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import boto3
 from botocore.config import Config
@@ -16,13 +20,28 @@ from chalicelib.config import Settings
 from chalicelib.service import ResizeService
 from chalicelib.storage import ImageStore
 
+T = TypeVar("T")
+_build_lock = threading.RLock()
 
-@functools.cache
+
+def _built_once(build: Callable[[], T]) -> functools._lru_cache_wrapper[T]:
+    cached = functools.cache(build)
+
+    @functools.wraps(build)
+    def getter() -> T:
+        with _build_lock:  # re-entrant: get_service builds the other two
+            return cached()
+
+    getter.cache_clear = cached.cache_clear  # type: ignore[attr-defined]
+    return getter  # type: ignore[return-value]
+
+
+@_built_once
 def get_settings() -> Settings:
     return Settings.from_env()
 
 
-@functools.cache
+@_built_once
 def get_s3_client() -> Any:
     settings = get_settings()
     config = Config(
@@ -36,7 +55,7 @@ def get_s3_client() -> Any:
     return boto3.client("s3", endpoint_url=settings.s3_endpoint_url, config=config)
 
 
-@functools.cache
+@_built_once
 def get_service() -> ResizeService:
     settings = get_settings()
     return ResizeService(settings, ImageStore(get_s3_client(), settings.bucket))

@@ -120,7 +120,8 @@ class LocalStack:
             **self.app_env,
         }
         chalice = [
-            str(Path(sys.executable).parent / "chalice"),
+            sys.executable,
+            str(ROOT / "scripts" / "chalice_local.py"),
             "local",
             "--host",
             self.host,

@@ -6,7 +6,11 @@
 //    header.  S3 percent-encodes it; so do we.
 // 2. s3rver overwrites an object's files in place, so a GET racing a PUT of
 //    the same key can read an empty or half-written object.  S3 PUTs are
-//    atomic; here every file is written to a temporary name, then renamed.
+//    atomic; here every file is written to a temporary name, then renamed,
+//    the data file last, so a new key never shows without its metadata.
+//    An overwrite can still pair the new metadata with the old data for a
+//    moment (s3rver keeps them in separate files); variants are rewritten
+//    with identical bytes and type, so that window is harmless here.
 //
 // Usage: node scripts/s3rver.js <directory> <address> <port>
 'use strict';
@@ -71,9 +75,12 @@ FilesystemStore.prototype.putObject = async function (object) {
     },
   });
   await pipeline(content, measure, fs.createWriteStream(temporary));
-  await fs.promises.rename(temporary, objectPath);
   const digest = md5.digest('hex');
+  // Metadata first, object last: s3rver finds an object by its data file, so a
+  // new key appears only once its Content-Type is there.  (Renaming the data
+  // first let GETs racing the first PUT answer binary/octet-stream.)
   await this.putMetadata(object.bucket, object.key, object.metadata, digest);
+  await fs.promises.rename(temporary, objectPath);
   return { size, md5: digest };
 };
 
