@@ -41,10 +41,11 @@ $(BENCH_STAMP): requirements-bench.txt $(PY_STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt
 	touch $@
 
-# The pipeline table: render against the decode+encode floor, naive Pillow and libvips.
+# The pipeline table (scripts/bench.py), then miss/hit timing through the local stack.
 # BENCH_ARGS="--quick" for fewer rounds, "--photos DIR" for your own JPEGs.
 bench: install $(BENCH_STAMP)
 	$(BIN)/python scripts/bench.py $(BENCH_ARGS)
+	$(BIN)/python scripts/bench_stack.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules .local .pytest_cache .ruff_cache .hypothesis
