@@ -8,6 +8,7 @@ PYTHON ?= $(shell for p in python3.12 $(wildcard $(HOME)/.pyenv/versions/3.12*/b
 VENV := .venv
 BIN := $(VENV)/bin
 PY_STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.bench-installed
 NODE_STAMP := node_modules/.installed
 
 .PHONY: install run test lint bench load clean
@@ -40,6 +41,16 @@ lint: $(PY_STAMP)
 test: install lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$status
+
+$(BENCH_STAMP): requirements-bench.txt $(PY_STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt
+	touch $@
+
+# The pipeline table (scripts/bench.py), then miss/hit timing through the local stack.
+# BENCH_ARGS="--quick" for fewer rounds, "--photos DIR" for your own JPEGs.
+bench: install $(BENCH_STAMP)
+	$(BIN)/python scripts/bench.py $(BENCH_ARGS)
+	$(BIN)/python scripts/bench_stack.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules .local .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,378 @@
+#!/usr/bin/env python3
+"""How close is ``chalicelib.imaging.render`` to the fastest a resize can be?
+
+For each original (scripts/photos.py) and output box, four methods are timed
+interleaved in one run, single-threaded, medians over rounds.  Times are this
+process's CPU time per call (see scripts/timing.py); the ``wall/CPU`` column
+says how much longer the same rounds took in wall-clock time, i.e. how busy the
+machine was meanwhile (1.00: the benchmark had a core to itself).
+
+- ``render``: the app's pipeline, exactly as a miss runs it.
+- ``floor``: what any pipeline must at least do: decode (a JPEG at the DCT
+  scale render drafts to, i.e. the smallest of 1/1, 1/2, 1/4, 1/8 still covering
+  the output) and encode the output pixels with render's save settings.  For
+  other formats: a plain decode + encode.  No resampling at all.
+- ``naive``: open, ``resize(LANCZOS)`` without ``draft``, save; the common recipe.
+- ``vips``: ``pyvips.Image.thumbnail_buffer`` + save at the same settings, if
+  pyvips imports (``requirements-bench.txt``); one thread (``VIPS_CONCURRENCY=1``).
+
+Peak memory: each method runs once in a fresh process, which reports how far
+its peak resident set rose during the call over its own idle peak (imports
+done, original read).  Pillow allocates pixels in C, where tracemalloc sees
+nothing.  The peak is Linux's VmHWM, not ``ru_maxrss``: a child started by
+``subprocess`` (vfork + exec) inherits the parent's ``ru_maxrss``, so after
+the parent decoded a 20 MP photo every child reported the same value, delta 0.
+
+    python scripts/bench.py [--quick] [--photos DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from io import BytesIO
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+# libvips would otherwise use every core; Pillow uses one, and so does a small Lambda.
+os.environ.setdefault("VIPS_CONCURRENCY", "1")
+
+import PIL
+from PIL import Image, ImageOps, ImageSequence
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from chalicelib import imaging  # noqa: E402
+from chalicelib.grammar import ResizeSpec, parse_size  # noqa: E402
+from scripts import photos as photo_source  # noqa: E402
+from scripts.timing import CPU, WALL, interleaved, median  # noqa: E402
+
+OUTPUTS = ("300x300", "1000x1000")
+# The largest dimension the grammar accepts at all; specs are always built by the parser.
+MAX_DIMENSION = 16384
+METHODS = ("render", "floor", "naive", "vips")
+MEMORY_METHODS = ("render", "naive", "vips")  # the floor is a bound, not a pipeline anyone runs
+ROUNDS = 11  # with 1 warm-up and the memory probes: about 2 minutes here
+QUICK_ROUNDS = 3
+# EXIF orientations 5–8 store the picture on its side: the stored target is swapped.
+SWAPPING_ORIENTATIONS = frozenset({5, 6, 7, 8})
+ORIENTATION_TAG = 0x0112
+
+Call = Callable[[], object]
+
+
+@dataclass(frozen=True)
+class Job:
+    """One original and one output box, with what render will resize to."""
+
+    data: bytes
+    spec: ResizeSpec
+    source_format: str
+    target: tuple[int, int]  # in the file's stored orientation, as render resizes
+    frames: int = 1  # as render keeps them: more than 1 for a resized animation
+
+
+@dataclass(frozen=True)
+class Row:
+    case: str
+    source: str
+    output: str
+    is_jpeg: bool
+    ms: dict[str, float]
+    wall_per_cpu: float
+    peak_mib: dict[str, float]
+
+    def ratio(self, other: str) -> float | None:
+        if other not in self.ms or self.ms[other] <= 0:
+            return None
+        return self.ms["render"] / self.ms[other]
+
+
+def spec_for(token: str) -> ResizeSpec:
+    return parse_size(token, MAX_DIMENSION)
+
+
+def plan(data: bytes, token: str) -> Job:
+    """Render once: whatever size render produces is the size every method must produce."""
+    spec = spec_for(token)
+    rendered = imaging.render(data, spec)
+    with Image.open(BytesIO(data)) as image:
+        source_format = str(image.format)
+        swaps = int(image.getexif().get(ORIENTATION_TAG, 1)) in SWAPPING_ORIENTATIONS
+    upright = (rendered.width, rendered.height)
+    target = (upright[1], upright[0]) if swaps else upright
+    return Job(data, spec, source_format, target, rendered.frames)
+
+
+def save_options(output_format: str) -> dict[str, Any]:
+    """render's own settings (quality included), so a change there moves every baseline."""
+    options = dict(imaging.SAVE_OPTIONS.get(output_format, {}))
+    quality = imaging.FORMATS[imaging.DEFAULT_OUTPUT[output_format]].default_quality
+    if quality is not None:
+        options["quality"] = quality
+    return options
+
+
+def encode(frames: list[Image.Image], job: Job) -> bytes:
+    """render's own encoder, with the animation options render would pass."""
+    output = imaging.output_format(job.source_format, job.spec)
+    animation: dict[str, Any] = {}
+    if len(frames) > 1:
+        with Image.open(BytesIO(job.data)) as image:
+            durations = [frame.info.get("duration", 0) for frame in ImageSequence.Iterator(image)]
+            loop = image.info.get("loop", 0)
+        animation = {
+            "save_all": True,
+            "append_images": frames[1:],
+            "duration": durations,
+            "loop": loop,
+        }
+    background = imaging.ImagingLimits().background
+    return imaging.encode(frames, output, job.spec, background, **animation).body
+
+
+def floor_decode(data: bytes, target: tuple[int, int], frames: int = 1) -> Image.Image:
+    """Decode only: a JPEG at the smallest DCT scale still at least ``target``; every frame."""
+    image = Image.open(BytesIO(data))
+    if image.format == "JPEG":
+        image.draft(None, target)
+    for index in range(frames):
+        image.seek(index)
+        image.load()
+    return image
+
+
+def output_pixels(job: Job) -> list[Image.Image]:
+    """The frames render encodes, made outside the timed floor.
+
+    Not render's output decoded again: a GIF decoded has at most 256 colours,
+    which Pillow quantizes far faster than the resampled photo render encodes.
+    """
+    image = floor_decode(job.data, job.target)
+    frames = ImageSequence.all_frames(image) if job.frames > 1 else [image]
+    return [
+        ImageOps.exif_transpose(
+            imaging.normalise_mode(frame).resize(job.target, Image.Resampling.LANCZOS)
+        )
+        for frame in frames
+    ]
+
+
+def render_call(job: Job) -> Call:
+    return lambda: imaging.render(job.data, job.spec)
+
+
+def floor_call(job: Job) -> Call:
+    pixels = output_pixels(job)
+
+    def floor() -> bytes:
+        floor_decode(job.data, job.target, job.frames)
+        return encode(pixels, job)
+
+    return floor
+
+
+def naive_call(job: Job) -> Call:
+    def naive() -> bytes:
+        with Image.open(BytesIO(job.data)) as image:
+            resized = imaging.normalise_mode(image).resize(job.target, Image.Resampling.LANCZOS)
+        return encode([resized], job)
+
+    return naive
+
+
+def vips_call(job: Job, pyvips: ModuleType) -> Call:
+    suffix, options = vips_save_options(job.source_format)
+    # thumbnail needs a width; "no limit" is any number larger than the image.
+    width = job.spec.width or 10 * MAX_DIMENSION
+    height = job.spec.height or 10 * MAX_DIMENSION
+
+    def vips() -> bytes:
+        thumb = pyvips.Image.thumbnail_buffer(job.data, width, height=height, size="down")
+        return bytes(thumb.write_to_buffer(suffix, keep="none", **options))
+
+    return vips
+
+
+def vips_save_options(output_format: str) -> tuple[str, dict[str, Any]]:
+    """render's SAVE_OPTIONS translated into libvips' names."""
+    pil = save_options(output_format)
+    if output_format == "JPEG":
+        return ".jpg", {"Q": pil.get("quality", 75), "optimize_coding": bool(pil.get("optimize"))}
+    if output_format == "PNG":
+        return ".png", {"compression": pil.get("compress_level", 6)}
+    if output_format == "WEBP":
+        return ".webp", {"Q": pil.get("quality", 80), "effort": pil.get("method", 4)}
+    return ".gif", {}
+
+
+def load_pyvips() -> ModuleType | None:
+    try:
+        import pyvips
+    except (ImportError, OSError):
+        return None
+    pyvips.cache_set_max(0)  # its operation cache would answer a repeated call from memory
+    return pyvips
+
+
+def calls_for(job: Job, methods: tuple[str, ...], pyvips: ModuleType | None) -> dict[str, Call]:
+    builders: dict[str, Callable[[Job], Call]] = {
+        "render": render_call,
+        "floor": floor_call,
+        "naive": naive_call,
+    }
+    if pyvips is not None:
+        builders["vips"] = lambda job: vips_call(job, pyvips)
+    return {name: builders[name](job) for name in methods if name in builders}
+
+
+def time_job(job: Job, rounds: int, pyvips: ModuleType | None) -> tuple[dict[str, float], float]:
+    """Median CPU ms per method, and wall time over CPU time for all the rounds."""
+    calls = calls_for(job, METHODS, pyvips)
+    wall, cpu = WALL(), CPU()
+    samples = interleaved(calls, rounds, clock=CPU)
+    wall_per_cpu = (WALL() - wall) / max(CPU() - cpu, 1e-9)
+    return {name: median(values) for name, values in samples.items()}, wall_per_cpu
+
+
+def peak_mib(path: Path, token: str, job: Job, method: str) -> float:
+    """Run one call in a fresh process; its ru_maxrss rise over its own idle value, in MiB."""
+    command = [sys.executable, __file__, "--child", method, str(path), token]
+    command += [str(job.target[0]), str(job.target[1])]
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    report = json.loads(result.stdout)
+    return (report["peak_kib"] - report["idle_kib"]) / 1024.0
+
+
+def child(method: str, path: str, token: str, width: str, height: str) -> int:
+    """The body of one memory probe: prepare everything, note the idle peak, call once."""
+    data = Path(path).read_bytes()
+    with Image.open(BytesIO(data)) as image:
+        source_format = str(image.format)
+    job = Job(data, spec_for(token), source_format, (int(width), int(height)))
+    calls = calls_for(job, (method,), load_pyvips() if method == "vips" else None)
+    idle = peak_rss_kib()
+    calls[method]()
+    peak = peak_rss_kib()
+    print(json.dumps({"idle_kib": idle, "peak_kib": peak}))
+    return 0
+
+
+def peak_rss_kib() -> int:
+    """This process's peak resident set so far (VmHWM), in KiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmHWM in /proc/self/status: peak memory needs Linux")
+
+
+def describe_source(photo: photo_source.Photo, data: bytes) -> str:
+    with Image.open(BytesIO(data)) as image:
+        width, height = image.size
+        return f"{width}×{height} {image.format} {len(data) / 1e6:.1f} MB"
+
+
+def measure(photo: photo_source.Photo, token: str, rounds: int, pyvips: ModuleType | None) -> Row:
+    data = photo.path.read_bytes()
+    job = plan(data, token)
+    ms, wall_per_cpu = time_job(job, rounds, pyvips)
+    methods = [m for m in MEMORY_METHODS if m != "vips" or pyvips is not None]
+    memory = {m: peak_mib(photo.path, token, job, m) for m in methods}
+    output = f"{token} → {job.target[0]}×{job.target[1]}"
+    source = describe_source(photo, data)
+    is_jpeg = job.source_format == "JPEG"
+    return Row(photo.name, source, output, is_jpeg, ms, wall_per_cpu, memory)
+
+
+HEADER = (
+    "| case | source | output | render ms | floor ms | naive ms | vips ms "
+    "| render/floor | render/vips | peak MiB render / naive / vips | wall/CPU |"
+)
+
+
+def format_row(row: Row) -> str:
+    def ms(name: str) -> str:
+        return f"{row.ms[name]:.1f}" if name in row.ms else "–"
+
+    def ratio(name: str) -> str:
+        value = row.ratio(name)
+        return f"{value:.2f}" if value is not None else "–"
+
+    memory = " / ".join(
+        f"{row.peak_mib[m]:.0f}" if m in row.peak_mib else "–" for m in MEMORY_METHODS
+    )
+    cells = [row.case, row.source, row.output, *(ms(m) for m in METHODS)]
+    cells += [ratio("floor"), ratio("vips"), memory, f"{row.wall_per_cpu:.2f}"]
+    return "| " + " | ".join(cells) + " |"
+
+
+def worst_jpeg_ratio(rows: list[Row]) -> float:
+    ratios = [r.ratio("floor") for r in rows if r.is_jpeg]
+    found = [r for r in ratios if r is not None]
+    if not found:
+        raise ValueError("no JPEG cases")
+    return max(found)
+
+
+def summary(rows: list[Row]) -> str:
+    """The last line of the output, for people and scripts alike."""
+    return f"worst JPEG ratio to floor: {worst_jpeg_ratio(rows):.2f}"
+
+
+def table(rows: list[Row]) -> list[str]:
+    lines = [HEADER, "|" + "---|" * (HEADER.count("|") - 1)]
+    lines += [format_row(row) for row in rows]
+    return lines
+
+
+def environment(pyvips: ModuleType | None, rounds: int) -> str:
+    vips = (
+        f"libvips {pyvips.version(0)}.{pyvips.version(1)}.{pyvips.version(2)} "
+        f"(VIPS_CONCURRENCY={os.environ['VIPS_CONCURRENCY']})"
+        if pyvips is not None
+        else "pyvips not importable: no vips column (pip install -r requirements-bench.txt)"
+    )
+    return (
+        f"Python {platform.python_version()}, Pillow {PIL.__version__}, {vips}; "
+        f"{os.cpu_count()} CPUs; CPU ms per call, medians of {rounds} interleaved rounds "
+        "after 1 warm-up"
+    )
+
+
+def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        return child(*sys.argv[2:7])
+    parser = argparse.ArgumentParser(description="Time render against floor, naive and libvips.")
+    parser.add_argument("--quick", action="store_true", help=f"{QUICK_ROUNDS} rounds, not {ROUNDS}")
+    photo_source.add_photos_argument(parser)
+    args = parser.parse_args()
+    try:
+        originals = photo_source.get_photos(photo_source.photos_dir_from(args.photos))
+    except photo_source.PhotosUnavailable as err:
+        print(f"bench: {err}", file=sys.stderr)
+        return 1
+    rounds = QUICK_ROUNDS if args.quick else ROUNDS
+    pyvips = load_pyvips()
+    print(environment(pyvips, rounds))
+    if photo_source.photos_dir_from(args.photos) is None:
+        print(f"Photo: {photo_source.ATTRIBUTION}")
+    rows = []
+    for photo in originals:
+        for token in OUTPUTS:
+            rows.append(measure(photo, token, rounds, pyvips))
+            print(f"  measured {photo.name} {token}", file=sys.stderr, flush=True)
+    print("\n".join(table(rows)))
+    print(summary(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

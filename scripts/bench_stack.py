@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""What a browser waits for, through the real local stack (s3rver + `chalice local`).
+
+A miss is ``GET <public_url>/<size>/<key>`` followed the way a browser does:
+s3rver's website answers 404 → routing rule → 307 to the API, the app renders
+and stores the variant and answers 307 back, s3rver serves it with 200.  Each
+repetition asks for a size never asked before (301x301, 302x302, ...), so every
+one is a true miss; the very first miss is reported on its own (cold: the app
+creates its S3 client then).  A hit is a GET of a variant that exists.
+
+The sizes step down from the box (299x299, 298x298, ...), not up: render's
+shrink-on-load picks the DCT scale from ``width // target``.  On the 12 MP
+photo, 1000x1000 decodes at 1/4 to exactly 1000×750 and skips resampling
+(27 ms CPU when measured), 999x999 stays at 1/4 but resamples (42 ms), and
+1001x1001 falls back to 1/2 and resamples 3 MP (72 ms).  Stepping down keeps a
+series on its box's DCT scale; it still pays a resample 1000x1000 itself avoids.
+
+The miss is broken down per hop (``requests`` times each response's headers)
+and into the app's render, called directly in this process on the same bytes
+right after each miss, versus everything else (S3 round trips, HTTP, routing).
+
+Times are wall-clock: the work spans three processes.
+
+    python scripts/bench_stack.py [--quick] [--photos DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from chalicelib.imaging import render  # noqa: E402
+from scripts import photos as photo_source  # noqa: E402
+from scripts.bench import spec_for  # noqa: E402
+from scripts.local_stack import LocalStack, free_port  # noqa: E402
+from scripts.timing import median, percentile, timed  # noqa: E402
+
+KEY = "bench/photo.jpg"
+SERIES = (300, 1000)  # output box sides; each repetition takes 1 px off to get a new variant
+MISSES, QUICK_MISSES = 15, 5
+HITS, QUICK_HITS = 100, 20
+MISS_HOPS = ("website 404 → 307", "API: get + render + put → 307", "GET variant from S3")
+
+
+@dataclass
+class Samples:
+    """Wall ms per repetition, by what was timed."""
+
+    by_name: dict[str, list[float]] = field(default_factory=dict)
+
+    def add(self, name: str, value: float) -> None:
+        self.by_name.setdefault(name, []).append(value)
+
+
+def variant_url(stack: LocalStack, token: str) -> str:
+    return f"{stack.public_url}/{token}/{quote(KEY)}"
+
+
+def get_miss(session: requests.Session, stack: LocalStack, token: str) -> tuple[float, list[float]]:
+    """One miss followed to the image: total ms and ms per hop; refuses anything but a miss."""
+    total, response = timed(lambda: session.get(variant_url(stack, token), timeout=120))
+    codes = [r.status_code for r in response.history] + [response.status_code]
+    if codes != [307, 307, 200]:
+        raise RuntimeError(f"{token}: expected a miss (307, 307, 200), got {codes}")
+    hops = [r.elapsed.total_seconds() * 1000.0 for r in [*response.history, response]]
+    return total, hops
+
+
+def get_hit(session: requests.Session, stack: LocalStack, token: str) -> float:
+    total, response = timed(lambda: session.get(variant_url(stack, token), timeout=30))
+    if response.status_code != 200 or response.history:
+        raise RuntimeError(f"{token}: expected a plain 200, got {response.status_code}")
+    return total
+
+
+def misses(session: requests.Session, stack: LocalStack, data: bytes, side: int, n: int) -> Samples:
+    """n true misses, each followed by the same render in this process (paired, interleaved)."""
+    samples = Samples()
+    for step in range(1, n + 1):
+        token = f"{side - step}x{side - step}"
+        total, hops = get_miss(session, stack, token)
+        render_ms, _ = timed(lambda token=token: render(data, spec_for(token)))
+        samples.add("miss", total)
+        for name, value in zip(MISS_HOPS, hops, strict=True):
+            samples.add(name, value)
+        samples.add("render (direct)", render_ms)
+        samples.add("rest = miss - render", total - render_ms)
+    return samples
+
+
+def hits(session: requests.Session, stack: LocalStack, token: str, n: int) -> list[float]:
+    return [get_hit(session, stack, token) for _ in range(n)]
+
+
+def row(label: str, values: list[float]) -> str:
+    p90 = f"{percentile(values, 0.9):.1f}" if len(values) > 1 else "–"
+    return f"| {label} | {len(values)} | {median(values):.1f} | {p90} |"
+
+
+def report(cold: float, series: dict[int, Samples], hit_samples: dict[str, list[float]]) -> None:
+    print("| what | n | median ms | p90 ms |")
+    print("|---|---|---|---|")
+    print(row("cold first miss 300x300", [cold]))
+    for side, samples in series.items():
+        for name, values in samples.by_name.items():
+            label = f"miss ~{side} px" if name == "miss" else f"  {name}"
+            print(row(label, values))
+    for token, values in hit_samples.items():
+        print(row(f"hit {token}", values))
+
+
+def stack_photo(found: list[photo_source.Photo]) -> photo_source.Photo:
+    """The 12 MP JPEG by default; with the user's photos, their first JPEG."""
+    named = [p for p in found if p.name == "jpeg-12mp"]
+    return (named or found)[0]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Miss and hit latency through the local stack.")
+    parser.add_argument("--quick", action="store_true", help="fewer misses and hits")
+    photo_source.add_photos_argument(parser)
+    args = parser.parse_args()
+    try:
+        photo = stack_photo(photo_source.get_photos(photo_source.photos_dir_from(args.photos)))
+    except photo_source.PhotosUnavailable as err:
+        print(f"bench_stack: {err}", file=sys.stderr)
+        return 1
+    n_miss, n_hit = (QUICK_MISSES, QUICK_HITS) if args.quick else (MISSES, HITS)
+    data = photo.path.read_bytes()
+    with tempfile.TemporaryDirectory() as tmp:
+        stack = LocalStack(Path(tmp), s3_port=free_port(), api_port=free_port())
+        with stack, requests.Session() as session:
+            stack.s3_client().put_object(Bucket=stack.bucket, Key=KEY, Body=data)
+            print(f"Stack: s3rver + chalice local; original {photo.name}, {len(data) / 1e6:.1f} MB")
+            cold, _ = get_miss(session, stack, "300x300")
+            series = {side: misses(session, stack, data, side, n_miss) for side in SERIES}
+            existing = ("300x300", f"{SERIES[-1] - 1}x{SERIES[-1] - 1}")
+            hit_samples = {t: hits(session, stack, t, n_hit) for t in existing}
+    report(cold, series, hit_samples)
+    print("Medians of parts need not add up to the median of the whole.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""The benchmark harness measures what it says: sizes, DCT scale, memory probe, table format.
+
+Small generated JPEGs only (the Debian photo is fetched by `make bench`, never by tests),
+and no timing assertions: the machine is shared, only the harness logic is checked here.
+"""
+
+from __future__ import annotations
+
+import re
+from io import BytesIO
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from chalicelib import imaging
+from scripts import bench, photos
+from tests import corpus
+
+
+def size_of(body: bytes) -> tuple[int, int]:
+    with Image.open(BytesIO(body)) as image:
+        return image.size
+
+
+@pytest.mark.parametrize(
+    ("token", "target", "drafted"),
+    [
+        # 1600×1200: 1/8 scale is 200×150, 1/4 is 400×300, 1/2 is 800×600.
+        ("100x100", (100, 75), (200, 150)),
+        ("300x300", (300, 225), (400, 300)),
+        ("700x700", (700, 525), (800, 600)),
+        ("1000x1000", (1000, 750), (1600, 1200)),
+    ],
+)
+def test_floor_decodes_at_the_dct_scale_render_drafts_to(
+    token: str, target: tuple[int, int], drafted: tuple[int, int]
+) -> None:
+    data = corpus.jpeg((1600, 1200))
+    job = bench.plan(data, token)
+    assert job.target == target
+    assert bench.floor_decode(data, job.target).size == drafted
+    with Image.open(BytesIO(data)) as image:
+        imaging.shrink_on_load(image, imaging.plan(image.size, job.spec))
+        assert image.size == drafted
+
+
+def test_target_is_in_stored_orientation_for_sideways_jpegs() -> None:
+    data = corpus.jpeg((1600, 1200), orientation=6)
+    job = bench.plan(data, "300x300")
+    assert job.target == (300, 225)  # as stored; render's output is upright, 225×300
+    assert size_of(imaging.render(data, job.spec).body) == (225, 300)
+    assert bench.floor_decode(data, job.target).size == (400, 300)
+
+
+@pytest.mark.parametrize(
+    ("data", "token"),
+    [
+        (corpus.jpeg((1600, 1200)), "300x300"),
+        (corpus.png_rgba((640, 480)), "200x200"),
+        (corpus.encode(corpus.quadrants((640, 480)).quantize(16), "GIF"), "200x200"),
+    ],
+)
+def test_every_method_makes_the_size_render_makes(data: bytes, token: str) -> None:
+    job = bench.plan(data, token)
+    calls = bench.calls_for(job, bench.METHODS, bench.load_pyvips())
+    assert {"render", "floor", "naive"} <= set(calls)
+    outputs = {name: call() for name, call in calls.items()}
+    expected = (outputs["render"].width, outputs["render"].height)
+    assert size_of(outputs["render"].body) == expected
+    for name in ("floor", "naive"):
+        assert size_of(outputs[name]) == expected, name
+    if "vips" in outputs:  # libvips rounds on its own: within a pixel
+        vips_size = size_of(outputs["vips"])
+        assert all(abs(a - b) <= 1 for a, b in zip(vips_size, expected, strict=True))
+
+
+def test_encode_uses_renders_save_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    pixels = [corpus.quadrants((320, 240))]
+    job = bench.plan(corpus.jpeg((640, 480)), "320x240")
+    monkeypatch.setitem(imaging.SAVE_OPTIONS, "JPEG", {"progressive": True})
+    with Image.open(BytesIO(bench.encode(pixels, job))) as image:
+        assert image.info.get("progressive") == 1
+    monkeypatch.setitem(imaging.SAVE_OPTIONS, "JPEG", {})
+    with Image.open(BytesIO(bench.encode(pixels, job))) as image:
+        assert "progressive" not in image.info
+
+
+def test_time_job_gives_a_median_per_method() -> None:
+    job = bench.plan(corpus.jpeg((800, 600)), "300x300")
+    medians, wall_per_cpu = bench.time_job(job, rounds=2, pyvips=None)
+    assert set(medians) == {"render", "floor", "naive"}
+    assert all(value > 0 for value in medians.values())
+    assert wall_per_cpu > 0
+
+
+def test_memory_probe_sees_a_full_size_decode(tmp_path: Path) -> None:
+    # A 2000×1500 RGB decode alone is 8.6 MiB; the naive path also holds the resize buffers.
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(corpus.jpeg((2000, 1500)))
+    job = bench.plan(path.read_bytes(), "300x300")
+    assert bench.peak_mib(path, "300x300", job, "naive") > 8
+
+
+def row(case: str, is_jpeg: bool, render: float, floor: float) -> bench.Row:
+    ms = {"render": render, "floor": floor, "naive": 9 * render}
+    return bench.Row(case, "src", "300x300 → 300×225", is_jpeg, ms, 1.5, {"render": 2.0})
+
+
+def test_table_rows_and_summary_line_parse() -> None:
+    rows = [row("a", True, 11.0, 10.0), row("b", True, 13.0, 10.0), row("c", False, 50.0, 10.0)]
+    lines = bench.table(rows)
+    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    assert lines[1] == "|" + "---|" * len(header)
+    cells = dict(zip(header, (c.strip() for c in lines[3].strip("|").split("|")), strict=True))
+    assert cells["render ms"] == "13.0"
+    assert cells["render/floor"] == "1.30"
+    assert cells["vips ms"] == "–"
+    assert cells["peak MiB render / naive / vips"] == "2 / – / –"
+    # The PNG row's 5.00 is not a JPEG case: the worst JPEG ratio is row b's.
+    assert re.fullmatch(r"worst JPEG ratio to floor: \d+\.\d\d", bench.summary(rows))
+    assert bench.summary(rows) == "worst JPEG ratio to floor: 1.30"
+
+
+def test_photos_without_apt_get_name_the_directory_option(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(photos.shutil, "which", lambda tool: None)
+    with pytest.raises(photos.PhotosUnavailable, match="--photos DIR"):
+        photos.get_photos(None, tmp_path)
+
+
+def test_user_photos_are_the_jpegs_in_the_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "b.JPG").write_bytes(corpus.jpeg((64, 48)))
+    (tmp_path / "a.jpeg").write_bytes(corpus.jpeg((64, 48)))
+    (tmp_path / "notes.txt").write_text("not a photo")
+    monkeypatch.setenv("BENCH_PHOTOS", str(tmp_path))
+    found = photos.get_photos(photos.photos_dir_from(None))
+    assert [p.path.name for p in found] == ["a.jpeg", "b.JPG"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(photos.PhotosUnavailable, match=r"no \.jpg"):
+        photos.get_photos(empty)
+    with pytest.raises(photos.PhotosUnavailable, match="not a directory"):
+        photos.get_photos(tmp_path / "a.jpeg")
