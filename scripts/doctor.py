@@ -364,7 +364,10 @@ def main(argv: list[str] | None = None) -> int:
         results = run_checks(target)
     except (ClientError, BotoCoreError) as err:
         print(f"✗ cannot upload the probe original to s3://{target.bucket}: {err}")
-        print("    fix: run with credentials that may put and delete objects in the bucket")
+        print(
+            "    fix: check that S3 is reachable (--local: is `make run` running?) and that "
+            "the credentials may put and delete objects in the bucket"
+        )
         return 2
     print(report(results))
     return 1 if any(result.mark == FAIL for result in results) else 0
