@@ -11,7 +11,15 @@ PY_STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.bench-installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: install run test lint bench load clean
+# Deploying (see README, "Deploy to AWS"): make package, make deploy, make doctor.
+AWS_REGION ?= us-east-1
+STACK_NAME ?=
+BUCKET_NAME ?=
+ARTIFACT_BUCKET ?=
+PACKAGE_DIR := build/package
+AWS_CLI := aws --region $(AWS_REGION)
+
+.PHONY: install run test lint bench load clean package deploy deploy-settings doctor teardown
 
 install: $(PY_STAMP) $(NODE_STAMP)
 
@@ -52,5 +60,38 @@ bench: install $(BENCH_STAMP)
 	$(BIN)/python scripts/bench.py $(BENCH_ARGS)
 	$(BIN)/python scripts/bench_stack.py $(BENCH_ARGS)
 
+# One SAM template (app + bucket + website rule + policy + CloudFront) and the
+# Lambda zip, linted and inspected; refuses to run on a venv older than 3.12.
+package: $(PY_STAMP)
+	$(BIN)/python scripts/package.py --out $(PACKAGE_DIR) --region $(AWS_REGION)
+
+# Needs the AWS CLI and credentials; ARTIFACT_BUCKET is any bucket you own in
+# AWS_REGION for the zip.  Running it again updates the stack in place.
+deploy: deploy-settings package
+	$(AWS_CLI) cloudformation package --template-file $(PACKAGE_DIR)/sam.json \
+		--s3-bucket $(ARTIFACT_BUCKET) --output-template-file $(PACKAGE_DIR)/packaged.yaml
+	$(AWS_CLI) cloudformation deploy --template-file $(PACKAGE_DIR)/packaged.yaml \
+		--stack-name $(STACK_NAME) --parameter-overrides BucketName=$(BUCKET_NAME) \
+		--capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND --no-fail-on-empty-changeset
+	$(AWS_CLI) cloudformation describe-stacks --stack-name $(STACK_NAME) \
+		--query 'Stacks[0].Outputs[].[OutputKey,OutputValue]' --output text
+
+deploy-settings:
+	@test -n "$(STACK_NAME)" -a -n "$(BUCKET_NAME)" -a -n "$(ARTIFACT_BUCKET)" || { \
+		echo "usage: make deploy STACK_NAME=image-resizer BUCKET_NAME=my-images ARTIFACT_BUCKET=my-artifacts [AWS_REGION=us-east-1]"; exit 1; }
+	@command -v aws >/dev/null || { echo "make deploy needs the AWS CLI (aws) on PATH"; exit 1; }
+
+# With STACK_NAME: the deployed stack.  Without: the `make run` stack.
+doctor: $(PY_STAMP)
+	$(BIN)/python scripts/doctor.py $(if $(STACK_NAME),--stack $(STACK_NAME) --region $(AWS_REGION),--local)
+
+# Deletes every original and variant, then the stack.
+teardown:
+	@test -n "$(STACK_NAME)" -a -n "$(BUCKET_NAME)" || { echo "usage: make teardown STACK_NAME=... BUCKET_NAME=... CONFIRM=<BUCKET_NAME>"; exit 1; }
+	@test "$(CONFIRM)" = "$(BUCKET_NAME)" || { echo "this deletes every object in s3://$(BUCKET_NAME); run again with CONFIRM=$(BUCKET_NAME)"; exit 1; }
+	$(AWS_CLI) s3 rm s3://$(BUCKET_NAME) --recursive
+	$(AWS_CLI) cloudformation delete-stack --stack-name $(STACK_NAME)
+	$(AWS_CLI) cloudformation wait stack-delete-complete --stack-name $(STACK_NAME)
+
 clean:
-	rm -rf $(VENV) node_modules .local .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) node_modules .local .pytest_cache .ruff_cache .hypothesis build

@@ -89,7 +89,9 @@ class LocalStack:
     def start(self) -> LocalStack:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.start_s3()
-        configure_bucket(self.s3_client(), self.bucket, self.api_url, create=True)
+        # The AWS path too: s3rver answers NotImplemented to the policy steps, which are
+        # then skipped (it serves every object anonymously anyway).
+        configure_bucket(self.s3_client(), self.bucket, self.api_url, create=True, public_read=True)
         self.start_api()
         return self
 

@@ -1,0 +1,383 @@
+#!/usr/bin/env python3
+"""Check a deployment for the classic mistakes; print a checklist with a fix per failure.
+
+    python scripts/doctor.py --stack image-resizer --region us-east-1   # a CloudFormation stack
+    python scripts/doctor.py --local                                    # the `make run` stack
+    python scripts/doctor.py --bucket B --api-url URL --website-url URL [--public-url URL]
+
+It reads the bucket's website configuration with boto3, uploads one tiny
+probe original (``doctor-probe/<random>.png``), requests URLs anonymously with
+``requests`` (never following redirects except in the end-to-end check), and
+deletes the probe, its variant and its budget marker at the end.  Exit status 1 if any check fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import boto3
+import requests
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from chalicelib.service import MARKER_PREFIX  # noqa: E402
+from chalicelib.website import REDIRECT_CODE, apply_routing_rules  # noqa: E402
+
+TIMEOUT = 30
+PROBE_SIZE = "32x"
+VARIANT_CACHE_CONTROL = "max-age=31536000"
+LOCAL_CREDENTIALS = {"aws_access_key_id": "S3RVER", "aws_secret_access_key": "S3RVER"}
+
+PASS, FAIL, SKIP = "✓", "✗", "–"
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the deployment lives.  ``public_url`` is CloudFront's, or the website's."""
+
+    bucket: str
+    api_url: str
+    website_url: str
+    public_url: str
+    s3: Any
+    probe_key: str = field(default_factory=lambda: f"doctor-probe/{uuid.uuid4().hex}.png")
+
+    @property
+    def behind_cdn(self) -> bool:
+        return self.public_url.rstrip("/") != self.website_url.rstrip("/")
+
+    def missing_variant_path(self) -> str:
+        return f"{PROBE_SIZE}/doctor-missing/{uuid.uuid4().hex}.png"
+
+
+@dataclass(frozen=True)
+class Result:
+    mark: str
+    name: str
+    detail: str = ""
+    fix: str = ""
+
+
+def check(name: str) -> Callable[[Callable[[Target], Result]], Callable[[Target], Result]]:
+    """Name a check; an unexpected error becomes its failure instead of ending the run."""
+
+    def wrap(function: Callable[[Target], Result]) -> Callable[[Target], Result]:
+        def run(target: Target) -> Result:
+            try:
+                result = function(target)
+            except (requests.RequestException, ClientError, BotoCoreError) as err:
+                return Result(FAIL, name, f"{type(err).__name__}: {err}", "see the error above")
+            return Result(result.mark, name, result.detail, result.fix)
+
+        return run
+
+    return wrap
+
+
+def passed(detail: str = "") -> Result:
+    return Result(PASS, "", detail)
+
+
+def failed(detail: str, fix: str) -> Result:
+    return Result(FAIL, "", detail, fix)
+
+
+def configure_command(target: Target) -> str:
+    return (
+        f"python scripts/configure_bucket.py --bucket {target.bucket} "
+        f"--api-url {target.api_url} --public-read  (a stack: run `make deploy` again)"
+    )
+
+
+def get(url: str, *, follow: bool = False) -> requests.Response:
+    return requests.get(url, allow_redirects=follow, timeout=TIMEOUT)
+
+
+def website_config(target: Target) -> dict[str, Any] | None:
+    try:
+        return target.s3.get_bucket_website(Bucket=target.bucket)
+    except ClientError as err:
+        if err.response.get("Error", {}).get("Code") == "NoSuchWebsiteConfiguration":
+            return None
+        raise
+
+
+@check("website hosting is on")
+def website_hosting(target: Target) -> Result:
+    if website_config(target) is None:
+        return failed("the bucket has no website configuration", configure_command(target))
+    return passed()
+
+
+@check(f"routing rule: a 404 goes to the API's resize route with {REDIRECT_CODE}")
+def routing_rule(target: Target) -> Result:
+    config = website_config(target)
+    if config is None:
+        return failed("no website configuration, so no rules", configure_command(target))
+    key = f"{PROBE_SIZE}/photos/cat.jpg"
+    redirect = apply_routing_rules(
+        config, key, 404, request_host=urlsplit(target.website_url).netloc
+    )
+    expected = f"{target.api_url.rstrip('/')}/resize/{key}"
+    if redirect is None:
+        return failed("no rule matches a 404", configure_command(target))
+    problems = []
+    if str(redirect.status) != REDIRECT_CODE:
+        problems.append(
+            f"code {redirect.status}: browsers and CDNs keep a 301 forever, so once the "
+            "variant exists the cached redirect still sends users to the API (a loop)"
+        )
+    if redirect.location != expected:
+        problems.append(f"goes to {redirect.location}, expected {expected} (host, prefix)")
+    if problems:
+        return failed("; ".join(problems), configure_command(target))
+    return passed(f"{redirect.status} → {target.api_url}/resize/…")
+
+
+@check("public read: an anonymous GET of an existing object answers 200")
+def public_read(target: Target) -> Result:
+    response = get(f"{target.website_url}/{target.probe_key}")
+    if response.status_code == 200:
+        return passed()
+    return failed(
+        f"{response.status_code} for the probe original",
+        "allow s3:GetObject to everyone in the bucket policy and turn off BlockPublicPolicy and "
+        "RestrictPublicBuckets (bucket and account level): " + configure_command(target),
+    )
+
+
+@check("a missing key is a 404 to S3 (so the rule fires), not 403")
+def missing_key(target: Target) -> Result:
+    response = get(f"{target.website_url}/{target.missing_variant_path()}")
+    if response.is_redirect:
+        # Any rule firing proves S3 saw a 404; the rule's code is the check above.
+        return passed(f"{response.status_code} from the rule")
+    if response.status_code == 403:
+        return failed(
+            "403: S3 hides missing keys from users who may not list the bucket, "
+            "so the 404 rule never fires",
+            "allow s3:ListBucket to everyone (the bucket policy of infra/resources.json): "
+            + configure_command(target),
+        )
+    return failed(
+        f"{response.status_code} without a redirect: no routing rule applied",
+        "turn on website hosting with the 404 rule: " + configure_command(target),
+    )
+
+
+@check("the API answers")
+def api_answers(target: Target) -> Result:
+    response = get(f"{target.api_url.rstrip('/')}/health")
+    if response.status_code == 200 and response.json() == {"status": "ok"}:
+        return passed()
+    return failed(
+        f"{response.status_code} from {target.api_url}/health",
+        "check the API URL and stage (…/api), and the function's log in CloudWatch",
+    )
+
+
+@check("end to end: a miss redirects to the API, which stores the variant and redirects back")
+def miss_chain(target: Target) -> Result:
+    url = f"{target.public_url}/{PROBE_SIZE}/{target.probe_key}"
+    response = get(url, follow=True)
+    hops = [f"{r.status_code} → {r.headers.get('Location', '?')}" for r in response.history]
+    via_api = any(
+        r.headers.get("Location", "").startswith(f"{target.api_url}/resize/")
+        for r in response.history
+    )
+    if response.ok and response.headers.get("Content-Type") == "image/png" and via_api:
+        return passed(f"{len(hops)} redirects, then 200 image/png")
+    return failed(
+        f"{' | '.join(hops) or 'no redirect'} | final {response.status_code}",
+        "fix the failures above first; then check PUBLIC_URL and IMAGE_BUCKET in the "
+        "function's environment and its log",
+    )
+
+
+@check("the public URL serves an existing variant with its long Cache-Control")
+def variant_served(target: Target) -> Result:
+    response = get(f"{target.public_url}/{PROBE_SIZE}/{target.probe_key}")
+    cache_control = response.headers.get("Cache-Control", "")
+    if response.status_code == 200 and VARIANT_CACHE_CONTROL in cache_control:
+        return passed(cache_control)
+    return failed(
+        f"{response.status_code}, Cache-Control {cache_control!r}",
+        "PUBLIC_URL must be this public base; variants are written with "
+        "Cache-Control 'public, max-age=31536000, immutable'",
+    )
+
+
+@check("the CDN does not cache redirects")
+def cdn_keeps_no_redirect(target: Target) -> Result:
+    if not target.behind_cdn:
+        return Result(SKIP, "", "skipped: no CDN in front (the public URL is the website)")
+    url = f"{target.public_url}/{target.missing_variant_path()}"
+    first, second = get(url), get(url)
+    cache = second.headers.get("X-Cache", "")
+    if (
+        second.status_code == int(REDIRECT_CODE)
+        and "Hit" not in cache
+        and "Age" not in second.headers
+    ):
+        return passed(f"second request: {second.status_code}, X-Cache {cache!r}")
+    return failed(
+        f"first {first.status_code}, second {second.status_code} X-Cache {cache!r} "
+        f"Age {second.headers.get('Age')!r}",
+        "use a cache policy with MinTTL 0 and DefaultTTL 0 that honours origin headers "
+        "(VariantCachePolicy in infra/resources.json): S3's 307 has no Cache-Control",
+    )
+
+
+CHECKS = [
+    website_hosting,
+    routing_rule,
+    public_read,
+    missing_key,
+    api_answers,
+    miss_chain,
+    variant_served,
+    cdn_keeps_no_redirect,
+]
+
+
+def probe_png() -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), "orange").save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def run_checks(target: Target) -> list[Result]:
+    """Upload the probe, run every check, remove the probe, its variant and budget marker."""
+    target.s3.put_object(
+        Bucket=target.bucket, Key=target.probe_key, Body=probe_png(), ContentType="image/png"
+    )
+    try:
+        return [run(target) for run in CHECKS]
+    finally:
+        made = (
+            target.probe_key,
+            f"{PROBE_SIZE}/{target.probe_key}",
+            f"{MARKER_PREFIX}{target.probe_key}/{PROBE_SIZE}",
+        )
+        for key in made:
+            try:
+                target.s3.delete_object(Bucket=target.bucket, Key=key)
+            except (ClientError, BotoCoreError) as err:
+                print(f"could not delete s3://{target.bucket}/{key}: {err}", file=sys.stderr)
+
+
+def report(results: list[Result]) -> str:
+    lines = []
+    for result in results:
+        lines.append(
+            f"{result.mark} {result.name}" + (f": {result.detail}" if result.detail else "")
+        )
+        if result.mark == FAIL:
+            lines.append(f"    fix: {result.fix}")
+    failures = sum(result.mark == FAIL for result in results)
+    lines.append(f"{failures} of {len(results)} checks failed" if failures else "all checks passed")
+    return "\n".join(lines)
+
+
+def stack_target(stack: str, region: str | None) -> Target:
+    """Every URL from the CloudFormation stack's outputs."""
+    cloudformation = boto3.client("cloudformation", region_name=region)
+    description = cloudformation.describe_stacks(StackName=stack)["Stacks"][0]
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in description.get("Outputs", [])}
+    return Target(
+        bucket=outputs["BucketName"],
+        api_url=outputs["ApiURL"],
+        website_url=outputs["WebsiteURL"],
+        public_url=outputs["PublicURL"],
+        s3=boto3.client("s3", region_name=region),
+    )
+
+
+def local_target() -> Target:
+    """The `make run` stack, from the same variables scripts/local_stack.py reads."""
+    host = os.environ.get("LOCAL_HOST", "127.0.0.1")
+    s3_url = f"http://{host}:{os.environ.get('S3_PORT', '4568')}"
+    bucket = os.environ.get("BUCKET", "images")
+    return Target(
+        bucket=bucket,
+        api_url=f"http://{host}:{os.environ.get('API_PORT', '8000')}",
+        website_url=f"{s3_url}/{bucket}",
+        public_url=f"{s3_url}/{bucket}",
+        s3=s3_client(s3_url, region=None, **LOCAL_CREDENTIALS),
+    )
+
+
+def s3_client(endpoint_url: str | None, region: str | None, **credentials: str) -> Any:
+    # Local servers answer on one host, not <bucket>.host.
+    config = Config(s3={"addressing_style": "path"}) if endpoint_url else None
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        region_name=region or "us-east-1",
+        config=config,
+        **credentials,
+    )
+
+
+def parse_target(argv: list[str] | None) -> Target:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--stack", help="CloudFormation stack made by `make deploy`")
+    source.add_argument("--local", action="store_true", help="the `make run` stack")
+    parser.add_argument("--region")
+    parser.add_argument("--bucket")
+    parser.add_argument("--api-url", help="API base with its stage path")
+    parser.add_argument("--website-url", help="the bucket's website base URL")
+    parser.add_argument("--public-url", help="CloudFront URL (default: the website URL)")
+    parser.add_argument("--endpoint-url", help="S3 API endpoint (a local S3 server)")
+    args = parser.parse_args(argv)
+    if args.stack:
+        return stack_target(args.stack, args.region)
+    if args.local:
+        return local_target()
+    if not (args.bucket and args.api_url and args.website_url):
+        parser.error("give --stack, --local, or --bucket, --api-url and --website-url")
+    return Target(
+        bucket=args.bucket,
+        api_url=args.api_url.rstrip("/"),
+        website_url=args.website_url.rstrip("/"),
+        public_url=(args.public_url or args.website_url).rstrip("/"),
+        s3=s3_client(args.endpoint_url, args.region),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    target = parse_target(argv)
+    print(
+        f"bucket {target.bucket}; API {target.api_url}; website {target.website_url}; "
+        f"public {target.public_url}\n"
+    )
+    try:
+        results = run_checks(target)
+    except (ClientError, BotoCoreError) as err:
+        print(f"✗ cannot upload the probe original to s3://{target.bucket}: {err}")
+        print(
+            "    fix: check that S3 is reachable (--local: is `make run` running?) and that "
+            "the credentials may put and delete objects in the bucket"
+        )
+        return 2
+    print(report(results))
+    return 1 if any(result.mark == FAIL for result in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
