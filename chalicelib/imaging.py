@@ -61,9 +61,11 @@ SAVE_OPTIONS: dict[str, dict[str, Any]] = {
     "WEBP": {"method": 2},
     "AVIF": {"speed": 9, "max_threads": 1},
 }
-# Progressive JPEG costs ~2.5× the encode time; it pays only on images large
-# enough to be seen loading.
-PROGRESSIVE_MIN_PIXELS = 640_000
+# Progressive JPEG costs ~2.5× the encode time (5 ms at 1000×750) and, on real
+# photos at q85, makes files ~3% smaller from about 0.25 MP up (under 2% below),
+# besides showing a full preview while loading.  A variant is encoded once and
+# served many times, so it pays from there.
+PROGRESSIVE_MIN_PIXELS = 250_000
 
 # EXIF orientations 5–8 store the picture turned by 90°: width and height swap.
 _SWAPPING_ORIENTATIONS = frozenset({5, 6, 7, 8})

@@ -157,7 +157,13 @@ def output_pixels(job: Job) -> list[Image.Image]:
     which Pillow quantizes far faster than the resampled photo render encodes.
     """
     image = floor_decode(job.data, job.target)
-    frames = ImageSequence.all_frames(image) if job.frames > 1 else [image]
+    # Animations: RGBA frames, as render makes them (Pillow's GIF writer
+    # quantizes RGBA with a fast octree, RGB with a far slower median cut).
+    frames = (
+        [frame.convert("RGBA") for frame in ImageSequence.all_frames(image)]
+        if job.frames > 1
+        else [image]
+    )
     return [
         ImageOps.exif_transpose(
             imaging.normalise_mode(frame).resize(job.target, Image.Resampling.LANCZOS)
