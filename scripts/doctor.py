@@ -32,6 +32,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from chalicelib.config import CACHE_CONTROL_VARIANT  # noqa: E402
 from chalicelib.service import MARKER_PREFIX  # noqa: E402
 from chalicelib.website import REDIRECT_CODE, apply_routing_rules  # noqa: E402
 
@@ -215,7 +216,7 @@ def variant_served(target: Target) -> Result:
     return failed(
         f"{response.status_code}, Cache-Control {cache_control!r}",
         "PUBLIC_URL must be this public base; variants are written with "
-        "Cache-Control 'public, max-age=31536000, immutable'",
+        f"Cache-Control {CACHE_CONTROL_VARIANT!r}",
     )
 
 

@@ -33,7 +33,6 @@ from scripts.configure_bucket import configure_bucket  # noqa: E402
 from scripts.samples import sample_originals  # noqa: E402
 
 S3RVER_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "S3RVER", "AWS_SECRET_ACCESS_KEY": "S3RVER"}
-VARIANT_CACHE_CONTROL = "public, max-age=31536000, immutable"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
