@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -35,11 +36,25 @@ from chalicelib.grammar import (
 )
 from chalicelib.imaging import render
 from chalicelib.signing import require_signature_segment, sign, verify
-from chalicelib.storage import ImageStore
+from chalicelib.storage import ImageStore, ObjectInfo
 
 # One empty marker per variant under this prefix counts an original's variants
 # with a single LIST.  Originals may not live here.
 MARKER_PREFIX = "_variants/"
+
+# A miss's three metadata look-ups are independent; made concurrently they cost
+# one S3 round trip instead of three.  Threads start on first use and are kept
+# (boto3 clients are thread-safe).
+_LOOKUPS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="s3-lookup")
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """What S3 knows before any download: the variant, the original, its other variants."""
+
+    variant: ObjectInfo | None
+    original: ObjectInfo | None
+    variants_of_original: list[str]
 
 
 @dataclass(frozen=True)
@@ -72,10 +87,12 @@ class ResizeService:
         snapped = self.check_policy(request)
         if snapped is not None:
             return self.public_url(snapped.variant_key)
-        if self._already_stored(request):
+        found = self._look_up(request)
+        if found.variant is not None:
+            self._check_not_looping(found.variant)
             return self.public_url(request.variant_key)
-        original = self._fetch_original(request.key)
-        self._check_budget(request)
+        original = self._fetch_original(request.key, found.original)
+        self._check_budget(request, found.variants_of_original)
         rendered = render(original, request.spec, self._settings.imaging)
         self._store.put_new(
             request.variant_key,
@@ -146,29 +163,39 @@ class ResizeService:
         signature = sign(self._settings.signing_keys[0], request.spec.token, request.key)
         return VariantRequest(request.spec, request.key, signature)
 
-    def _already_stored(self, request: VariantRequest) -> bool:
-        """True if another request just made the variant; a loop if it was made long ago.
+    def _look_up(self, request: VariantRequest) -> Lookup:
+        """The variant, the original and the original's variants, in one round trip."""
+        budget = self._settings.max_variants_per_original
+        variant = _LOOKUPS.submit(self._store.head, request.variant_key)
+        original = _LOOKUPS.submit(self._store.head, request.key)
+        markers = (
+            _LOOKUPS.submit(self._store.list_names, _marker_prefix(request.key), budget + 1)
+            if budget
+            else None
+        )
+        # Let every look-up finish before one's failure answers: nothing keeps
+        # retrying after the response (on Lambda, into the next invocation).
+        wait([future for future in (variant, original, markers) if future is not None])
+        return Lookup(variant.result(), original.result(), markers.result() if markers else [])
+
+    def _check_not_looping(self, variant: ObjectInfo) -> None:
+        """A variant made a moment ago is a race between first requests; long ago, a loop.
 
         The website rule only sends a request here when the variant is missing.
-        Finding it a moment after it was written is a race between concurrent
-        first requests; finding it long after means something in front (a CDN
-        caching a redirect or a 404, a 403 rule) keeps sending browsers here.
+        Finding it just after it was written means concurrent first requests;
+        finding it long after means something in front (a CDN caching a
+        redirect or a 404, a 403 rule) keeps sending browsers here.
         """
-        existing = self._store.head(request.variant_key)
-        if existing is None:
-            return False
-        age = self._clock() - existing.last_modified.timestamp()
+        age = self._clock() - variant.last_modified.timestamp()
         if age > self._settings.loop_grace_seconds:
             raise RedirectLoop(
                 "this variant exists but requests for it keep arriving here: a CDN or the "
                 "bucket's website rule is caching a redirect or a 404/403. Invalidate the "
                 "CDN path and check that redirects are not cached (scripts/doctor.py)."
             )
-        return True
 
-    def _fetch_original(self, key: str) -> bytes:
-        """HEAD first, so an oversized original is refused without downloading it."""
-        info = self._store.head(key)
+    def _fetch_original(self, key: str, info: ObjectInfo | None) -> bytes:
+        """Size checks from the HEAD, so an oversized original is never downloaded."""
         if info is None:
             raise OriginalNotFound("the original image does not exist", key)
         limit = self._settings.max_source_bytes
@@ -178,9 +205,10 @@ class ResizeService:
             )
         if info.size == 0:
             raise EmptyOriginal("the original is empty")
+        # If-Match: the bytes are the ones the HEAD measured, or none at all.
         return self._store.get(key, etag=info.etag, max_bytes=limit)
 
-    def _check_budget(self, request: VariantRequest) -> None:
+    def _check_budget(self, request: VariantRequest, variants_of_original: list[str]) -> None:
         """At most MAX_VARIANTS_PER_ORIGINAL distinct sizes of one original (0: no cap).
 
         Concurrent first requests for different sizes can each pass before the
@@ -189,8 +217,7 @@ class ResizeService:
         budget = self._settings.max_variants_per_original
         if budget == 0:
             return
-        existing = self._store.list_names(_marker_prefix(request.key), budget + 1)
-        if request.spec.token not in existing and len(existing) >= budget:
+        if request.spec.token not in variants_of_original and len(variants_of_original) >= budget:
             raise VariantBudgetExhausted(
                 f"this original already has {budget} variants; use one of its existing sizes"
             )

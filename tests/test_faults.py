@@ -1,21 +1,22 @@
-"""Storage faults: S3 failing mid-request, hanging, throttling, or stopped altogether."""
+"""Storage faults: S3 failing mid-request, hanging, throttling, or stopped altogether.
+
+botocore's Stubber covers the storage layer's error mapping (test_storage.py);
+here the whole app meets the faults.
+"""
 
 from __future__ import annotations
 
-import io
 import json
 import socket
 import threading
+from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import boto3
 import pytest
 import requests
-from botocore.response import StreamingBody
-from botocore.stub import ANY, Stubber
+from botocore.awsrequest import AWSResponse
 
 from chalicelib import runtime
 from tests import corpus
@@ -45,33 +46,24 @@ def assert_unavailable(response: Any) -> None:
     assert "Location" not in response.headers
 
 
-def test_put_failing_after_a_good_read_stores_nothing_and_answers_503(
-    fault_client: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    client = boto3.client("s3", region_name="us-east-1")
-    original = corpus.jpeg((400, 300))
-    modified = datetime.now(UTC)
-    with Stubber(client) as stubber, monkeypatch.context() as patch:
-        stubber.add_client_error("head_object", "404", http_status_code=404)  # no variant yet
-        stubber.add_response(
-            "head_object", {"ContentLength": len(original), "ETag": '"e"', "LastModified": modified}
-        )
-        stubber.add_response(
-            "get_object",
-            {"Body": StreamingBody(io.BytesIO(original), len(original))},
-            {"Bucket": BUCKET, "Key": "a.jpg", "IfMatch": '"e"'},
-        )
-        stubber.add_response(
-            "list_objects_v2",
-            {"KeyCount": 0},
-            {"Bucket": BUCKET, "Prefix": "_variants/a.jpg/", "MaxKeys": ANY},
-        )
-        stubber.add_client_error("put_object", "SlowDown", http_status_code=503)
-        patch.setattr(runtime, "get_s3_client", lambda: client)
-        runtime.get_service.cache_clear()
-        assert_unavailable(fault_client.http.get("/resize/100x/a.jpg"))
-        stubber.assert_no_pending_responses()  # no marker written after the failed put
-        runtime.get_service.cache_clear()
+def test_put_failing_after_a_good_read_stores_nothing_and_answers_503(s3: Any, client: Any) -> None:
+    """S3 answers 503 mid-request: the original was read, the variant's PUT fails."""
+    s3.put_object(Bucket=BUCKET, Key="a.jpg", Body=corpus.jpeg((400, 300)))
+    failed_puts: list[str] = []
+
+    def slow_down(params: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+        failed_puts.append(params["url_path"])
+        error = {
+            "Error": {"Code": "SlowDown", "Message": "Reduce your request rate."},
+            "ResponseMetadata": {"HTTPStatusCode": 503},
+        }
+        return AWSResponse("", 503, {}, None), error
+
+    runtime.get_s3_client().meta.events.register("before-call.s3.PutObject", slow_down)
+    assert_unavailable(client.http.get("/resize/100x/a.jpg"))
+    assert len(failed_puts) == 1  # the variant; no budget marker after a failed put
+    keys = {item["Key"] for item in s3.list_objects_v2(Bucket=BUCKET)["Contents"]}
+    assert keys == {"a.jpg"}
 
 
 class _Hanging:
@@ -110,7 +102,9 @@ def test_hanging_storage_times_out_with_bounded_retries(
         monkeypatch.setenv("S3_ENDPOINT_URL", hanging.url)
         runtime.reset()
         assert_unavailable(fault_client.http.get("/resize/100x/a.jpg"))
-        assert hanging.accepted == 2  # S3_MAX_ATTEMPTS, then give up
+        # Three concurrent look-ups (variant, original, budget LIST), each tried
+        # S3_MAX_ATTEMPTS times, then given up.
+        assert hanging.accepted == 3 * 2
     finally:
         hanging.close()
 
@@ -121,11 +115,13 @@ def test_throttling_storage_is_retried_then_503(
     seen: list[str] = []
 
     class SlowDown(BaseHTTPRequestHandler):
-        def do_HEAD(self) -> None:
-            seen.append(self.path)
+        def answer(self) -> None:
+            seen.append(f"{self.command} {self.path}")
             self.send_response(503)
             self.send_header("Content-Length", "0")
             self.end_headers()
+
+        do_HEAD = do_GET = answer
 
         def log_message(self, *_: object) -> None:
             pass
@@ -136,7 +132,13 @@ def test_throttling_storage_is_retried_then_503(
         monkeypatch.setenv("S3_ENDPOINT_URL", f"http://127.0.0.1:{server.server_port}")
         runtime.reset()
         assert_unavailable(fault_client.http.get("/resize/100x/a.jpg"))
-        assert seen == ["/images/100x/a.jpg"] * 2
+        requests_seen = Counter(seen)
+        assert requests_seen["HEAD /images/100x/a.jpg"] == 2  # S3_MAX_ATTEMPTS each
+        assert requests_seen["HEAD /images/a.jpg"] == 2
+        listing = [r for r in requests_seen if r.startswith("GET /images?list-type=2")]
+        assert len(listing) == 1
+        assert requests_seen[listing[0]] == 2
+        assert sum(requests_seen.values()) == 6
     finally:
         server.shutdown()
         server.server_close()
