@@ -62,14 +62,19 @@ _FORMAT_ALIASES = {"jpg": "jpeg"}
 
 # Loose on purpose: recognises what a person probably meant (any case, spaces,
 # Unicode digits, defaults spelled out), so the error can name the canonical form.
+# Possessive quantifiers (*+, ++) never give back what they matched: a run of
+# spaces can't be split between neighbouring \s* in exponentially many ways.
 _LOOSE_TOKEN = re.compile(
-    r"""\s*(?P<width>\d*)\s*[xX×]\s*(?P<height>\d*)\s*
-    (?:-\s*(?P<fit>[A-Za-z]+)\s*)?
-    (?:@\s*(?P<dpr>\d+)\s*[xX]\s*)?
-    (?:-\s*[qQ]\s*(?P<quality>\d+)\s*)?
-    (?:\.\s*(?P<format>[A-Za-z0-9]+)\s*)?""",
+    r"""\s*+(?P<width>\d*+)\s*+[xX×]\s*+(?P<height>\d*+)\s*+
+    (?:-\s*+(?P<fit>[A-Za-z]++)\s*+)?
+    (?:@\s*+(?P<dpr>\d++)\s*+[xX]\s*+)?
+    (?:-\s*+[qQ]\s*+(?P<quality>\d++)\s*+)?
+    (?:\.\s*+(?P<format>[A-Za-z0-9]++)\s*+)?""",
     re.VERBOSE,
 )
+# The longest canonical token, 16384x16384-cover@3x-q100.avif, has 31 characters;
+# anything much longer is refused before any pattern looks at it.
+MAX_TOKEN_CHARS = 64
 
 
 @dataclass(frozen=True)
@@ -116,7 +121,7 @@ class ResizeSpec:
 
 def parse_size(text: str, max_dimension: int) -> ResizeSpec:
     """Parse a canonical size token or raise InvalidSize / NonCanonicalSize."""
-    match = _LOOSE_TOKEN.fullmatch(text)
+    match = _LOOSE_TOKEN.fullmatch(text) if len(text) <= MAX_TOKEN_CHARS else None
     if match is None or not (match["width"] or match["height"]):
         raise InvalidSize(
             "size must look like 300x200, 300x or x200, optionally followed by "

@@ -54,6 +54,7 @@ BAD_REQUESTS: tuple[tuple[str, int, str], ...] = (
     ("300x300.gif/bad/ok.jpg", 400, "invalid_size"),
     ("300x-cover/bad/ok.jpg", 400, "invalid_size"),
     ("300x300%00/bad/ok.jpg", 400, "invalid_size"),
+    ("%20" * 400 + "x" + "%20" * 400 + "%21/bad/ok.jpg", 400, "invalid_size"),  # once a ReDoS
     ("300x/bad/%2E%2E/ok.jpg", 400, "invalid_key"),
     ("300x/bad/%2E/ok.jpg", 400, "invalid_key"),
     ("300x/bad//ok.jpg", 400, "invalid_key"),

@@ -152,9 +152,11 @@ def test_bad_input_through_the_api(bad_originals: Any, path: str, status: int, c
         row
         for row in bad_inputs.BAD_REQUESTS
         if (row[2].endswith("size") or row[1] in (413, 415, 422))
-        # s3rver answers 500 for a key with NUL (its file store can't hold one);
-        # S3 answers 404 and redirects. The API-level test covers NUL.
+        # s3rver answers 500 for a key with NUL or a segment over 255 bytes
+        # (its file store can't hold them); S3 answers 404 and redirects.
+        # The API-level test covers both.
         and "%00" not in row[0]
+        and max(len(segment) for segment in row[0].split("/")) <= 255
     ],
 )
 def test_bad_input_through_the_website(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chalicelib.errors import InvalidKey, InvalidSize, NonCanonicalSize
 from chalicelib.grammar import MAX_KEY_BYTES, ResizeSpec, parse_key, parse_size
@@ -118,3 +120,31 @@ def test_bad_keys_are_refused(segments: list[str]) -> None:
 
 def test_longest_key_is_accepted() -> None:
     assert len(parse_key(["a" * MAX_KEY_BYTES])) == MAX_KEY_BYTES
+
+
+# A loose pattern with neighbouring \s* once took 76 s on " "*1000 + "x" + " "*1000 + "!".
+# The timeout turns a regression into a failure instead of a hung run.
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize(
+    "text",
+    [
+        " " * 1000 + "x" + " " * 1000 + "!",
+        " " * 5000,
+        "1" + " " * 3000 + "x" + " " * 3000 + "-" + " " * 3000,
+        "x".join([" " * 500] * 10),
+    ],
+)
+def test_adversarial_sizes_are_refused_at_once(text: str) -> None:
+    with pytest.raises(InvalidSize):
+        parse_size(text, 4096)
+
+
+@pytest.mark.timeout(60)
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=" \t0123456789xX×@-.qQcoverpad", min_size=0, max_size=3000))
+def test_any_text_parses_or_is_refused_quickly(text: str) -> None:
+    try:
+        spec = parse_size(text, 4096)
+    except (InvalidSize, NonCanonicalSize):
+        return
+    assert spec.token == text
