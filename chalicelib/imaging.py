@@ -248,7 +248,7 @@ def normalise_mode(image: Image.Image) -> Image.Image:
 
 
 def resample(image: Image.Image, geometry: Geometry) -> Image.Image:
-    """Crop the centred region and resample it with Lanczos; one pass either way.
+    """Crop the centred region and resample it (see resampling_filter); one call either way.
 
     ``image`` may be smaller than the original (shrink-on-load), so the crop box
     is scaled to the image's actual size.
