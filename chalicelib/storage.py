@@ -35,7 +35,7 @@ class ImageStore:
         try:
             response = self._client.head_object(Bucket=self._bucket, Key=key)
         except ClientError as err:
-            if _error_code(err) in _MISSING:
+            if error_code(err) in _MISSING:
                 return None
             raise _unavailable(err) from err
         except BotoCoreError as err:
@@ -51,9 +51,9 @@ class ImageStore:
             # the HEAD can't make us buffer it whole.
             body = response["Body"].read(max_bytes + 1 if max_bytes else None)
         except ClientError as err:
-            if _error_code(err) in _MISSING:
+            if error_code(err) in _MISSING:
                 raise OriginalNotFound("the original image does not exist", key) from err
-            if _error_code(err) == "PreconditionFailed":
+            if error_code(err) == "PreconditionFailed":
                 raise StorageUnavailable(
                     "the original changed while reading it, try again"
                 ) from err
@@ -81,7 +81,7 @@ class ImageStore:
                 IfNoneMatch="*",
             )
         except ClientError as err:
-            if _error_code(err) in _ALREADY_WRITTEN:
+            if error_code(err) in _ALREADY_WRITTEN:
                 return False
             raise _unavailable(err) from err
         except BotoCoreError as err:
@@ -99,7 +99,8 @@ class ImageStore:
         return [item["Key"][len(prefix) :] for item in response.get("Contents", [])]
 
 
-def _error_code(err: ClientError) -> str:
+def error_code(err: ClientError) -> str:
+    """S3's error code (``NoSuchKey``, ``SlowDown``, ...): told apart by it, never by text."""
     return str(err.response.get("Error", {}).get("Code", ""))
 
 

@@ -53,7 +53,7 @@ sys.path.insert(0, str(ROOT))
 from chalicelib import imaging  # noqa: E402
 from chalicelib.grammar import ResizeSpec, parse_size  # noqa: E402
 from scripts import photos as photo_source  # noqa: E402
-from scripts.timing import CPU, WALL, interleaved, median  # noqa: E402
+from scripts.timing import CPU, WALL, interleaved, median, peak_rss_kib  # noqa: E402
 
 OUTPUTS = ("300x300", "1000x1000")
 # The largest dimension the grammar accepts at all; specs are always built by the parser.
@@ -270,14 +270,6 @@ def child(method: str, path: str, token: str, width: str, height: str) -> int:
     peak = peak_rss_kib()
     print(json.dumps({"idle_kib": idle, "peak_kib": peak}))
     return 0
-
-
-def peak_rss_kib() -> int:
-    """This process's peak resident set so far (VmHWM), in KiB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    raise RuntimeError("no VmHWM in /proc/self/status: peak memory needs Linux")
 
 
 def describe_source(photo: photo_source.Photo, data: bytes) -> str:

@@ -25,6 +25,7 @@ from botocore.exceptions import ClientError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from chalicelib.storage import error_code
 from chalicelib.website import website_configuration
 
 # Policies are what make the website public; ACLs stay off (BucketOwnerEnforced).
@@ -101,14 +102,10 @@ def make_public(client: Any, bucket: str) -> list[str]:
         try:
             call(Bucket=bucket, **arguments)
         except ClientError as err:
-            if _error_code(err) != "NotImplemented":
+            if error_code(err) != "NotImplemented":
                 raise
             notes.append(f"{name}: not implemented by this S3 server, skipped")
     return notes
-
-
-def _error_code(err: ClientError) -> str:
-    return str(err.response.get("Error", {}).get("Code", ""))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import math
 import random
 import sys
 import tempfile
@@ -51,6 +50,7 @@ from chalicelib.imaging import CONTENT_TYPES, fitted_size  # noqa: E402
 from chalicelib.service import MARKER_PREFIX  # noqa: E402
 from scripts.local_stack import S3RVER_CREDENTIALS, LocalStack, free_port  # noqa: E402
 from scripts.samples import ORIENTATION_RIGHT_TOP, badge, photo  # noqa: E402
+from scripts.timing import percentile  # noqa: E402
 
 ORIENTATION_TAG = 0x0112
 SWAPPING_ORIENTATIONS = frozenset({5, 6, 7, 8})
@@ -250,16 +250,9 @@ class PhaseResult:
         return sum(o.redirects for o in self.outcomes)
 
     def latency(self, percent: float) -> float:
-        return percentile([o.latency for o in self.outcomes], percent)
-
-
-def percentile(values: Sequence[float], percent: float) -> float:
-    """Nearest-rank percentile: a latency some request really had."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    rank = max(1, math.ceil(percent / 100 * len(ordered)))
-    return ordered[rank - 1]
+        """Nearest-rank percentile: a latency some request really had (0 for no requests)."""
+        latencies = [o.latency for o in self.outcomes]
+        return percentile(latencies, percent / 100) if latencies else 0.0
 
 
 def run_phase(

@@ -34,6 +34,8 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from scripts.timing import peak_rss_kib  # noqa: E402
+
 # Lambda prices (x86_64, us-east-1): per GB-second and per request.
 PRICE_GB_SECOND = 0.0000166667
 PRICE_REQUEST = 0.20 / 1_000_000
@@ -123,12 +125,10 @@ def peak_rss_mib() -> float:
     parent holding a 124 MB original would report the parent's peak.  VmHWM
     belongs to the child's own address space; getrusage is the fallback.
     """
-    status = Path("/proc/self/status")
-    if status.exists():
-        for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    try:
+        return peak_rss_kib() / 1024
+    except (OSError, RuntimeError):  # not Linux
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def measure(case: Case, repeat: int, workdir: Path) -> dict[str, float]:

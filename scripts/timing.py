@@ -17,6 +17,7 @@ import math
 import statistics
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -69,3 +70,15 @@ def percentile(samples: list[float], fraction: float) -> float:
     ordered = sorted(samples)
     rank = max(1, math.ceil(fraction * len(ordered)))
     return ordered[rank - 1]
+
+
+def peak_rss_kib() -> int:
+    """This process's peak resident set so far (VmHWM), in KiB.
+
+    Not ``ru_maxrss``: a child started by ``subprocess`` inherits its parent's,
+    so after the parent decoded a big photo every child would report that.
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmHWM in /proc/self/status: peak memory needs Linux")

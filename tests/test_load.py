@@ -93,8 +93,8 @@ def test_verifier_finds_corrupt_resized_deleted_and_stray_variants(
 
 def test_percentile_is_nearest_rank() -> None:
     values = [float(v) for v in range(1, 101)]
-    assert load.percentile(values, 50) == 50
-    assert load.percentile(values, 99) == 99
-    assert load.percentile(values, 100) == 100
-    assert load.percentile([3.0], 95) == 3.0
-    assert load.percentile([], 50) == 0.0
+    assert load.percentile(values, 0.50) == 50
+    assert load.percentile(values, 0.99) == 99
+    assert load.percentile(values, 1.00) == 100
+    assert load.percentile([3.0], 0.95) == 3.0
+    assert load.PhaseResult("empty", [], wall=0.0).latency(50) == 0.0
