@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from io import BytesIO
 from typing import Any
 
@@ -103,16 +105,71 @@ class Geometry:
     canvas: tuple[int, int]  # final size (larger than content only for pad)
 
 
+@dataclass(frozen=True)
+class Source:
+    """What the header of an original says, before any pixel is decoded."""
+
+    format: str  # Pillow's name: JPEG, MPO, PNG, GIF, WEBP, AVIF, BMP, TIFF
+    size: tuple[int, int]  # what render() plans with for the spec: upright for stills
+
+
+def inspect(original: bytes, spec: ResizeSpec, limits: ImagingLimits | None = None) -> Source:
+    """Run every check render() runs before decoding, and say what it would plan with."""
+    limits = limits or ImagingLimits()
+    with _opened(original) as image:
+        check_pixels(image.size, limits)
+        output = output_format(image.format, spec)
+        size = image.size
+        if not _animate(image, output, limits) and _orientation(image) in _SWAPPING_ORIENTATIONS:
+            size = _swap(size)
+        return Source(str(image.format), size)
+
+
+def canonical_spec(size: tuple[int, int], spec: ResizeSpec) -> ResizeSpec:
+    """The one spelling of the output ``spec`` makes from an original of ``size``.
+
+    Specs that plan the same geometry make byte-identical variants: for a
+    1000×500 original, ``600x300``, ``600x``, ``300x150@2x`` and
+    ``600x300-cover`` all do.  The canonical one is the shortest spelling
+    that plans the same geometry: the output's own size, inside-fit when
+    nothing is cropped or padded, and otherwise the box with the pixel ratio
+    multiplied out.
+    """
+    geometry = plan(size, spec)
+    width, height = geometry.content
+    shortest = (
+        ResizeSpec(width, height, Fit.INSIDE)
+        if geometry.crop == geometry.source and geometry.canvas == geometry.content
+        else ResizeSpec(width, height, Fit.COVER)
+        if geometry.canvas == geometry.content
+        else None
+    )
+    format_options = {"output": spec.output, "quality": spec.quality}
+    if shortest is not None:
+        candidate = replace(shortest, **format_options)
+        if plan(size, candidate) == geometry:
+            return candidate
+    box_width, box_height = spec.box
+    return replace(spec, width=box_width, height=box_height, dpr=1)
+
+
 def render(original: bytes, spec: ResizeSpec, limits: ImagingLimits | None = None) -> Rendered:
     """Resize an encoded image to ``spec`` and encode it."""
     limits = limits or ImagingLimits()
+    with _opened(original) as image:
+        check_pixels(image.size, limits)
+        output = output_format(image.format, spec)
+        if _animate(image, output, limits):
+            return _render_animation(image, spec, output, limits)
+        return _render_still(image, spec, output, limits)
+
+
+@contextmanager
+def _opened(original: bytes) -> Iterator[Image.Image]:
+    """The original opened for reading, Pillow's failures turned into typed service errors."""
     try:
         with Image.open(BytesIO(original), formats=INPUT_FORMATS) as image:
-            check_pixels(image.size, limits)
-            output = output_format(image.format, spec)
-            if _animate(image, output, limits):
-                return _render_animation(image, spec, output, limits)
-            return _render_still(image, spec, output, limits)
+            yield image
     except Image.DecompressionBombError as err:  # Pillow's own, far higher limit
         raise OriginalTooManyPixels("the original has too many pixels", str(err)) from err
     except UnidentifiedImageError as err:

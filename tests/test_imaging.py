@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 from PIL import JpegImagePlugin
 
 from chalicelib.errors import InvalidImage, NonCanonicalSize, UnsupportedImage
-from chalicelib.grammar import ResizeSpec, parse_size
-from chalicelib.imaging import ImagingLimits, fitted_size, render
+from chalicelib.grammar import Fit, ResizeSpec, parse_size
+from chalicelib.imaging import (
+    ImagingLimits,
+    canonical_spec,
+    fitted_size,
+    inspect,
+    plan,
+    render,
+)
 from tests import corpus
 
 
@@ -162,3 +171,62 @@ def test_mpo_from_a_camera_is_a_jpeg() -> None:
 )
 def test_cover_geometry(token: str, expected: tuple[int, int]) -> None:
     assert fitted_size((4000, 3000), parse_size(token, 8192)) == expected
+
+
+@pytest.mark.parametrize(
+    ("size", "tokens", "canonical"),
+    [
+        (
+            (1000, 500),
+            [
+                "600x300",
+                "300x150@2x",
+                "200x100@3x",
+                "600x",
+                "x300",
+                "300x@2x",
+                "600x300-cover",
+                "600x300-pad",
+                "600x301",
+                "601x300",
+            ],
+            "600x300",
+        ),
+        ((200, 100), ["200x100", "300x300", "600x", "x4000", "300x150@2x"], "200x100"),
+        ((200, 100), ["300x300-cover", "100x100-cover"], "100x100-cover"),
+        ((1000, 500), ["150x100-cover@2x"], "300x200-cover"),
+        ((200, 100), ["300x150-pad@2x"], "600x300-pad"),
+        ((1000, 500), ["600x.webp", "300x150@2x.webp"], "600x300.webp"),
+        ((1000, 500), ["600x-q70.avif"], "600x300-q70.avif"),
+    ],
+)
+def test_canonical_spec_names_one_spelling_per_output(
+    size: tuple[int, int], tokens: list[str], canonical: str
+) -> None:
+    for token in tokens:
+        spec = parse_size(token, 4096)
+        assert canonical_spec(size, spec).token == canonical, token
+
+
+@given(
+    width=st.integers(1, 9000),
+    height=st.integers(1, 9000),
+    box=st.tuples(st.none() | st.integers(1, 4096), st.none() | st.integers(1, 4096)),
+    fit=st.sampled_from(list(Fit)),
+    dpr=st.integers(1, 3),
+)
+def test_canonical_spec_plans_the_same_geometry_and_is_a_fixed_point(
+    width: int, height: int, box: tuple[int | None, int | None], fit: Fit, dpr: int
+) -> None:
+    assume(box != (None, None) and (fit is Fit.INSIDE or None not in box))
+    spec = ResizeSpec(box[0], box[1], fit, dpr)
+    canonical = canonical_spec((width, height), spec)
+    assert plan((width, height), canonical) == plan((width, height), spec)
+    assert canonical_spec((width, height), canonical) == canonical
+    assert canonical.dpr == 1
+
+
+def test_inspect_reports_the_upright_size_render_plans_with() -> None:
+    source = inspect(corpus.jpeg((400, 300), orientation=6), ResizeSpec(100, None))
+    assert (source.format, source.size) == ("JPEG", (300, 400))
+    assert inspect(corpus.png_rgba((40, 30)), ResizeSpec(10, None)).size == (40, 30)
