@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from chalicelib.errors import Misconfigured, ServiceError
 from chalicelib.grammar import ResizeSpec, parse_size
 from chalicelib.imaging import ImagingLimits
+from chalicelib.ledger import MAX_BUDGET
 
 CACHE_CONTROL_VARIANT = "public, max-age=31536000, immutable"
 MIN_SIGNING_KEY_BYTES = 16
@@ -68,7 +69,7 @@ class Settings:
             snap_to_allowed_sizes=_bool(env, "SNAP_TO_ALLOWED_SIZES"),
             signing_keys=_signing_keys(env.get("SIGNING_KEYS", "")),
             max_variants_per_original=_int(
-                env, "MAX_VARIANTS_PER_ORIGINAL", 100, low=0, high=100_000
+                env, "MAX_VARIANTS_PER_ORIGINAL", 100, low=0, high=MAX_BUDGET
             ),
             max_source_bytes=_int(env, "MAX_SOURCE_BYTES", 40 * 1024 * 1024, low=1, high=2**31),
             loop_grace_seconds=_int(env, "LOOP_GRACE_SECONDS", 60, low=0, high=86_400),

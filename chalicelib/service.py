@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import suppress
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -24,6 +25,7 @@ from chalicelib.errors import (
     OriginalTooManyBytes,
     RedirectLoop,
     SizeNotAllowed,
+    StorageUnavailable,
     VariantBudgetExhausted,
     VariantOfVariant,
 )
@@ -34,13 +36,17 @@ from chalicelib.grammar import (
     parse_key,
     parse_size,
 )
-from chalicelib.imaging import render
+from chalicelib.imaging import canonical_spec, inspect, render
+from chalicelib.ledger import (
+    LEDGER_ROOT,
+    Ledger,
+    alias_entry,
+    longest_entry_bytes,
+    original_prefix,
+    output_entry,
+)
 from chalicelib.signing import require_signature_segment, sign, verify
 from chalicelib.storage import ImageStore, ObjectInfo
-
-# One empty marker per variant under this prefix counts an original's variants
-# with a single LIST.  Originals may not live here.
-MARKER_PREFIX = "_variants/"
 
 # A miss's three metadata look-ups are independent; made concurrently they cost
 # one S3 round trip instead of three.  Threads start on first use and are kept
@@ -48,13 +54,19 @@ MARKER_PREFIX = "_variants/"
 _LOOKUPS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="s3-lookup")
 
 
+# Entries of the ledger are empty objects; nothing should cache them.
+_LEDGER_ENTRY = {"content_type": "application/octet-stream", "cache_control": "no-store"}
+# One LIST page: all a ledger holds within the budget, or the first page without one.
+_LEDGER_PAGE = 1000
+
+
 @dataclass(frozen=True)
 class Lookup:
-    """What S3 knows before any download: the variant, the original, its other variants."""
+    """What S3 knows before any download: the variant, the original, its ledger."""
 
     variant: ObjectInfo | None
     original: ObjectInfo | None
-    variants_of_original: list[str]
+    ledger: Ledger
 
 
 @dataclass(frozen=True)
@@ -66,9 +78,13 @@ class VariantRequest:
     signature: str | None = None
 
     @property
+    def path(self) -> str:
+        """What the variant key puts before the original's key: ``[<signature>/]<size>``."""
+        return f"{self.signature}/{self.spec.token}" if self.signature else self.spec.token
+
+    @property
     def variant_key(self) -> str:
-        variant = self.spec.variant_key(self.key)
-        return f"{self.signature}/{variant}" if self.signature else variant
+        return f"{self.path}/{self.key}"
 
 
 class ResizeService:
@@ -92,15 +108,16 @@ class ResizeService:
             self._check_not_looping(found.variant)
             return self.public_url(request.variant_key)
         original = self._fetch_original(request.key, found.original)
-        self._check_budget(request, found.variants_of_original)
-        rendered = render(original, request.spec, self._settings.imaging)
-        self._store.put_new(
-            request.variant_key,
-            rendered.body,
-            content_type=rendered.content_type,
-            cache_control=CACHE_CONTROL_VARIANT,
-        )
-        self._mark_variant(request)
+        source = inspect(original, request.spec, self._settings.imaging)
+        canonical = canonical_spec(source.size, request.spec).token
+        stored_path = found.ledger.outputs.get(canonical)
+        if stored_path is not None and stored_path != request.path:
+            # Another spelling already made these pixels: point at them, render nothing.
+            target_key = f"{stored_path}/{request.key}"
+            self._store_redirect(request, target_key, found.ledger)
+            return self.public_url(target_key)
+        self._check_budget(canonical, found.ledger)
+        self._render_and_store(request, canonical, original)
         return self.public_url(request.variant_key)
 
     def parse(self, segments: list[str]) -> VariantRequest:
@@ -118,8 +135,10 @@ class ResizeService:
             size = size_text  # not UTF-8: parse_size refuses it as it stands
         spec = parse_size(size, self._settings.max_dimension)
         request = VariantRequest(spec, parse_key(key_segments), signature)
-        longest = max(request.variant_key, _marker_prefix(request.key) + spec.token, key=len)
-        if len(longest.encode()) > MAX_KEY_BYTES:
+        longest = max(
+            len(request.variant_key.encode()), longest_entry_bytes(request.key, request.path)
+        )
+        if longest > MAX_KEY_BYTES:
             raise InvalidKey(
                 f"the key is too long to store a variant of it within {MAX_KEY_BYTES} bytes"
             )
@@ -140,8 +159,8 @@ class ResizeService:
             raise VariantOfVariant(
                 f"{request.key!r} is itself a variant; ask for a size of the original instead"
             )
-        if request.key.startswith(MARKER_PREFIX):
-            raise InvalidKey(f"keys under {MARKER_PREFIX!r} are reserved")
+        if request.key.startswith(LEDGER_ROOT):
+            raise InvalidKey(f"keys under {LEDGER_ROOT!r} are reserved")
         allowed = self._settings.allowed_sizes
         if allowed is None or request.spec in allowed:
             return None
@@ -164,19 +183,19 @@ class ResizeService:
         return VariantRequest(request.spec, request.key, signature)
 
     def _look_up(self, request: VariantRequest) -> Lookup:
-        """The variant, the original and the original's variants, in one round trip."""
+        """The variant, the original and the original's ledger, in one round trip."""
         budget = self._settings.max_variants_per_original
-        variant = _LOOKUPS.submit(self._store.head, request.variant_key)
-        original = _LOOKUPS.submit(self._store.head, request.key)
-        markers = (
-            _LOOKUPS.submit(self._store.list_names, _marker_prefix(request.key), budget + 1)
-            if budget
-            else None
-        )
+        listing = 2 * (budget + 1) if budget else _LEDGER_PAGE
+        lookups = [
+            _LOOKUPS.submit(self._store.head, request.variant_key),
+            _LOOKUPS.submit(self._store.head, request.key),
+            _LOOKUPS.submit(self._store.list_names, original_prefix(request.key), listing),
+        ]
         # Let every look-up finish before one's failure answers: nothing keeps
         # retrying after the response (on Lambda, into the next invocation).
-        wait([future for future in (variant, original, markers) if future is not None])
-        return Lookup(variant.result(), original.result(), markers.result() if markers else [])
+        wait(lookups)
+        variant, original, ledger = (lookup.result() for lookup in lookups)
+        return Lookup(variant, original, Ledger.from_names(ledger))
 
     def _check_not_looping(self, variant: ObjectInfo) -> None:
         """A variant made a moment ago is a race between first requests; long ago, a loop.
@@ -208,28 +227,57 @@ class ResizeService:
         # If-Match: the bytes are the ones the HEAD measured, or none at all.
         return self._store.get(key, etag=info.etag, max_bytes=limit)
 
-    def _check_budget(self, request: VariantRequest, variants_of_original: list[str]) -> None:
-        """At most MAX_VARIANTS_PER_ORIGINAL distinct sizes of one original (0: no cap).
+    def _check_budget(self, canonical_token: str, ledger: Ledger) -> None:
+        """At most MAX_VARIANTS_PER_ORIGINAL distinct outputs of one original (0: no cap).
 
-        Concurrent first requests for different sizes can each pass before the
-        others' markers exist, so the cap can be overshot by that concurrency.
+        The output's ledger entry is written before it is rendered, so only
+        first requests for new outputs that pass this check within the same
+        moment (before each other's entry exists) can overshoot the cap.
         """
         budget = self._settings.max_variants_per_original
-        if budget == 0:
-            return
-        if request.spec.token not in variants_of_original and len(variants_of_original) >= budget:
+        if budget and canonical_token not in ledger.outputs and len(ledger.outputs) >= budget:
             raise VariantBudgetExhausted(
                 f"this original already has {budget} variants; use one of its existing sizes"
             )
 
-    def _mark_variant(self, request: VariantRequest) -> None:
-        if self._settings.max_variants_per_original:
+    def _render_and_store(self, request: VariantRequest, canonical: str, original: bytes) -> None:
+        """Claim the output in the ledger first, so concurrent requests count it, then make it."""
+        entry = output_entry(request.key, canonical, request.path)
+        reserved = self._store.put_new(entry, b"", **_LEDGER_ENTRY)
+        try:
+            rendered = render(original, request.spec, self._settings.imaging)
             self._store.put_new(
-                _marker_prefix(request.key) + request.spec.token,
-                b"",
-                content_type="application/octet-stream",
-                cache_control="no-store",
+                request.variant_key,
+                rendered.body,
+                content_type=rendered.content_type,
+                cache_control=CACHE_CONTROL_VARIANT,
             )
+        except BaseException:
+            if reserved:
+                # The budget must not keep a slot for pixels that were never
+                # stored; if S3 is down too, the slot stays (a lost slot, not data).
+                with suppress(StorageUnavailable):
+                    self._store.delete(entry)
+            raise
+
+    def _store_redirect(self, request: VariantRequest, target_key: str, ledger: Ledger) -> None:
+        """Store ``request``'s URL as a website redirect to ``target_key``, within the budget.
+
+        Redirect objects are counted apart from outputs, with the same cap:
+        past it, a new spelling keeps being answered here and nothing is stored.
+        """
+        budget = self._settings.max_variants_per_original
+        if request.path not in ledger.aliases:
+            if budget and len(ledger.aliases) >= budget:
+                return
+            self._store.put_new(alias_entry(request.key, request.path), b"", **_LEDGER_ENTRY)
+        self._store.put_new(
+            request.variant_key,
+            b"",
+            content_type="application/octet-stream",
+            cache_control=CACHE_CONTROL_VARIANT,
+            redirect_to=self.public_url(target_key),
+        )
 
 
 def nearest_allowed(spec: ResizeSpec, allowed: frozenset[ResizeSpec]) -> ResizeSpec | None:
@@ -264,7 +312,3 @@ def _is_size_token(segment: str, max_dimension: int) -> bool:
     except (InvalidSize, NonCanonicalSize):
         return False
     return True
-
-
-def _marker_prefix(key: str) -> str:
-    return f"{MARKER_PREFIX}{key}/"

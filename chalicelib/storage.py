@@ -64,13 +64,23 @@ class ImageStore:
             raise OriginalTooManyBytes(f"the original is larger than {max_bytes} bytes")
         return body
 
-    def put_new(self, key: str, body: bytes, *, content_type: str, cache_control: str) -> bool:
+    def put_new(
+        self,
+        key: str,
+        body: bytes,
+        *,
+        content_type: str,
+        cache_control: str,
+        redirect_to: str | None = None,
+    ) -> bool:
         """Write the whole object in one request unless it exists; False if it did.
 
         One PUT: S3 never shows a partial object.  ``If-None-Match: *`` means a
         stored variant is never overwritten; S3 servers that ignore it just
-        write the same bytes again.
+        write the same bytes again.  With ``redirect_to`` the object is a
+        website redirect: the website endpoint answers it with a 301 there.
         """
+        options = {"WebsiteRedirectLocation": redirect_to} if redirect_to else {}
         try:
             self._client.put_object(
                 Bucket=self._bucket,
@@ -79,6 +89,7 @@ class ImageStore:
                 ContentType=content_type,
                 CacheControl=cache_control,
                 IfNoneMatch="*",
+                **options,
             )
         except ClientError as err:
             if error_code(err) in _ALREADY_WRITTEN:
@@ -87,6 +98,13 @@ class ImageStore:
         except BotoCoreError as err:
             raise _unavailable(err) from err
         return True
+
+    def delete(self, key: str) -> None:
+        """Remove an object (nothing happens if there is none)."""
+        try:
+            self._client.delete_object(Bucket=self._bucket, Key=key)
+        except (ClientError, BotoCoreError) as err:
+            raise _unavailable(err) from err
 
     def list_names(self, prefix: str, limit: int) -> list[str]:
         """Up to ``limit`` key names under ``prefix``, the prefix removed (one LIST request)."""

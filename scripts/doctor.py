@@ -8,7 +8,7 @@
 It reads the bucket's website configuration with boto3, uploads one tiny
 probe original (``doctor-probe/<random>.png``), requests URLs anonymously with
 ``requests`` (never following redirects except in the end-to-end check), and
-deletes the probe, its variant and its budget marker at the end.  Exit status 1 if any check fails.
+deletes the probe, its variant and its ledger entries at the end.  Exit status 1 if any check fails.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from chalicelib.config import CACHE_CONTROL_VARIANT  # noqa: E402
-from chalicelib.service import MARKER_PREFIX  # noqa: E402
+from chalicelib.ledger import original_prefix  # noqa: E402
 from chalicelib.website import REDIRECT_CODE, apply_routing_rules  # noqa: E402
 
 TIMEOUT = 30
@@ -262,17 +262,20 @@ def probe_png() -> bytes:
 
 
 def run_checks(target: Target) -> list[Result]:
-    """Upload the probe, run every check, remove the probe, its variant and budget marker."""
+    """Upload the probe, run every check, remove the probe, its variant and ledger entries."""
     target.s3.put_object(
         Bucket=target.bucket, Key=target.probe_key, Body=probe_png(), ContentType="image/png"
     )
     try:
         return [run(target) for run in CHECKS]
     finally:
+        ledger = target.s3.list_objects_v2(
+            Bucket=target.bucket, Prefix=original_prefix(target.probe_key)
+        ).get("Contents", [])
         made = (
             target.probe_key,
             f"{PROBE_SIZE}/{target.probe_key}",
-            f"{MARKER_PREFIX}{target.probe_key}/{PROBE_SIZE}",
+            *(entry["Key"] for entry in ledger),
         )
         for key in made:
             try:

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 import boto3
 import requests
@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 
 from chalicelib.grammar import parse_size  # noqa: E402
 from chalicelib.imaging import CONTENT_TYPES, fitted_size  # noqa: E402
-from chalicelib.service import MARKER_PREFIX  # noqa: E402
+from chalicelib.ledger import ALIASES, LEDGER_ROOT, OUTPUTS, original_prefix  # noqa: E402
 from scripts.local_stack import S3RVER_CREDENTIALS, LocalStack, free_port  # noqa: E402
 from scripts.samples import ORIENTATION_RIGHT_TOP, badge, photo  # noqa: E402
 from scripts.timing import percentile  # noqa: E402
@@ -303,7 +303,7 @@ class Verification:
         "wrong type",
         "oriented",
         "served other bytes",
-        "missing budget marker",
+        "missing ledger entry",
         "unexpected key",
     )
 
@@ -325,17 +325,21 @@ def list_keys(s3: Any, bucket: str) -> set[str]:
 
 
 def under_run(key: str, prefix: str) -> bool:
-    """An original of this run, a variant of one (``<size>/<original key>``) or its marker."""
+    """An original of this run, a variant of one (``<size>/<original key>``) or a ledger entry."""
     return (
         key.startswith(f"{prefix}/")
         or key.partition("/")[2].startswith(f"{prefix}/")
-        or key.startswith(f"{MARKER_PREFIX}{prefix}/")
+        or (key.startswith(LEDGER_ROOT) and key.split("/", 2)[2].startswith(f"{prefix}/"))
     )
 
 
-def marker_key(variant: Variant) -> str:
-    """The empty object that counts this variant against its original's budget."""
-    return f"{MARKER_PREFIX}{variant.original.key}/{variant.token}"
+def has_ledger_entry(variant: Variant, listed: set[str]) -> bool:
+    """The variant is in its original's ledger: as an output, or as a redirect to one."""
+    prefix = original_prefix(variant.original.key)
+    names = {key.removeprefix(prefix) for key in listed if key.startswith(prefix)}
+    return f"{ALIASES}{variant.token}" in names or any(
+        name.startswith(OUTPUTS) and name.endswith(f"={variant.token}") for name in names
+    )
 
 
 def verify(
@@ -351,27 +355,37 @@ def verify(
     wanted = {v.key: v for v in variants}
     listed = {key for key in list_keys(s3, bucket) if under_run(key, prefix)}
     originals = {v.original.key for v in wanted.values()}
-    markers = {marker_key(v): v.key for v in wanted.values()}
-    for key in sorted(listed - wanted.keys() - originals - markers.keys()):
+    ledger = {key for key in listed if key.startswith(LEDGER_ROOT)}
+    for key in sorted(listed - wanted.keys() - originals - ledger):
         result.add("unexpected key", key)
-    for marker, key in sorted(markers.items()):
-        if marker not in listed:
-            result.add("missing budget marker", key)
     for key, variant in sorted(wanted.items()):
         result.checked += 1
         if key not in listed:
             result.add("missing", key)
             continue
+        if not has_ledger_entry(variant, ledger):
+            result.add("missing ledger entry", key)
         for kind in check_variant(s3, bucket, variant, served.get(key, set()), max_dimension):
             result.add(kind, key)
     return result
+
+
+def stored_object(s3: Any, bucket: str, variant: Variant) -> Any:
+    """The variant's object, or the one its website redirect points at (another spelling)."""
+    stored = s3.get_object(Bucket=bucket, Key=variant.key)
+    location = stored.get("WebsiteRedirectLocation")
+    if not location:
+        return stored
+    token = unquote(urlsplit(location).path).removesuffix(f"/{variant.original.key}")
+    target = f"{token.rsplit('/', 1)[-1]}/{variant.original.key}"
+    return s3.get_object(Bucket=bucket, Key=target)
 
 
 def check_variant(
     s3: Any, bucket: str, variant: Variant, served: set[str], max_dimension: int
 ) -> list[str]:
     """The problems of one stored variant; empty when it is right."""
-    stored = s3.get_object(Bucket=bucket, Key=variant.key)
+    stored = stored_object(s3, bucket, variant)
     body = stored["Body"].read()
     problems = []
     if served - {hashlib.sha256(body).hexdigest()}:

@@ -22,9 +22,16 @@ API_URL = "https://api.example.com"
 def website_get(s3: Any, client: Any, key: str) -> tuple[int, bytes | dict[str, Any]]:
     """What a browser sees for <public base>/<key>: the object, or the rule's redirect followed."""
     try:
-        return 200, s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+        stored = s3.get_object(Bucket=BUCKET, Key=key)
     except ClientError:
         pass
+    else:
+        location = stored.get("WebsiteRedirectLocation")
+        if location is None:
+            return 200, stored["Body"].read()
+        # An object redirect: the website endpoint answers 301 to its location.
+        assert location.startswith(PUBLIC_URL + "/")
+        return website_get(s3, client, unquote(location.removeprefix(PUBLIC_URL + "/")))
     redirect = apply_routing_rules(
         s3.get_bucket_website(Bucket=BUCKET), key, 404, request_host="img.example.com"
     )
@@ -62,6 +69,30 @@ def test_full_chain_then_hit(website: Any, client: Any) -> None:
     assert status == 200
     assert isinstance(body, bytes)
     assert corpus.opened(body).size == (300, 225)
+
+
+def test_another_spelling_of_a_stored_output_is_a_redirect_to_it(website: Any, client: Any) -> None:
+    website.put_object(Bucket=BUCKET, Key="wide.jpg", Body=corpus.jpeg((1000, 500)))
+    status, first = website_get(website, client, "600x300/wide.jpg")
+    assert status == 200
+    response = client.http.get("/resize/300x150@2x/wide.jpg")
+    assert response.status_code == 307
+    assert response.headers["Location"] == f"{PUBLIC_URL}/600x300/wide.jpg"
+    # From now on the website answers that spelling itself, without the API.
+    alias = website.head_object(Bucket=BUCKET, Key="300x150@2x/wide.jpg")
+    assert alias["WebsiteRedirectLocation"] == f"{PUBLIC_URL}/600x300/wide.jpg"
+    assert website_get(website, client, "300x150@2x/wide.jpg") == (200, first)
+    assert website_get(website, client, "600x/wide.jpg") == (200, first)
+
+
+def test_head_is_answered_like_get(website: Any, client: Any) -> None:
+    website.put_object(Bucket=BUCKET, Key="a.jpg", Body=corpus.jpeg((400, 300)))
+    response = client.http.request("HEAD", "/resize/100x/a.jpg")
+    assert response.status_code == 307
+    assert response.headers["Location"] == f"{PUBLIC_URL}/100x/a.jpg"
+    assert website.head_object(Bucket=BUCKET, Key="100x/a.jpg")["ContentType"] == "image/jpeg"
+    missing = client.http.request("HEAD", "/resize/100x/none.jpg")
+    assert missing.status_code == 404
 
 
 @pytest.mark.parametrize(
@@ -167,7 +198,8 @@ def test_allowed_sizes_refuse_others_with_403(
     assert refused.status_code == 403
     assert json.loads(refused.body)["code"] == "size_not_allowed"
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]}
-    assert keys == {"a.jpg", "x120/a.jpg", "_variants/a.jpg/x120"}  # variant + budget marker
+    # The variant and its ledger entry: the output 160x120 is stored at x120/a.jpg.
+    assert keys == {"a.jpg", "x120/a.jpg", "_variants/5/a.jpg/o/160x120=x120"}
 
 
 def test_redirect_ignores_host_and_forwarded_headers(s3: Any, client: Any) -> None:

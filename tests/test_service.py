@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from chalicelib import service as service_module
 from chalicelib.config import Settings
 from chalicelib.errors import (
     OriginalTooManyBytes,
@@ -149,3 +150,140 @@ def test_conditional_write_never_overwrites(s3: Any, settings: Settings) -> None
     assert store.put_new("k", b"first", content_type="image/png", cache_control="x")
     assert not store.put_new("k", b"second", content_type="image/png", cache_control="x")
     assert s3.get_object(Bucket=BUCKET, Key="k")["Body"].read() == b"first"
+
+
+@pytest.fixture
+def wide(s3: Any) -> str:
+    s3.put_object(Bucket=BUCKET, Key="photos/wide.jpg", Body=corpus.jpeg((1000, 500)))
+    return "photos/wide.jpg"
+
+
+def count_renders(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    rendered: list[str] = []
+    real_render = service_module.render
+
+    def counting(original: bytes, spec: Any, limits: Any = None) -> Any:
+        rendered.append(spec.token)
+        return real_render(original, spec, limits)
+
+    monkeypatch.setattr(service_module, "render", counting)
+    return rendered
+
+
+def stored_outputs(s3: Any, key: str) -> dict[str, str]:
+    """Each stored object of ``key``'s variants: 'image' or where its redirect points."""
+    found = {}
+    for item in s3.list_objects_v2(Bucket=BUCKET).get("Contents", []):
+        if item["Key"].endswith(f"/{key}") and not item["Key"].startswith("_variants/"):
+            head = s3.head_object(Bucket=BUCKET, Key=item["Key"])
+            found[item["Key"]] = head.get("WebsiteRedirectLocation", "image")
+    return found
+
+
+SAME_OUTPUT_OF_1000x500 = (
+    "600x300",
+    "300x150@2x",
+    "200x100@3x",
+    "600x",
+    "x300",
+    "300x@2x",
+    "600x300-cover",
+    "600x300-pad",
+    "600x301",
+    "601x300",
+)
+
+
+def test_spellings_of_one_output_store_it_once_and_redirect_the_rest(
+    s3: Any, settings: Settings, wide: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rendered = count_renders(monkeypatch)
+    service = make_service(s3, settings)
+    first, *others = SAME_OUTPUT_OF_1000x500
+    assert service.resize(first, wide.split("/")) == f"{PUBLIC_URL}/{first}/{wide}"
+    for token in others:
+        assert service.resize(token, wide.split("/")) == f"{PUBLIC_URL}/{first}/{wide}", token
+    assert rendered == [first]
+    redirect = f"{PUBLIC_URL}/{first}/{wide}"
+    assert stored_outputs(s3, wide) == {
+        f"{first}/{wide}": "image",
+        **{f"{token}/{wide}": redirect for token in others},
+    }
+    # The redirects are empty objects; only one object holds pixels.
+    for token in others:
+        assert s3.head_object(Bucket=BUCKET, Key=f"{token}/{wide}")["ContentLength"] == 0
+
+
+def test_boxes_larger_than_the_original_are_one_output(
+    s3: Any, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s3.put_object(Bucket=BUCKET, Key="small.jpg", Body=corpus.jpeg((200, 100)))
+    rendered = count_renders(monkeypatch)
+    service = make_service(s3, settings)
+    urls = {service.resize(token, ["small.jpg"]) for token in ("300x300", "4000x", "x101", "250x")}
+    assert urls == {f"{PUBLIC_URL}/300x300/small.jpg"}
+    assert rendered == ["300x300"]
+
+
+def test_the_budget_counts_outputs_not_spellings(s3: Any, settings: Settings, wide: str) -> None:
+    service = make_service(s3, dataclasses.replace(settings, max_variants_per_original=2))
+    for token in SAME_OUTPUT_OF_1000x500:
+        service.resize(token, wide.split("/"))
+    service.resize("100x", wide.split("/"))
+    with pytest.raises(VariantBudgetExhausted):
+        service.resize("200x", wide.split("/"))
+    # Spellings of outputs that exist keep working once the budget is spent.
+    assert service.resize("50x50@2x", wide.split("/")) == f"{PUBLIC_URL}/100x/{wide}"
+
+
+def test_redirects_are_capped_too_then_answered_without_storing(
+    s3: Any, settings: Settings, wide: str
+) -> None:
+    service = make_service(s3, dataclasses.replace(settings, max_variants_per_original=2))
+    service.resize("600x300", wide.split("/"))
+    for token in ("600x", "x300", "600x301", "601x300"):
+        assert service.resize(token, wide.split("/")) == f"{PUBLIC_URL}/600x300/{wide}"
+    assert set(stored_outputs(s3, wide)) == {f"{t}/{wide}" for t in ("600x300", "600x", "x300")}
+
+
+def test_signed_spellings_share_one_output_and_count_against_the_budget(
+    s3: Any, settings: Settings, wide: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rendered = count_renders(monkeypatch)
+    signing = dataclasses.replace(settings, signing_keys=(SECRET,), max_variants_per_original=3)
+    service = make_service(s3, signing, now=1_000)
+    # Per-page-view URLs: the same size, a new expiry each time.
+    signatures = [sign(SECRET, "200x", wide, expires=2_000 + view) for view in range(10)]
+    urls = {service.resize(signature, ["200x", *wide.split("/")]) for signature in signatures}
+    assert urls == {f"{PUBLIC_URL}/{signatures[0]}/200x/{wide}"}
+    assert rendered == ["200x"]
+    stored = stored_outputs(s3, wide)
+    assert len(stored) == 1 + 3  # one image, then redirects up to the budget
+    assert list(stored.values()).count("image") == 1
+
+
+def test_ledgers_of_nested_keys_do_not_mix(s3: Any, settings: Settings) -> None:
+    s3.put_object(Bucket=BUCKET, Key="users/bob", Body=corpus.jpeg((400, 300)))
+    s3.put_object(Bucket=BUCKET, Key="users/bob/avatar.jpg", Body=corpus.jpeg((400, 300)))
+    service = make_service(s3, dataclasses.replace(settings, max_variants_per_original=1))
+    service.resize("100x", ["users", "bob", "avatar.jpg"])
+    assert service.resize("100x", ["users", "bob"]) == f"{PUBLIC_URL}/100x/users/bob"
+    with pytest.raises(VariantBudgetExhausted):
+        service.resize("200x", ["users", "bob"])
+
+
+def test_a_failed_render_gives_its_budget_slot_back(
+    s3: Any, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s3.put_object(Bucket=BUCKET, Key="a.jpg", Body=corpus.jpeg((400, 300)))
+    service = make_service(s3, dataclasses.replace(settings, max_variants_per_original=1))
+
+    def failing(*_: object, **__: object) -> None:
+        raise RuntimeError("encoder crashed")
+
+    monkeypatch.setattr(service_module, "render", failing)
+    with pytest.raises(RuntimeError):
+        service.resize("100x", ["a.jpg"])
+    assert keys(s3) == {"a.jpg"}
+    monkeypatch.undo()
+    assert service.resize("200x", ["a.jpg"]) == f"{PUBLIC_URL}/200x/a.jpg"

@@ -1,0 +1,73 @@
+"""The ledger of what is stored for each original, kept as empty objects under ``_variants/``.
+
+Two kinds of entry, both read with one LIST request (outputs sort first):
+
+* ``_variants/<n>/<key>/o/<canonical token>=<path>``: the output named by
+  the canonical token (see :func:`chalicelib.imaging.canonical_spec`) is
+  stored at ``<path>/<key>``.  ``<path>`` is the spelling that first asked
+  for it, ``[<signature>/]<size token>``.
+* ``_variants/<n>/<key>/r/<path>``: ``<path>/<key>`` is a redirect to one
+  of the outputs (another spelling of the same pixels).
+
+``<n>`` is the key's length in characters.  Without it the entries of
+``users/bob`` and ``users/bob/avatar.jpg`` would share a prefix; with it,
+one original's prefix can never begin another's.  Neither size tokens nor
+signatures contain ``=``, so an output entry splits unambiguously.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+LEDGER_ROOT = "_variants/"
+OUTPUTS = "o/"
+ALIASES = "r/"  # after OUTPUTS in S3's (UTF-8 byte) listing order
+# One LIST page (S3 returns at most 1000 keys) holds both kinds at the largest budget.
+MAX_BUDGET = 499
+# The longest canonical token (``16384x16384-cover-q100.avif`` and kin) has
+# fewer characters than this; the key-length check budgets for it.
+MAX_CANONICAL_TOKEN_CHARS = 40
+
+
+@dataclass(frozen=True)
+class Ledger:
+    """What is stored for one original: where each distinct output lives, and the redirects."""
+
+    outputs: Mapping[str, str] = field(default_factory=dict)  # canonical token → stored path
+    aliases: frozenset[str] = frozenset()  # paths that hold a redirect to an output
+
+    @classmethod
+    def from_names(cls, names: Iterable[str]) -> Ledger:
+        """Read the entry names listed under :func:`original_prefix` (the prefix removed)."""
+        outputs: dict[str, str] = {}
+        aliases: set[str] = set()
+        for name in sorted(names):
+            kind, rest = name[: len(OUTPUTS)], name[len(OUTPUTS) :]
+            token, separator, path = rest.partition("=")
+            if kind == OUTPUTS and separator:
+                outputs.setdefault(token, path)
+            elif kind == ALIASES:
+                aliases.add(rest)
+        return cls(outputs, frozenset(aliases))
+
+
+def original_prefix(key: str) -> str:
+    """Every ledger entry of ``key``, and nothing of any other original, starts with this."""
+    return f"{LEDGER_ROOT}{len(key)}/{key}/"
+
+
+def output_entry(key: str, canonical_token: str, path: str) -> str:
+    """The entry saying the output ``canonical_token`` of ``key`` is stored at ``<path>/<key>``."""
+    return f"{original_prefix(key)}{OUTPUTS}{canonical_token}={path}"
+
+
+def alias_entry(key: str, path: str) -> str:
+    """The entry saying ``<path>/<key>`` redirects to one of the outputs."""
+    return f"{original_prefix(key)}{ALIASES}{path}"
+
+
+def longest_entry_bytes(key: str, path: str) -> int:
+    """UTF-8 bytes in the longest entry a request for ``<path>/<key>`` can write."""
+    prefix = original_prefix(key) + OUTPUTS
+    return len(prefix.encode()) + MAX_CANONICAL_TOKEN_CHARS + 1 + len(path.encode())
