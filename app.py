@@ -23,7 +23,11 @@ def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@app.route("/resize/{size}")
+# A browser's HEAD follows the website's 307 here like a GET does.
+METHODS = ["GET", "HEAD"]
+
+
+@app.route("/resize/{size}", methods=METHODS)
 @json_errors
 def resize_without_key(size: str) -> Response:
     # The website rule sends every miss here, including /<key> with no size.
@@ -38,4 +42,6 @@ def resize(size: str, **key_segments: str) -> Response:
 
 for _depth in range(1, MAX_KEY_DEPTH + 1):
     _segments = "/".join(f"{{k{i}}}" for i in range(_depth))
-    app.route(f"/resize/{{size}}/{_segments}", name=f"resize_depth_{_depth}")(resize)
+    app.route(f"/resize/{{size}}/{_segments}", methods=METHODS, name=f"resize_depth_{_depth}")(
+        resize
+    )

@@ -11,8 +11,12 @@
 //    An overwrite can still pair the new metadata with the old data for a
 //    moment (s3rver keeps them in separate files); variants are rewritten
 //    with identical bytes and type, so that window is harmless here.
+// 3. s3rver encrypts ListObjectsV2 continuation tokens with DES.  OpenSSL 3
+//    (Node 17+) has DES only in its legacy provider, so without
+//    --openssl-legacy-provider every listing cut short by MaxKeys answers 500.
+//    We refuse to start without it rather than serve a broken LIST.
 //
-// Usage: node scripts/s3rver.js <directory> <address> <port>
+// Usage: node --openssl-legacy-provider scripts/s3rver.js <directory> <address> <port>
 'use strict';
 
 const crypto = require('crypto');
@@ -84,9 +88,16 @@ FilesystemStore.prototype.putObject = async function (object) {
   return { size, md5: digest };
 };
 
+try {
+  crypto.createCipheriv('des', Buffer.alloc(8), Buffer.alloc(8));
+} catch (err) {
+  console.error(`s3rver needs DES for truncated listings (${err.code}): run node --openssl-legacy-provider`);
+  process.exit(2);
+}
+
 const [directory, address = '127.0.0.1', port = '4568'] = process.argv.slice(2);
 if (!directory) {
-  console.error('usage: node scripts/s3rver.js <directory> [address] [port]');
+  console.error('usage: node --openssl-legacy-provider scripts/s3rver.js <directory> [address] [port]');
   process.exit(2);
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import quote
@@ -168,3 +169,81 @@ def test_bad_input_through_the_website(
     assert response.status_code == status, response.text
     assert response.json()["code"] == code
     assert stored_keys(bad_originals) == before
+
+
+def test_another_spelling_is_a_website_redirect_to_the_stored_output(local_stack: Any) -> None:
+    put(local_stack, "e2e/wide.jpg", corpus.jpeg((1000, 500)))
+    first = requests.get(url(local_stack, "600x300", "e2e/wide.jpg"), timeout=30)
+    assert first.status_code == 200
+    alias = requests.get(url(local_stack, "300x150@2x", "e2e/wide.jpg"), timeout=30)
+    assert [r.status_code for r in alias.history] == [307, 307]
+    assert alias.url == url(local_stack, "600x300", "e2e/wide.jpg")
+    assert alias.content == first.content
+    # Now the website answers that spelling with S3's object redirect, no API involved.
+    again = requests.get(url(local_stack, "300x150@2x", "e2e/wide.jpg"), timeout=30)
+    assert [r.status_code for r in again.history] == [301]
+    assert again.content == first.content
+    stored = {key for key in stored_keys(local_stack) if key.endswith("/e2e/wide.jpg")}
+    assert stored == {"600x300/e2e/wide.jpg", "300x150@2x/e2e/wide.jpg"}
+
+
+def test_head_of_a_missing_variant_is_answered_like_get(local_stack: Any) -> None:
+    put(local_stack, "e2e/head.jpg", corpus.jpeg((400, 300)))
+    response = requests.head(
+        url(local_stack, "120x", "e2e/head.jpg"), timeout=30, allow_redirects=True
+    )
+    assert response.status_code == 200
+    assert [r.status_code for r in response.history] == [307, 307]
+    assert response.headers["Content-Type"] == "image/jpeg"
+
+
+def test_a_raw_semicolon_stays_part_of_the_key(local_stack: Any) -> None:
+    put(local_stack, "e2e/semi", corpus.jpeg((400, 300)))
+    response = requests.get(f"{local_stack.api_url}/resize/100x/e2e/semi;colon.jpg", timeout=30)
+    assert response.status_code == 404, response.text
+    assert response.json()["code"] == "original_not_found"
+    put(local_stack, "e2e/semi;colon.jpg", corpus.jpeg((400, 300)))
+    response = requests.get(
+        f"{local_stack.api_url}/resize/100x/e2e/semi;colon.jpg", timeout=30, allow_redirects=False
+    )
+    assert response.status_code == 307
+    assert "100x/e2e/semi%3Bcolon.jpg" in response.headers["Location"]
+
+
+@pytest.fixture(scope="module")
+def budget_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A second local stack whose originals may have five variants each."""
+    from scripts.local_stack import LocalStack, free_port
+
+    stack = LocalStack(
+        tmp_path_factory.mktemp("budget-stack"),
+        s3_port=free_port(),
+        api_port=free_port(),
+        app_env={"MAX_VARIANTS_PER_ORIGINAL": "5"},
+    )
+    with stack:
+        yield stack
+
+
+def test_concurrent_new_sizes_overshoot_the_budget_boundedly_and_never_fail(
+    budget_stack: Any,
+) -> None:
+    put(budget_stack, "e2e/budget.jpg", corpus.jpeg((2000, 1500)))
+    sizes = [f"{100 + 10 * n}x" for n in range(50)]
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        responses = list(
+            pool.map(
+                lambda s: requests.get(url(budget_stack, s, "e2e/budget.jpg"), timeout=120), sizes
+            )
+        )
+    statuses = sorted(r.status_code for r in responses)
+    assert set(statuses) <= {200, 403}, statuses
+    refused = [r for r in responses if r.status_code == 403]
+    assert {r.json()["code"] for r in refused} <= {"variant_budget_exhausted"}
+    stored = [k for k in stored_keys(budget_stack) if k.endswith("x/e2e/budget.jpg")]
+    assert 5 <= len(stored) == statuses.count(200)
+    print(f"budget 5, 50 concurrent new sizes: {len(stored)} stored")
+    # Listings longer than a page work again: a new size afterwards is a clean 403.
+    later = requests.get(url(budget_stack, "99x", "e2e/budget.jpg"), timeout=30)
+    assert later.status_code == 403
+    assert later.json()["code"] == "variant_budget_exhausted"
