@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -65,16 +66,25 @@ def client(s3: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     runtime.reset()
 
 
-@pytest.fixture(scope="session")
-def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """s3rver + `chalice local` as real processes on free ports, for the whole session."""
+@contextmanager
+def started_stack(
+    tmp_path_factory: pytest.TempPathFactory, name: str, app_env: dict[str, str]
+) -> Iterator[Any]:
+    """s3rver + `chalice local` as real processes on free ports, the app given ``app_env``."""
     from scripts.local_stack import LocalStack, free_port
 
     stack = LocalStack(
-        tmp_path_factory.mktemp("stack"),
+        tmp_path_factory.mktemp(name),
         s3_port=free_port(),
         api_port=free_port(),
-        app_env={"MAX_DIMENSION": "2000"},
+        app_env=app_env,
     )
     with stack:
+        yield stack
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The local stack for the whole session."""
+    with started_stack(tmp_path_factory, "stack", {"MAX_DIMENSION": "2000"}) as stack:
         yield stack

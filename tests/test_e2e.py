@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from tests import bad_inputs, corpus
+from tests.conftest import started_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -213,15 +214,9 @@ def test_a_raw_semicolon_stays_part_of_the_key(local_stack: Any) -> None:
 @pytest.fixture(scope="module")
 def budget_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A second local stack whose originals may have five variants each."""
-    from scripts.local_stack import LocalStack, free_port
-
-    stack = LocalStack(
-        tmp_path_factory.mktemp("budget-stack"),
-        s3_port=free_port(),
-        api_port=free_port(),
-        app_env={"MAX_VARIANTS_PER_ORIGINAL": "5"},
-    )
-    with stack:
+    with started_stack(
+        tmp_path_factory, "budget-stack", {"MAX_VARIANTS_PER_ORIGINAL": "5"}
+    ) as stack:
         yield stack
 
 
