@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from chalice import Chalice, Response
 
 from chalicelib import runtime
-from chalicelib.errors import NotAVariantUrl
-from chalicelib.http import json_errors, redirect
+from chalicelib.errors import NotAVariantUrl, OriginNotAllowed, ServiceError
+from chalicelib.http import NO_STORE, cors_headers, json_errors, redirect
+from chalicelib.uploads import parse_upload_request, uploader_id
 
 app = Chalice(app_name="image-resizer")
 
@@ -45,3 +48,54 @@ for _depth in range(1, MAX_KEY_DEPTH + 1):
     app.route(f"/resize/{{size}}/{_segments}", methods=METHODS, name=f"resize_depth_{_depth}")(
         resize
     )
+
+
+# The body is parsed as JSON whatever it is labelled: `curl -d` sends form encoding.
+UPLOAD_BODY_TYPES = ["application/json", "text/plain", "application/x-www-form-urlencoded"]
+UPLOAD_METHODS = "POST, OPTIONS"
+
+
+@app.route("/uploads", methods=["POST"], content_types=UPLOAD_BODY_TYPES)
+def create_upload() -> Response:
+    return _with_cors(_create_upload())
+
+
+@app.route("/uploads", methods=["OPTIONS"])
+def uploads_preflight() -> Response:
+    return _with_cors(_preflight())
+
+
+@json_errors
+def _create_upload() -> Response:
+    request = app.current_request
+    uploader = uploader_id(
+        runtime.get_settings(), _claims(request.context), request.headers.get("authorization")
+    )
+    form = runtime.get_uploads().create(uploader, parse_upload_request(request.raw_body))
+    return Response(body=form, status_code=201, headers=dict(NO_STORE))
+
+
+@json_errors
+def _preflight() -> Response:
+    origin = app.current_request.headers.get("origin")
+    if not cors_headers(origin, runtime.get_settings().cors_origins, UPLOAD_METHODS).get(
+        "Access-Control-Allow-Origin"
+    ):
+        raise OriginNotAllowed(f"origin {origin!r} is not in CORS_ORIGINS")
+    return Response(body="", status_code=204, headers=dict(NO_STORE))
+
+
+def _with_cors(response: Response) -> Response:
+    try:
+        allowed = runtime.get_settings().cors_origins
+    except ServiceError:  # misconfigured: the response already says so
+        allowed = ()
+    origin = app.current_request.headers.get("origin")
+    response.headers.update(cors_headers(origin, allowed, UPLOAD_METHODS))
+    return response
+
+
+def _claims(context: dict[str, Any]) -> dict[str, Any] | None:
+    """The user pool's claims, present once API Gateway's Cognito authorizer let the call in."""
+    claims = (context.get("authorizer") or {}).get("claims")
+    return claims if isinstance(claims, dict) else None

@@ -6,6 +6,7 @@ Every key is documented in the README's Configuration table.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -17,6 +18,9 @@ from chalicelib.ledger import MAX_BUDGET
 
 CACHE_CONTROL_VARIANT = "public, max-age=31536000, immutable"
 MIN_SIGNING_KEY_BYTES = 16
+MIN_UPLOAD_TOKEN_CHARS = 12
+_UPLOAD_PREFIX = re.compile(r"[a-z][a-z0-9-]{0,62}")
+_UPLOAD_PREFIX_SIZE = re.compile(r"x[0-9].*")  # would read as a size token (x200)
 
 
 class ConfigError(Misconfigured):
@@ -42,6 +46,18 @@ class Settings:
     s3_connect_timeout: int = 2
     s3_read_timeout: int = 10
     s3_max_attempts: int = 3
+    # Originals and uploads (README, "Uploads").  Empty: originals share `bucket`.
+    originals_bucket: str = ""
+    upload_token: str | None = None
+    allow_anonymous_uploads: bool = False
+    cors_origins: tuple[str, ...] = ()
+    upload_expiry_seconds: int = 300
+    upload_prefix: str = "uploads"
+
+    @property
+    def originals(self) -> str:
+        """The bucket originals are read from (and uploaded to)."""
+        return self.originals_bucket or self.bucket
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -76,6 +92,12 @@ class Settings:
             s3_connect_timeout=_int(env, "S3_CONNECT_TIMEOUT", 2, low=1, high=60),
             s3_read_timeout=_int(env, "S3_READ_TIMEOUT", 10, low=1, high=300),
             s3_max_attempts=_int(env, "S3_MAX_ATTEMPTS", 3, low=1, high=10),
+            originals_bucket=env.get("ORIGINALS_BUCKET", "").strip(),
+            upload_token=_upload_token(env.get("UPLOAD_TOKEN", "")),
+            allow_anonymous_uploads=_bool(env, "ALLOW_ANONYMOUS_UPLOADS"),
+            cors_origins=_cors_origins(env.get("CORS_ORIGINS", "")),
+            upload_expiry_seconds=_int(env, "UPLOAD_EXPIRY_SECONDS", 300, low=10, high=3600),
+            upload_prefix=_upload_prefix(env.get("UPLOAD_PREFIX", "uploads")),
         )
 
 
@@ -101,6 +123,36 @@ def _signing_keys(raw: str) -> tuple[bytes, ...]:
     if any(len(key) < MIN_SIGNING_KEY_BYTES for key in keys):
         raise ConfigError(f"each SIGNING_KEYS secret needs at least {MIN_SIGNING_KEY_BYTES} bytes")
     return keys
+
+
+def _upload_token(raw: str) -> str | None:
+    """A shared bearer token for uploads where no user pool authenticates (local runs)."""
+    token = raw.strip()
+    if token and (len(token) < MIN_UPLOAD_TOKEN_CHARS or not token.isascii() or " " in token):
+        raise ConfigError(
+            f"UPLOAD_TOKEN must be at least {MIN_UPLOAD_TOKEN_CHARS} ASCII characters, no spaces"
+        )
+    return token or None
+
+
+def _cors_origins(raw: str) -> tuple[str, ...]:
+    """Origins allowed to call the API from a page: ``*`` or ``scheme://host[:port]`` each."""
+    origins = tuple(origin.strip().rstrip("/") for origin in raw.split(",") if origin.strip())
+    for origin in origins:
+        parts = urlsplit(origin)
+        if origin != "*" and (
+            parts.scheme not in ("http", "https") or not parts.netloc or parts.path
+        ):
+            raise ConfigError(f"CORS_ORIGINS: {origin!r} is not '*' or scheme://host[:port]")
+    return origins
+
+
+def _upload_prefix(raw: str) -> str:
+    """The first segment of every uploaded key: lowercase letters, digits, hyphens; not a size."""
+    prefix = raw.strip()
+    if not _UPLOAD_PREFIX.fullmatch(prefix) or _UPLOAD_PREFIX_SIZE.fullmatch(prefix):
+        raise ConfigError(f"UPLOAD_PREFIX must be a word like 'uploads', got {raw!r}")
+    return prefix
 
 
 def _colour(raw: str) -> tuple[int, int, int]:

@@ -119,3 +119,41 @@ class EmptyOriginal(ServiceError):
 class RedirectLoop(ServiceError):
     status = 508
     code = "redirect_loop"
+
+
+class Unauthorized(ServiceError):
+    status = 401
+    code = "unauthorized"
+    headers: ClassVar[Mapping[str, str]] = {"WWW-Authenticate": "Bearer"}
+
+
+class InvalidUploadRequest(ServiceError):
+    status = 400
+    code = "invalid_request"
+
+
+class InvalidFilename(ServiceError):
+    status = 400
+    code = "invalid_filename"
+
+
+class UnsupportedContentType(ServiceError):
+    status = 415
+    code = "unsupported_content_type"
+
+
+class UploadTooLarge(ServiceError):
+    status = 413
+    code = "upload_too_large"
+
+
+class OriginNotAllowed(ServiceError):
+    status = 403
+    code = "origin_not_allowed"
+
+
+class OriginalTooComplex(ServiceError):
+    """Decoding would cost more work than a request may: too many scans, chunks, blocks or tags."""
+
+    status = 422
+    code = "original_too_complex"

@@ -48,3 +48,21 @@ def json_errors(view: Callable[P, Response]) -> Callable[P, Response]:
             return error_response(ServiceError("internal error"))
 
     return guarded
+
+
+# What a page may send to the API across origins, and how long a preflight holds.
+CORS_ALLOWED_HEADERS = "Authorization, Content-Type"
+CORS_MAX_AGE_SECONDS = "600"
+
+
+def cors_headers(origin: str | None, allowed: tuple[str, ...], methods: str) -> dict[str, str]:
+    """The CORS headers for a request from ``origin``: none unless it is allowed."""
+    if not origin or not ("*" in allowed or origin.rstrip("/") in allowed):
+        return {"Vary": "Origin"}
+    return {
+        "Access-Control-Allow-Origin": origin,
+        "Access-Control-Allow-Methods": methods,
+        "Access-Control-Allow-Headers": CORS_ALLOWED_HEADERS,
+        "Access-Control-Max-Age": CORS_MAX_AGE_SECONDS,
+        "Vary": "Origin",
+    }

@@ -19,6 +19,7 @@ from botocore.config import Config
 from chalicelib.config import Settings
 from chalicelib.service import ResizeService
 from chalicelib.storage import ImageStore
+from chalicelib.uploads import UploadService
 
 T = TypeVar("T")
 _build_lock = threading.RLock()
@@ -51,6 +52,8 @@ def get_s3_client() -> Any:
         retries={"mode": "standard", "total_max_attempts": settings.s3_max_attempts},
         # Local S3 servers answer on one host, not <bucket>.host.
         s3={"addressing_style": "path"} if settings.s3_endpoint_url else None,
+        # Presigned upload forms are signed like requests: SigV4, in the function's region.
+        signature_version="s3v4",
     )
     return boto3.client("s3", endpoint_url=settings.s3_endpoint_url, config=config)
 
@@ -58,10 +61,18 @@ def get_s3_client() -> Any:
 @_built_once
 def get_service() -> ResizeService:
     settings = get_settings()
-    return ResizeService(settings, ImageStore(get_s3_client(), settings.bucket))
+    client = get_s3_client()
+    return ResizeService(
+        settings, ImageStore(client, settings.bucket), ImageStore(client, settings.originals)
+    )
+
+
+@_built_once
+def get_uploads() -> UploadService:
+    return UploadService(get_settings(), get_s3_client())
 
 
 def reset() -> None:
     """Forget everything built so far (tests change the environment between cases)."""
-    for getter in (get_settings, get_s3_client, get_service):
+    for getter in (get_settings, get_s3_client, get_service, get_uploads):
         getter.cache_clear()

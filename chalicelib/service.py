@@ -91,10 +91,15 @@ class ResizeService:
     """Turns a request for a missing variant into a stored variant and its public URL."""
 
     def __init__(
-        self, settings: Settings, store: ImageStore, clock: Callable[[], float] = time.time
+        self,
+        settings: Settings,
+        store: ImageStore,
+        originals: ImageStore | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._settings = settings
-        self._store = store
+        self._store = store  # variants and their ledger: the public website bucket
+        self._originals = originals or store  # private, or the same bucket
         self._clock = clock
 
     def resize(self, size_text: str, key_segments: list[str]) -> str:
@@ -188,7 +193,7 @@ class ResizeService:
         listing = 2 * (budget + 1) if budget else _LEDGER_PAGE
         lookups = [
             _LOOKUPS.submit(self._store.head, request.variant_key),
-            _LOOKUPS.submit(self._store.head, request.key),
+            _LOOKUPS.submit(self._originals.head, request.key),
             _LOOKUPS.submit(self._store.list_names, original_prefix(request.key), listing),
         ]
         # Let every look-up finish before one's failure answers: nothing keeps
@@ -225,7 +230,7 @@ class ResizeService:
         if info.size == 0:
             raise EmptyOriginal("the original is empty")
         # If-Match: the bytes are the ones the HEAD measured, or none at all.
-        return self._store.get(key, etag=info.etag, max_bytes=limit)
+        return self._originals.get(key, etag=info.etag, max_bytes=limit)
 
     def _check_budget(self, canonical_token: str, ledger: Ledger) -> None:
         """At most MAX_VARIANTS_PER_ORIGINAL distinct outputs of one original (0: no cap).

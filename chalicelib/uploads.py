@@ -1,0 +1,158 @@
+"""Direct uploads: who may upload, where the file goes, and a presigned POST straight to S3.
+
+The bytes never pass through the function: it answers with a form (URL and
+fields) that S3 accepts for one fixed key, one declared image type, 1 byte
+to ``MAX_SOURCE_BYTES``, for ``UPLOAD_EXPIRY_SECONDS``.  Every field of the
+form is pinned by a condition of the signed policy (boto3 adds conditions
+only for the bucket, the key and its own signature fields).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from chalicelib.config import Settings
+from chalicelib.errors import (
+    InvalidFilename,
+    InvalidKey,
+    InvalidUploadRequest,
+    Unauthorized,
+    UnsupportedContentType,
+    UploadTooLarge,
+)
+from chalicelib.grammar import check_key
+
+# Exactly the types the resizer decodes.  No SVG: it is script, and an SVG
+# original would be a stored-XSS vector wherever it is ever served.
+UPLOAD_CONTENT_TYPES = frozenset(
+    {"image/jpeg", "image/png", "image/gif", "image/webp", "image/avif", "image/bmp", "image/tiff"}
+)
+MAX_FILENAME_BYTES = 255
+# The uploader's id goes into keys and metadata: Cognito's `sub` is a UUID.
+_UPLOADER_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
+LOCAL_UPLOADER = "local"
+ANONYMOUS_UPLOADER = "anonymous"
+
+
+@dataclass(frozen=True)
+class UploadRequest:
+    """What a client asks to upload: a file name, its image type, optionally its size."""
+
+    filename: str
+    content_type: str
+    size: int | None = None
+
+
+def parse_upload_request(body: bytes | None) -> UploadRequest:
+    """The JSON body ``{"filename", "content_type"[, "size"]}``, or InvalidUploadRequest."""
+    try:
+        document = json.loads(body or b"")
+    except (ValueError, UnicodeDecodeError) as err:
+        raise InvalidUploadRequest("the body must be JSON", repr(err)) from err
+    if not isinstance(document, dict):
+        raise InvalidUploadRequest('the body must be a JSON object: {"filename", "content_type"}')
+    filename, content_type, size = (
+        document.get(name) for name in ("filename", "content_type", "size")
+    )
+    if not isinstance(filename, str) or not isinstance(content_type, str):
+        raise InvalidUploadRequest('"filename" and "content_type" are required strings')
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+        raise InvalidUploadRequest('"size", when given, is the file\'s size in bytes')
+    return UploadRequest(filename, content_type.strip().lower(), size)
+
+
+def check_filename(filename: str) -> None:
+    """A plain file name: no folders, no control characters, at most 255 bytes."""
+    if not filename.strip() or filename in (".", ".."):
+        raise InvalidFilename("the file name is empty")
+    if len(filename.encode()) > MAX_FILENAME_BYTES:
+        raise InvalidFilename(f"the file name is longer than {MAX_FILENAME_BYTES} bytes")
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in filename):
+        raise InvalidFilename("the file name contains control characters")
+    if "/" in filename or "\\" in filename:
+        raise InvalidFilename("the file name must not contain / or \\")
+
+
+def uploader_id(
+    settings: Settings, claims: Mapping[str, Any] | None, authorization: str | None
+) -> str:
+    """Who is uploading: a user pool's ``sub``, the local token's user, or anonymous if allowed."""
+    if claims and isinstance(claims.get("sub"), str):
+        subject = claims["sub"]
+        if subject and set(subject) <= _UPLOADER_CHARS and len(subject) <= 128:
+            return subject
+        raise Unauthorized("the token's subject can't name an upload folder")
+    if settings.upload_token and authorization is not None:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(
+            token.strip().encode(), settings.upload_token.encode()
+        ):
+            return LOCAL_UPLOADER
+        raise Unauthorized("the upload token is not valid")
+    if settings.allow_anonymous_uploads:
+        return ANONYMOUS_UPLOADER
+    raise Unauthorized("uploading needs an Authorization: Bearer <token> header")
+
+
+class UploadService:
+    """Chooses the key and signs the form for one upload to the originals bucket."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        client: Any,
+        new_id: Callable[[], str] = lambda: secrets.token_hex(12),
+    ) -> None:
+        self._settings = settings
+        self._client = client
+        self._new_id = new_id
+
+    def create(self, uploader: str, request: UploadRequest) -> dict[str, Any]:
+        """The key, the form to POST the file with, and the variant URL template."""
+        self.check(request)
+        key = f"{self._settings.upload_prefix}/{uploader}/{self._new_id()}/{request.filename}"
+        try:
+            check_key(key)
+        except InvalidKey as err:
+            raise InvalidFilename(err.public_message) from err
+        max_bytes = self._settings.max_source_bytes
+        fields = {
+            "Content-Type": request.content_type,
+            "success_action_status": "201",
+            "x-amz-meta-uploader": uploader,
+        }
+        form = self._client.generate_presigned_post(
+            Bucket=self._settings.originals,
+            Key=key,
+            Fields=fields,
+            Conditions=[
+                *({name: value} for name, value in fields.items()),
+                ["content-length-range", 1, max_bytes],
+            ],
+            ExpiresIn=self._settings.upload_expiry_seconds,
+        )
+        return {
+            "key": key,
+            "upload": {"url": form["url"], "fields": form["fields"]},
+            "variant_url": f"{self._settings.public_url}/{{size}}/{quote(key, safe='/')}",
+            "max_bytes": max_bytes,
+            "expires_in": self._settings.upload_expiry_seconds,
+        }
+
+    def check(self, request: UploadRequest) -> None:
+        """Refuse what S3 would refuse later, and what must never be stored."""
+        if request.content_type not in UPLOAD_CONTENT_TYPES:
+            allowed = ", ".join(sorted(UPLOAD_CONTENT_TYPES))
+            raise UnsupportedContentType(f"content_type must be one of {allowed}")
+        if request.size is not None and request.size > self._settings.max_source_bytes:
+            raise UploadTooLarge(
+                f"the file is {request.size} bytes, over the limit of "
+                f"{self._settings.max_source_bytes}"
+            )
+        check_filename(request.filename)

@@ -1,0 +1,192 @@
+"""POST /uploads: who may upload, the key chosen, the signed form's conditions, CORS."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+
+from chalicelib import runtime
+from chalicelib.config import Settings
+from chalicelib.errors import Unauthorized
+from chalicelib.uploads import ANONYMOUS_UPLOADER, LOCAL_UPLOADER, uploader_id
+from tests.conftest import BUCKET, PUBLIC_URL
+
+TOKEN = "local-dev-token"
+ORIGINALS = "originals"
+AUTH = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+
+
+@pytest.fixture
+def uploads(s3: Any, client: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The test client with an originals bucket, a dev token and one allowed page origin."""
+    s3.create_bucket(Bucket=ORIGINALS)
+    monkeypatch.setenv("ORIGINALS_BUCKET", ORIGINALS)
+    monkeypatch.setenv("UPLOAD_TOKEN", TOKEN)
+    monkeypatch.setenv("CORS_ORIGINS", "https://app.example.com")
+    monkeypatch.setenv("MAX_SOURCE_BYTES", "1000000")
+    runtime.reset()
+    return client
+
+
+def post(client: Any, body: Any, headers: dict[str, str] | None = None) -> Any:
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return client.http.post("/uploads", body=raw, headers=AUTH if headers is None else headers)
+
+
+def answer(response: Any) -> dict[str, Any]:
+    return json.loads(response.body)
+
+
+def policy_of(form: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(base64.b64decode(form["fields"]["policy"]))
+
+
+def originals(s3: Any) -> list[str]:
+    return [o["Key"] for o in s3.list_objects_v2(Bucket=ORIGINALS).get("Contents", [])]
+
+
+def test_upload_answers_a_form_for_one_key_under_the_uploaders_prefix(
+    uploads: Any, s3: Any
+) -> None:
+    response = post(uploads, {"filename": "café (1).jpg", "content_type": "image/jpeg"})
+    assert response.status_code == 201, response.body
+    assert response.headers["Cache-Control"] == "no-store"
+    body = answer(response)
+    prefix, uploader, upload_id, filename = body["key"].split("/")
+    assert (prefix, uploader, filename) == ("uploads", LOCAL_UPLOADER, "café (1).jpg")
+    assert len(upload_id) == 24
+    assert body["upload"]["fields"]["key"] == body["key"]
+    assert body["upload"]["url"].endswith(ORIGINALS) or ORIGINALS in body["upload"]["url"]
+    assert body["variant_url"] == (
+        f"{PUBLIC_URL}/{{size}}/uploads/local/{upload_id}/caf%C3%A9%20%281%29.jpg"
+    )
+    again = answer(post(uploads, {"filename": "café (1).jpg", "content_type": "image/jpeg"}))
+    assert again["key"] != body["key"]  # never the same key twice
+    assert originals(s3) == []  # nothing is written until the browser posts the file
+
+
+def test_every_form_field_is_pinned_by_a_condition(uploads: Any) -> None:
+    form = answer(post(uploads, {"filename": "a.png", "content_type": "image/png"}))["upload"]
+    conditions = policy_of(form)["conditions"]
+    pinned = {}
+    for condition in conditions:
+        if isinstance(condition, dict):
+            pinned.update({name.lower(): value for name, value in condition.items()})
+        elif condition[0] == "eq":
+            pinned[condition[1].lstrip("$").lower()] = condition[2]
+    for name, value in form["fields"].items():
+        if name in ("policy", "x-amz-signature"):
+            continue
+        assert pinned.get(name.lower()) == value, name
+    assert pinned["bucket"] == ORIGINALS
+    assert ["content-length-range", 1, 1000000] in conditions
+    assert form["fields"]["Content-Type"] == "image/png"
+    assert form["fields"]["success_action_status"] == "201"
+    assert form["fields"]["x-amz-meta-uploader"] == LOCAL_UPLOADER
+
+
+def test_the_form_expires_soon(uploads: Any) -> None:
+    form = answer(post(uploads, {"filename": "a.png", "content_type": "image/png"}))
+    assert form["expires_in"] == 300
+    expiration = policy_of(form["upload"])["expiration"]
+    assert expiration.endswith("Z")
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        (b"{not json", 400, "invalid_request"),
+        (b"[]", 400, "invalid_request"),
+        ({"filename": "a.jpg"}, 400, "invalid_request"),
+        ({"content_type": "image/jpeg"}, 400, "invalid_request"),
+        ({"filename": 7, "content_type": "image/jpeg"}, 400, "invalid_request"),
+        (
+            {"filename": "a.jpg", "content_type": "image/jpeg", "size": "big"},
+            400,
+            "invalid_request",
+        ),
+        ({"filename": "a.jpg", "content_type": "image/jpeg", "size": 0}, 400, "invalid_request"),
+        ({"filename": "a.svg", "content_type": "image/svg+xml"}, 415, "unsupported_content_type"),
+        ({"filename": "a.pdf", "content_type": "application/pdf"}, 415, "unsupported_content_type"),
+        ({"filename": "a.jpg", "content_type": "image/*"}, 415, "unsupported_content_type"),
+        (
+            {"filename": "a.jpg", "content_type": "image/jpeg", "size": 1000001},
+            413,
+            "upload_too_large",
+        ),
+        ({"filename": "../a.jpg", "content_type": "image/jpeg"}, 400, "invalid_filename"),
+        ({"filename": "..", "content_type": "image/jpeg"}, 400, "invalid_filename"),
+        ({"filename": "a\\b.jpg", "content_type": "image/jpeg"}, 400, "invalid_filename"),
+        ({"filename": "a\nb.jpg", "content_type": "image/jpeg"}, 400, "invalid_filename"),
+        ({"filename": "a\x00.jpg", "content_type": "image/jpeg"}, 400, "invalid_filename"),
+        ({"filename": "a" * 2000 + ".jpg", "content_type": "image/jpeg"}, 400, "invalid_filename"),
+        ({"filename": "  ", "content_type": "image/jpeg"}, 400, "invalid_filename"),
+    ],
+)
+def test_bad_upload_requests_get_a_clear_4xx(
+    uploads: Any, s3: Any, body: Any, status: int, code: str
+) -> None:
+    response = post(uploads, body)
+    assert response.status_code == status, response.body
+    assert answer(response)["code"] == code
+    assert originals(s3) == []
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Content-Type": "application/json"},
+        {"Authorization": "Bearer wrong-token-000", "Content-Type": "application/json"},
+        {"Authorization": f"Basic {TOKEN}", "Content-Type": "application/json"},
+        {"Authorization": "Bearer", "Content-Type": "application/json"},
+    ],
+)
+def test_uploads_without_the_token_are_refused(uploads: Any, headers: dict[str, str]) -> None:
+    response = post(uploads, {"filename": "a.jpg", "content_type": "image/jpeg"}, headers)
+    assert response.status_code == 401
+    assert answer(response)["code"] == "unauthorized"
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_anonymous_uploads_only_when_enabled() -> None:
+    closed = Settings(bucket=BUCKET, public_url=PUBLIC_URL)
+    with pytest.raises(Unauthorized):
+        uploader_id(closed, None, None)
+    open_ = Settings(bucket=BUCKET, public_url=PUBLIC_URL, allow_anonymous_uploads=True)
+    assert uploader_id(open_, None, None) == ANONYMOUS_UPLOADER
+
+
+def test_a_user_pools_subject_names_the_prefix() -> None:
+    settings = Settings(bucket=BUCKET, public_url=PUBLIC_URL, upload_token="another-token-1")
+    subject = "0b5e3f0a-1c2d-4e5f-8a9b-0c1d2e3f4a5b"
+    assert uploader_id(settings, {"sub": subject}, None) == subject
+    with pytest.raises(Unauthorized):
+        uploader_id(settings, {"sub": "../../etc"}, None)
+
+
+def test_cors_preflight_for_allowed_origins_only(uploads: Any) -> None:
+    allowed = uploads.http.request(
+        "OPTIONS",
+        "/uploads",
+        headers={"Origin": "https://app.example.com", "Access-Control-Request-Method": "POST"},
+    )
+    assert allowed.status_code == 204
+    assert allowed.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
+    assert "POST" in allowed.headers["Access-Control-Allow-Methods"]
+    assert "Authorization" in allowed.headers["Access-Control-Allow-Headers"]
+    refused = uploads.http.request(
+        "OPTIONS", "/uploads", headers={"Origin": "https://evil.example"}
+    )
+    assert refused.status_code == 403
+    assert answer(refused)["code"] == "origin_not_allowed"
+    assert "Access-Control-Allow-Origin" not in refused.headers
+
+
+def test_errors_carry_cors_headers_so_the_page_can_read_them(uploads: Any) -> None:
+    headers = {"Origin": "https://app.example.com", "Content-Type": "application/json"}
+    response = post(uploads, {"filename": "a.jpg", "content_type": "image/jpeg"}, headers)
+    assert response.status_code == 401
+    assert response.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
