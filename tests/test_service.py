@@ -11,6 +11,7 @@ import pytest
 from chalicelib import service as service_module
 from chalicelib.config import Settings
 from chalicelib.errors import (
+    OriginalNotFound,
     OriginalTooManyBytes,
     RedirectLoop,
     SignatureRequired,
@@ -287,3 +288,16 @@ def test_a_failed_render_gives_its_budget_slot_back(
     assert keys(s3) == {"a.jpg"}
     monkeypatch.undo()
     assert service.resize("200x", ["a.jpg"]) == f"{PUBLIC_URL}/200x/a.jpg"
+
+
+def test_originals_are_read_from_their_own_bucket_and_variants_written_to_the_public_one(
+    s3: Any, settings: Settings
+) -> None:
+    s3.create_bucket(Bucket="originals")
+    s3.put_object(Bucket="originals", Key="cat.jpg", Body=corpus.jpeg((400, 300)))
+    service = ResizeService(settings, ImageStore(s3, BUCKET), ImageStore(s3, "originals"))
+    assert service.resize("100x", ["cat.jpg"]) == f"{PUBLIC_URL}/100x/cat.jpg"
+    assert "100x/cat.jpg" in keys(s3)
+    assert "cat.jpg" not in keys(s3)
+    with pytest.raises(OriginalNotFound):
+        ResizeService(settings, ImageStore(s3, BUCKET)).resize("100x", ["cat.jpg"])

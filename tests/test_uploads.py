@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from chalicelib import runtime
-from chalicelib.config import Settings
+from chalicelib.config import ConfigError, Settings
 from chalicelib.errors import Unauthorized
 from chalicelib.uploads import ANONYMOUS_UPLOADER, LOCAL_UPLOADER, uploader_id
 from tests.conftest import BUCKET, PUBLIC_URL
@@ -190,3 +190,38 @@ def test_errors_carry_cors_headers_so_the_page_can_read_them(uploads: Any) -> No
     response = post(uploads, {"filename": "a.jpg", "content_type": "image/jpeg"}, headers)
     assert response.status_code == 401
     assert response.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("UPLOAD_TOKEN", "short"),
+        ("UPLOAD_TOKEN", "has a space in it"),
+        ("CORS_ORIGINS", "app.example.com"),
+        ("CORS_ORIGINS", "https://app.example.com/page"),
+        ("UPLOAD_EXPIRY_SECONDS", "86400"),
+        ("UPLOAD_PREFIX", "x200"),
+        ("UPLOAD_PREFIX", "_variants"),
+        ("UPLOAD_PREFIX", "a/b"),
+    ],
+)
+def test_bad_upload_settings_are_refused(name: str, value: str) -> None:
+    env = {"IMAGE_BUCKET": BUCKET, "PUBLIC_URL": PUBLIC_URL, name: value}
+    with pytest.raises(ConfigError, match=name):
+        Settings.from_env(env)
+
+
+def test_upload_settings_are_read() -> None:
+    settings = Settings.from_env(
+        {
+            "IMAGE_BUCKET": BUCKET,
+            "PUBLIC_URL": PUBLIC_URL,
+            "ORIGINALS_BUCKET": "originals",
+            "CORS_ORIGINS": "https://a.example, http://127.0.0.1:8000/",
+            "ALLOW_ANONYMOUS_UPLOADS": "true",
+        }
+    )
+    assert settings.originals == "originals"
+    assert settings.cors_origins == ("https://a.example", "http://127.0.0.1:8000")
+    assert settings.allow_anonymous_uploads
+    assert Settings(bucket=BUCKET, public_url=PUBLIC_URL).originals == BUCKET
