@@ -300,4 +300,4 @@ def test_originals_are_read_from_their_own_bucket_and_variants_written_to_the_pu
     assert "100x/cat.jpg" in keys(s3)
     assert "cat.jpg" not in keys(s3)
     with pytest.raises(OriginalNotFound):
-        ResizeService(settings, ImageStore(s3, BUCKET)).resize("100x", ["cat.jpg"])
+        ResizeService(settings, ImageStore(s3, BUCKET)).resize("200x", ["cat.jpg"])
