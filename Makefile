@@ -58,6 +58,7 @@ $(BENCH_STAMP): requirements-bench.txt $(PY_STAMP)
 # BENCH_ARGS="--quick" for fewer rounds, "--photos DIR" for your own JPEGs.
 bench: install $(BENCH_STAMP)
 	$(BIN)/python scripts/bench.py $(BENCH_ARGS)
+	$(BIN)/python scripts/bench_bombs.py $(BENCH_ARGS)
 	$(BIN)/python scripts/bench_stack.py $(BENCH_ARGS)
 
 # One SAM template (app + bucket + website rule + policy + CloudFront) and the

@@ -74,13 +74,28 @@ class Settings:
             allowed_sizes=_allowed_sizes(env.get("ALLOWED_SIZES", ""), max_dimension),
             imaging=ImagingLimits(
                 background=_colour(env.get("BACKGROUND_COLOR", "")),
-                max_frames=_int(env, "MAX_ANIMATION_FRAMES", 300, low=1, high=10_000),
+                max_frames=_int(
+                    env, "MAX_ANIMATION_FRAMES", ImagingLimits.max_frames, low=1, high=10_000
+                ),
                 max_animation_pixels=_int(
-                    env, "MAX_ANIMATION_PIXELS", 100_000_000, low=1, high=10_000_000_000
+                    env,
+                    "MAX_ANIMATION_PIXELS",
+                    ImagingLimits.max_animation_pixels,
+                    low=1,
+                    high=10_000_000_000,
                 ),
                 max_source_pixels=_int(
-                    env, "MAX_SOURCE_PIXELS", 60_000_000, low=1, high=1_000_000_000
+                    env,
+                    "MAX_SOURCE_PIXELS",
+                    ImagingLimits.max_source_pixels,
+                    low=1,
+                    high=1_000_000_000,
                 ),
+                # MiB in the environment, bytes in the model; Lambda's memory tops out at 10 GB.
+                max_render_bytes=_int(
+                    env, "MAX_RENDER_MIB", ImagingLimits.max_render_bytes >> 20, low=64, high=10_240
+                )
+                << 20,
             ),
             snap_to_allowed_sizes=_bool(env, "SNAP_TO_ALLOWED_SIZES"),
             signing_keys=_signing_keys(env.get("SIGNING_KEYS", "")),

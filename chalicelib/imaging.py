@@ -16,8 +16,9 @@ from dataclasses import dataclass, replace
 from io import BytesIO
 from typing import Any
 
-from PIL import Image, ImageCms, ImageOps, ImageSequence, UnidentifiedImageError
+from PIL import Image, ImageChops, ImageCms, ImageOps, ImageSequence, UnidentifiedImageError
 
+from chalicelib import preflight
 from chalicelib.errors import (
     InvalidImage,
     NonCanonicalSize,
@@ -50,6 +51,8 @@ FORMATS = {**OUTPUT_FORMATS, "gif": GIF}
 # Pillow format name → the Content-Type of every format we write.
 CONTENT_TYPES = {f.pillow: f.content_type for f in FORMATS.values()}
 ANIMATED_OUTPUTS = frozenset({"GIF", "WEBP"})
+# A TIFF's pages and an MPO's second picture are not animations: never counted.
+ANIMATED_SOURCES = frozenset({"GIF", "WEBP", "PNG", "AVIF"})
 ALPHA_OUTPUTS = frozenset({"PNG", "GIF", "WEBP", "AVIF"})
 
 # Encoder settings measured for bounded latency on a 1000×750 output (see README):
@@ -76,14 +79,34 @@ _HIGH_BIT_DEPTH = frozenset({"I", "F", "I;16", "I;16L", "I;16B", "I;16N"})
 _SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
 
 
+# The memory model (see estimated_bytes), measured with scripts/bench_bombs.py's
+# child on this machine, rounded up: peak resident bytes per pixel.
+# Encoding, per pixel of the output canvas, opaque and with alpha (flattened
+# for JPEG; kept by the others): the canvas, the encoder's own buffers.
+OUTPUT_BYTES_PER_PIXEL = {
+    "JPEG": (8, 14),
+    "PNG": (5, 5),
+    "GIF": (13, 13),
+    "WEBP": (11, 18),
+    "AVIF": (23, 26),
+}
+# Animations: every output frame is kept (RGBA) until the encoder has them all,
+# and it keeps its own copies; ~8.5 bytes a frame pixel measured.
+ANIMATION_FRAME_BYTES = 9
+# Each composited source frame: Pillow's canvas, its RGBA copy, the premultiplied copy.
+ANIMATION_SOURCE_BYTES = 13
+
+
 @dataclass(frozen=True)
 class ImagingLimits:
-    """Policy the pipeline needs: a background and the animation budget."""
+    """Policy the pipeline needs: a background, the animation budget, the decode limits."""
 
     background: tuple[int, int, int] = (255, 255, 255)
     max_frames: int = 300
-    max_animation_pixels: int = 100_000_000  # frames × width × height of the original
+    # frames × the larger of the original's canvas (every frame's extent) and the output canvas
+    max_animation_pixels: int = 50_000_000
     max_source_pixels: int = 60_000_000  # checked from the header, before decoding
+    max_render_bytes: int = 640 * 2**20  # the memory model's estimate of one render's peak
 
 
 @dataclass(frozen=True)
@@ -115,14 +138,8 @@ class Source:
 
 def inspect(original: bytes, spec: ResizeSpec, limits: ImagingLimits | None = None) -> Source:
     """Run every check render() runs before decoding, and say what it would plan with."""
-    limits = limits or ImagingLimits()
-    with _opened(original) as image:
-        check_pixels(image.size, limits)
-        output = output_format(image.format, spec)
-        size = image.size
-        if not _animate(image, output, limits) and _orientation(image) in _SWAPPING_ORIENTATIONS:
-            size = _swap(size)
-        return Source(str(image.format), size)
+    with _checked(original, spec, limits or ImagingLimits()) as (image, job):
+        return Source(str(image.format), job.geometry.source)
 
 
 def canonical_spec(size: tuple[int, int], spec: ResizeSpec) -> ResizeSpec:
@@ -156,12 +173,146 @@ def canonical_spec(size: tuple[int, int], spec: ResizeSpec) -> ResizeSpec:
 def render(original: bytes, spec: ResizeSpec, limits: ImagingLimits | None = None) -> Rendered:
     """Resize an encoded image to ``spec`` and encode it."""
     limits = limits or ImagingLimits()
+    with _checked(original, spec, limits) as (image, job):
+        if job.frames > 1:
+            return _render_animation(image, job, spec, limits)
+        return _render_still(image, job, spec, limits)
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What render will do, decided before any pixel is decoded."""
+
+    output: OutputFormat
+    geometry: Geometry  # in upright coordinates
+    frames: int = 1  # 1: the first frame, still
+    swaps: bool = False  # stored on its side (EXIF orientation 5–8)
+
+    @property
+    def stored_geometry(self) -> Geometry:
+        """The geometry in the file's stored orientation, as the decoder sees it."""
+        return _swap_geometry(self.geometry) if self.swaps else self.geometry
+
+
+@contextmanager
+def _checked(
+    original: bytes, spec: ResizeSpec, limits: ImagingLimits
+) -> Iterator[tuple[Image.Image, _Job]]:
+    """The original opened and its job planned, once every check before decoding has passed.
+
+    Cheapest first: the container walk (which refuses what Pillow would
+    parse for seconds), the decoder buffers allocated when opening (a WebP's
+    canvas), the header's size, then the memory the whole render would take.
+    """
+    structure = preflight.walk(original, limits.max_frames)
+    check_memory(structure.decoder_bytes, limits)
     with _opened(original) as image:
         check_pixels(image.size, limits)
-        output = output_format(image.format, spec)
-        if _animate(image, output, limits):
-            return _render_animation(image, spec, output, limits)
-        return _render_still(image, spec, output, limits)
+        yield image, _plan_job(image, structure, spec, limits)
+
+
+def _plan_job(
+    image: Image.Image, structure: preflight.Structure, spec: ResizeSpec, limits: ImagingLimits
+) -> _Job:
+    """Every frame if the output can animate and the budgets allow; else the first, still."""
+    output = output_format(image.format, spec)
+    animation = _Job(output, plan(image.size, spec), _frame_count(image, structure, output))
+    if animation.frames > 1 and _within_animation_budget(image, structure, animation, limits):
+        return animation
+    swaps = _orientation(image) in _SWAPPING_ORIENTATIONS
+    still = _Job(output, plan(_swap(image.size) if swaps else image.size, spec), swaps=swaps)
+    shrink_on_load(image, still.stored_geometry)  # only changes what will be decoded
+    check_memory(estimated_bytes(image, structure, still), limits)
+    return still
+
+
+def _frame_count(image: Image.Image, structure: preflight.Structure, output: OutputFormat) -> int:
+    """Frames an animated output would keep: counted by the walk, never by seeking through them."""
+    if output.pillow not in ANIMATED_OUTPUTS or image.format not in ANIMATED_SOURCES:
+        return 1
+    if structure.frames is not None:
+        return structure.frames
+    return int(getattr(image, "n_frames", 1))  # AVIF: from its sample table, nothing decoded
+
+
+def _within_animation_budget(
+    image: Image.Image, structure: preflight.Structure, job: _Job, limits: ImagingLimits
+) -> bool:
+    """Over budget the first frame is served still: the page shows a picture, and
+    one request can't buy minutes of CPU or gigabytes of frames."""
+    canvas = _area(structure.canvas or image.size)  # a GIF's grows with every frame's extent
+    pixels = job.frames * max(canvas, _area(job.geometry.canvas))
+    estimate = estimated_bytes(image, structure, job)
+    if (
+        job.frames > limits.max_frames
+        or pixels > limits.max_animation_pixels
+        or canvas > limits.max_source_pixels
+        or estimate > limits.max_render_bytes
+    ):
+        log.warning(
+            "animation over budget (%d+ frames, %d pixels, ~%d MiB): first frame only",
+            job.frames,
+            pixels,
+            estimate >> 20,
+        )
+        return False
+    return True
+
+
+def estimated_bytes(image: Image.Image, structure: preflight.Structure, job: _Job) -> int:
+    """The memory model: peak bytes a render of ``job`` holds, from headers alone.
+
+    The decoder's own buffers (preflight), the decoded pixels with the copies
+    the pipeline makes of them (pipeline_bytes_per_pixel; after shrink-on-load
+    for a still JPEG), the resampler's intermediate, and the encoder's share
+    per output pixel; for an animation, every composited source frame's
+    copies and every output frame.
+    """
+    decoded = _area(image.size)
+    decoder = structure.decoder_bytes + round(structure.decoder_bytes_per_pixel * decoded)
+    canvas = _area(job.geometry.canvas)
+    alpha = job.frames > 1 or "A" in normal_mode(image)  # animation frames are RGBA
+    encoder = canvas * OUTPUT_BYTES_PER_PIXEL[job.output.pillow][alpha]
+    if job.frames == 1:
+        pixels = decoded * pipeline_bytes_per_pixel(image)
+        return decoder + pixels + _resample_bytes(image, job) + encoder
+    composited = _area(structure.canvas or image.size)
+    frames = job.frames * canvas * ANIMATION_FRAME_BYTES
+    return decoder + composited * ANIMATION_SOURCE_BYTES + frames + encoder
+
+
+def _resample_bytes(image: Image.Image, job: _Job) -> int:
+    """Pillow resamples across, then down: the first pass is output-wide and source-high."""
+    width = job.stored_geometry.content[0]
+    return width * image.size[1] * storage_bytes(normal_mode(image))
+
+
+def pipeline_bytes_per_pixel(image: Image.Image) -> int:
+    """Peak bytes per decoded pixel on the way to the output: the decoded image,
+    its normalised copy, and the premultiplied copy Pillow resamples alpha in."""
+    normal = normal_mode(image)
+    total = storage_bytes(image.mode)
+    if normal != image.mode:
+        total += storage_bytes(normal)
+    if "A" in normal:
+        total += storage_bytes(normal)
+    return total
+
+
+def storage_bytes(mode: str) -> int:
+    """Bytes Pillow stores a pixel of ``mode`` in: RGB is kept as four, like RGBA, and LA too."""
+    if mode in ("1", "L", "P"):
+        return 1
+    return 2 if mode.startswith("I;16") else 4
+
+
+def check_memory(estimate: int, limits: ImagingLimits) -> None:
+    """Refuse a render the memory model says would take more than the budget."""
+    if estimate > limits.max_render_bytes:
+        raise OriginalTooManyPixels(
+            f"rendering the original would take about {estimate >> 20} MiB, over the limit of "
+            f"{limits.max_render_bytes >> 20} MiB"
+        )
 
 
 @contextmanager
@@ -230,57 +381,67 @@ def fitted_size(size: tuple[int, int], spec: ResizeSpec) -> tuple[int, int]:
 
 
 def _render_still(
-    image: Image.Image, spec: ResizeSpec, output: OutputFormat, limits: ImagingLimits
+    image: Image.Image, job: _Job, spec: ResizeSpec, limits: ImagingLimits
 ) -> Rendered:
-    swaps = _orientation(image) in _SWAPPING_ORIENTATIONS
-    geometry = plan(_swap(image.size) if swaps else image.size, spec)
-    stored = _swap_geometry(geometry) if swaps else geometry
-    shrink_on_load(image, stored)
     icc_profile = image.info.get("icc_profile")
-    frame = resample(normalise_mode(image), stored)
+    frame = resample(normalise_mode(image), job.stored_geometry)
     ImageOps.exif_transpose(frame, in_place=True)
     frame = to_srgb(frame, icc_profile)
-    frame = pad(frame, geometry.canvas, limits.background)
-    return encode([frame], output, spec, limits.background)
+    frame = pad(frame, job.geometry.canvas, limits.background)
+    return encode([frame], job.output, spec, limits.background)
 
 
 def _render_animation(
-    image: Image.Image, spec: ResizeSpec, output: OutputFormat, limits: ImagingLimits
+    image: Image.Image, job: _Job, spec: ResizeSpec, limits: ImagingLimits
 ) -> Rendered:
-    geometry = plan(image.size, spec)
-    frames, durations, disposals = [], [], []
+    geometry = job.geometry
+    frames: list[Image.Image] = []
+    durations: list[int] = []
+    disposals: list[int] = []
     for frame in ImageSequence.Iterator(image):
         frame.load()  # WebP sets a frame's duration only once it is loaded
-        durations.append(int(frame.info.get("duration", 0)))
-        disposals.append(int(getattr(frame, "disposal_method", 0)))
         # Each frame Pillow yields is already composited onto the ones before it.
-        resized = resample(frame.convert("RGBA"), geometry)
-        frames.append(pad(resized, geometry.canvas, limits.background))
-    options = {
+        rgba = _first_canvas(frame, geometry.source)
+        resized = pad(resample(rgba, geometry), geometry.canvas, limits.background)
+        duration = int(frame.info.get("duration", 0))
+        if frames and _same_pixels(frames[-1], resized):
+            durations[-1] += duration  # one frame shown for both (encoders choke on repeats)
+            continue
+        frames.append(resized)
+        durations.append(duration)
+        disposals.append(int(getattr(frame, "disposal_method", 0)))
+    if len(frames) == 1:
+        return encode(frames, job.output, spec, limits.background)
+    options: dict[str, Any] = {
         "save_all": True,
         "append_images": frames[1:],
         "duration": durations,
         "loop": int(image.info.get("loop", 0)),
     }
-    if output.pillow == "GIF":
-        options["disposal"] = disposals
-    return encode(frames, output, spec, limits.background, **options)
+    if job.output.pillow == "GIF":
+        # One value when all agree: should the writer still merge frames it finds
+        # equal once quantized, a per-frame list would outlive the frames.
+        options["disposal"] = disposals[0] if len(set(disposals)) == 1 else disposals
+    return encode(frames, job.output, spec, limits.background, **options)
 
 
-def _animate(image: Image.Image, output: OutputFormat, limits: ImagingLimits) -> bool:
-    """Keep every frame when the output can animate and the budget allows."""
-    frames = int(getattr(image, "n_frames", 1))
-    if frames < 2 or output.pillow not in ANIMATED_OUTPUTS:
-        return False
-    pixels = frames * image.size[0] * image.size[1]
-    if frames > limits.max_frames or pixels > limits.max_animation_pixels:
-        # Over budget the first frame is served still: the page shows a picture,
-        # and one request can't buy minutes of CPU.
-        log.warning(
-            "animation over budget (%d frames, %d pixels): first frame only", frames, pixels
-        )
-        return False
-    return True
+def _first_canvas(frame: Image.Image, canvas: tuple[int, int]) -> Image.Image:
+    """The frame in RGBA on the first frame's canvas.
+
+    Pillow enlarges a GIF's canvas for later frames placed past it; browsers
+    clip them to the canvas the first frame set, and so does this.  16-bit
+    frames are scaled to 8 bits rather than clipped.
+    """
+    if frame.size != canvas:
+        frame = frame.crop((0, 0, *canvas))
+    if frame.mode in _HIGH_BIT_DEPTH:
+        frame = eight_bit(frame)
+    return frame.convert("RGBA")
+
+
+def _same_pixels(first: Image.Image, second: Image.Image) -> bool:
+    difference = ImageChops.difference(first, second)
+    return first.mode == second.mode and difference.getbbox(alpha_only=False) is None
 
 
 def shrink_on_load(image: Image.Image, geometry: Geometry) -> None:
@@ -291,17 +452,32 @@ def shrink_on_load(image: Image.Image, geometry: Geometry) -> None:
     image.draft(None, (math.ceil(image.size[0] * scale), math.ceil(image.size[1] * scale)))
 
 
-def normalise_mode(image: Image.Image) -> Image.Image:
-    """A mode Lanczos can resample without losing alpha, depth or colour."""
-    if image.mode in ("RGB", "RGBA", "L", "LA", "CMYK", "I;16"):
-        return image
+def normal_mode(image: Image.Image) -> str:
+    """The mode Lanczos can resample ``image`` in without losing alpha, depth or colour.
+
+    16-bit grey becomes 32-bit ``I``: Pillow can't reduce ``I;16`` (reducing_gap
+    fails) and garbles big-endian ``I;16B`` when resizing it.
+    """
+    if image.mode in ("RGB", "RGBA", "L", "LA", "CMYK"):
+        return image.mode
     if image.mode in _HIGH_BIT_DEPTH:
-        return image.convert("I;16")
+        return "I"
     if image.mode == "1":
-        return image.convert("L")
+        return "L"
     if image.mode in ("P", "PA"):
-        return image.convert("RGBA" if image.has_transparency_data else "RGB")
-    return image.convert("RGB")  # YCbCr, LAB, HSV
+        return "RGBA" if image.has_transparency_data else "RGB"
+    return "RGB"  # YCbCr, LAB, HSV
+
+
+def normalise_mode(image: Image.Image) -> Image.Image:
+    """``image`` in its normal_mode."""
+    mode = normal_mode(image)
+    return image if image.mode == mode else image.convert(mode)
+
+
+def eight_bit(image: Image.Image) -> Image.Image:
+    """Deep grey scaled to 8 bits, so a gradient stays a gradient instead of clipping."""
+    return image.convert("I").point(lambda value: value / 257).convert("L")
 
 
 def resample(image: Image.Image, geometry: Geometry) -> Image.Image:
@@ -358,13 +534,23 @@ def to_srgb(image: Image.Image, icc_profile: bytes | None) -> Image.Image:
 def pad(
     image: Image.Image, canvas: tuple[int, int], background: tuple[int, int, int]
 ) -> Image.Image:
-    """Centre ``image`` on a canvas: transparent when the image has alpha, else background."""
+    """Centre ``image`` on a canvas: transparent when the image has alpha, else background.
+
+    Deep grey stays deep on a grey background; on a coloured one it is scaled
+    to 8 bits first (a plain conversion to RGB would clip it to white).
+    """
     if image.size == canvas:
         return image
+    offset = ((canvas[0] - image.size[0]) // 2, (canvas[1] - image.size[1]) // 2)
+    if image.mode == "I" and len(set(background)) == 1:
+        padded = Image.new("I", canvas, background[0] * 257)
+        padded.paste(image, offset)
+        return padded
+    if image.mode == "I":
+        image = eight_bit(image)
     fill: tuple[int, ...] = (0, 0, 0, 0) if "A" in image.mode else background
     mode = "RGBA" if "A" in image.mode else "RGB"
     padded = Image.new(mode, canvas, fill)
-    offset = ((canvas[0] - image.size[0]) // 2, (canvas[1] - image.size[1]) // 2)
     padded.paste(image.convert(mode), offset)
     return padded
 
@@ -398,11 +584,10 @@ def _encodable(
     image: Image.Image, pillow_format: str, background: tuple[int, int, int]
 ) -> Image.Image:
     """The image in a mode the encoder takes, alpha flattened where the format has none."""
-    if image.mode == "I;16":
-        if pillow_format == "PNG":
-            return image
-        # Scale 16 bits to 8, so a gradient stays a gradient instead of clipping.
-        image = image.convert("I").point(lambda value: value / 257).convert("L")
+    if image.mode == "I":
+        # PNG keeps 16 bits (resampling may overshoot: the conversion clips);
+        # the others get them scaled to 8.
+        return image.convert("I;16") if pillow_format == "PNG" else eight_bit(image)
     has_alpha = "A" in image.mode
     if has_alpha and pillow_format not in ALPHA_OUTPUTS:
         flat = Image.new("RGB", image.size, background)
@@ -411,6 +596,10 @@ def _encodable(
     if pillow_format in ("WEBP", "AVIF") and image.mode not in ("RGB", "RGBA"):
         return image.convert("RGBA" if has_alpha else "RGB")
     return image
+
+
+def _area(size: tuple[int, int]) -> int:
+    return size[0] * size[1]
 
 
 def _orientation(image: Image.Image) -> int:

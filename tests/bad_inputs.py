@@ -2,25 +2,8 @@
 
 from __future__ import annotations
 
-import struct
-import zlib
-
-from tests import corpus
-
-
-def png_bomb(width: int = 30_000, height: int = 30_000) -> bytes:
-    """A tiny PNG whose header declares width×height pixels (a decompression bomb)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-        )
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    pixels = zlib.compress(b"\0" * 64)
-    return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
-    )
+from chalicelib import preflight
+from tests import bombs, corpus
 
 
 def originals() -> dict[str, bytes]:
@@ -31,7 +14,15 @@ def originals() -> dict[str, bytes]:
         "bad/notimage.txt": b"<html>hello</html>",
         "bad/empty.jpg": b"",
         "bad/truncated.jpg": corpus.jpeg((1600, 1200))[:4000],
-        "bad/bomb.png": png_bomb(),
+        "bad/bomb.png": bombs.png_bomb(),
+        # Resource bombs, each just past the cap it crosses (tests/bombs.py).
+        "bad/canvas.webp": bombs.webp_animation((8000, 8000)),
+        "bad/scans.jpg": bombs.jpeg_progressive(64, 1, preflight.MAX_JPEG_SCANS),
+        "bad/markers.jpg": bombs.jpeg_many_markers(preflight.MAX_JPEG_SEGMENTS),
+        "bad/chunks.png": bombs.png_many_chunks(preflight.MAX_PNG_CHUNKS),
+        "bad/extensions.gif": bombs.gif_many_extensions(preflight.MAX_GIF_BLOCKS),
+        "bad/strips.tif": bombs.tiff_many_strips(preflight.MAX_TIFF_VALUES // 2),
+        "bad/rle.bmp": bombs.bmp_rle4(4001),
         "bad/image.ppm": corpus.in_format("PPM", (64, 64)),
         "bad/image.eps": corpus.in_format("EPS", (64, 64)),
     }
@@ -71,4 +62,11 @@ BAD_REQUESTS: tuple[tuple[str, int, str], ...] = (
     ("300x/bad/empty.jpg", 422, "empty_original"),
     ("300x/bad/truncated.jpg", 422, "invalid_image"),
     ("300x/bad/bomb.png", 413, "original_too_many_pixels"),
+    ("300x/bad/canvas.webp", 413, "original_too_many_pixels"),
+    ("300x/bad/rle.bmp", 413, "original_too_many_pixels"),
+    ("300x/bad/scans.jpg", 422, "original_too_complex"),
+    ("300x/bad/markers.jpg", 422, "original_too_complex"),
+    ("300x/bad/chunks.png", 422, "original_too_complex"),
+    ("300x/bad/extensions.gif", 422, "original_too_complex"),
+    ("300x/bad/strips.tif", 422, "original_too_complex"),
 )

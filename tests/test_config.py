@@ -35,6 +35,16 @@ def test_imaging_settings() -> None:
     assert settings.imaging.max_animation_pixels == 5000
 
 
+def test_decode_limits_default_to_the_sized_bound_and_can_be_set() -> None:
+    defaults = Settings.from_env(BASE).imaging
+    assert defaults.max_render_bytes == 640 * 2**20
+    assert defaults.max_animation_pixels == 50_000_000
+    assert defaults.max_source_pixels == 60_000_000
+    settings = Settings.from_env({**BASE, "MAX_RENDER_MIB": "1024", "MAX_SOURCE_PIXELS": "1000"})
+    assert settings.imaging.max_render_bytes == 1024 * 2**20
+    assert settings.imaging.max_source_pixels == 1000
+
+
 def test_allowed_sizes_are_parsed_with_the_url_grammar() -> None:
     settings = Settings.from_env({**BASE, "ALLOWED_SIZES": "300x300, 640x ,x120"})
     assert settings.allowed_sizes == {
@@ -60,6 +70,9 @@ def test_allowed_sizes_are_parsed_with_the_url_grammar() -> None:
         {**BASE, "BACKGROUND_COLOR": "white"},
         {**BASE, "BACKGROUND_COLOR": "#fff"},
         {**BASE, "MAX_ANIMATION_FRAMES": "0"},
+        {**BASE, "MAX_RENDER_MIB": "63"},
+        {**BASE, "MAX_RENDER_MIB": "10241"},
+        {**BASE, "MAX_RENDER_MIB": "1.5"},
     ],
 )
 def test_bad_settings_fail_loudly(env: dict[str, str]) -> None:

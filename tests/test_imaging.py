@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import struct
+from collections.abc import Callable
+
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
-from PIL import JpegImagePlugin
+from PIL import GifImagePlugin, Image, JpegImagePlugin, TiffImagePlugin, WebPImagePlugin
 
-from chalicelib.errors import InvalidImage, NonCanonicalSize, UnsupportedImage
+from chalicelib import preflight
+from chalicelib.errors import (
+    InvalidImage,
+    NonCanonicalSize,
+    OriginalTooManyPixels,
+    ServiceError,
+    UnsupportedImage,
+)
 from chalicelib.grammar import Fit, ResizeSpec, parse_size
 from chalicelib.imaging import (
     ImagingLimits,
@@ -17,7 +27,7 @@ from chalicelib.imaging import (
     plan,
     render,
 )
-from tests import corpus
+from tests import bombs, corpus
 
 
 @pytest.mark.parametrize("case", corpus.CASES, ids=lambda case: case.name)
@@ -230,3 +240,224 @@ def test_inspect_reports_the_upright_size_render_plans_with() -> None:
     source = inspect(corpus.jpeg((400, 300), orientation=6), ResizeSpec(100, None))
     assert (source.format, source.size) == ("JPEG", (300, 400))
     assert inspect(corpus.png_rgba((40, 30)), ResizeSpec(10, None)).size == (40, 30)
+
+
+# --- resource bombs (tests/bombs.py): refused before the work, or bounded ---------------------
+
+
+@pytest.fixture
+def gif_seeks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """GIF frames past the first that Pillow is asked to read or count."""
+    seen: list[int] = []
+    original = GifImagePlugin.GifImageFile._seek
+
+    def spy(self: GifImagePlugin.GifImageFile, frame: int, update_image: bool = True) -> None:
+        if frame:
+            seen.append(frame)
+        original(self, frame, update_image)
+
+    monkeypatch.setattr(GifImagePlugin.GifImageFile, "_seek", spy)
+    return seen
+
+
+def test_gif_frame_far_off_the_screen_does_not_buy_a_huge_canvas(gif_seeks: list[int]) -> None:
+    # The second frame would grow Pillow's canvas to 3000²: the animation is over budget.
+    limits = ImagingLimits(max_animation_pixels=1_000_000)
+    original = bombs.gif_offscreen_frame(screen=1, offset=2999)
+    rendered = render(original, parse_size("300x", 4096), limits)
+    assert (rendered.width, rendered.height, rendered.frames) == (1, 1, 1)
+    assert gif_seeks == []
+
+
+def test_gif_frames_past_the_first_canvas_are_clipped_as_browsers_do() -> None:
+    red, green = bombs.GifFrame(0, 0, 40, 20, colour=1), bombs.GifFrame(30, 10, 20, 20, colour=2)
+    rendered = render(bombs.gif((40, 20), [red, green]), parse_size("40x", 4096))
+    assert (rendered.width, rendered.height, rendered.frames) == (40, 20, 2)
+    image = corpus.opened(rendered.body)
+    image.seek(1)
+    second = image.convert("RGB")
+    assert _close(second.getpixel((35, 15)), corpus.GREEN, 4)  # the part on the canvas
+    assert _close(second.getpixel((26, 15)), corpus.RED, 4)  # not squeezed in from past the edge
+
+
+def test_padding_an_animation_counts_the_output_canvas(gif_seeks: list[int]) -> None:
+    # 20 frames of 2×2 padded to 2000²: 80 MP of output frames, over the 50 MP budget.
+    rendered = render(bombs.gif_tiny_frames(20, 2), parse_size("2000x2000-pad", 4096))
+    assert (rendered.width, rendered.height, rendered.frames) == (2000, 2000, 1)
+    assert corpus.opened(rendered.body).convert("RGB").getpixel((1000, 1000)) == corpus.RED
+    assert gif_seeks == []
+
+
+def test_frames_past_the_cap_are_never_counted_by_pillow(gif_seeks: list[int]) -> None:
+    rendered = render(bombs.gif_many_frames(5000), parse_size("10x", 4096))
+    assert rendered.frames == 1
+    assert gif_seeks == []
+
+
+def test_animation_over_the_memory_budget_is_its_first_frame() -> None:
+    # Between the model's estimate for the first frame still (~0.2 MB) and for
+    # all five frames (~0.55 MB).
+    limits = ImagingLimits(max_render_bytes=300_000)
+    rendered = render(corpus.animated("GIF", frames=5), parse_size("100x", 4096), limits)
+    assert rendered.frames == 1
+
+
+def test_tiff_pages_are_never_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    pages: list[int] = []
+    original = TiffImagePlugin.TiffImageFile._seek
+
+    def spy(self: TiffImagePlugin.TiffImageFile, frame: int) -> None:
+        pages.append(frame)
+        original(self, frame)
+
+    monkeypatch.setattr(TiffImagePlugin.TiffImageFile, "_seek", spy)
+    tiff = bombs.tiff_pages(2000)
+    for token in ("100x", "100x.webp"):  # WebP could animate; TIFF pages never do
+        assert render(tiff, parse_size(token, 4096)).frames == 1
+    assert pages == [0, 0]
+
+
+def test_webp_canvas_over_budget_is_refused_before_the_decoder_allocates_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    created: list[int] = []
+
+    class Recorder:
+        def __init__(self, data: bytes) -> None:
+            created.append(len(data))
+            raise AssertionError("the decoder was created")
+
+    monkeypatch.setattr(WebPImagePlugin._webp, "WebPAnimDecoder", Recorder)
+    original = bombs.webp_animation((7745, 7745))  # 90 bytes; libwebp would take ~1 GB
+    for check in (inspect, render):
+        with pytest.raises(OriginalTooManyPixels) as info:
+            check(original, parse_size("300x", 4096))
+        assert info.value.status == 413
+    assert created == []
+
+
+STRUCTURAL_BOMBS = {
+    "jpeg scans": (lambda: bombs.jpeg_progressive(64, 1, preflight.MAX_JPEG_SCANS), 422),
+    # 98 DC scans over 3 × 413² blocks: 50.1 M blocks, under the scan cap.
+    "jpeg scan blocks": (lambda: bombs.jpeg_progressive(3300, 3, 0, dc_scans=98), 422),
+    "jpeg markers": (lambda: bombs.jpeg_many_markers(preflight.MAX_JPEG_SEGMENTS), 422),
+    "jpeg fill": (lambda: bombs.jpeg_fill(preflight.MAX_JPEG_FILL_BYTES + 1), 422),
+    "png chunks": (lambda: bombs.png_many_chunks(preflight.MAX_PNG_CHUNKS), 422),
+    "png chunks after IDAT": (
+        lambda: bombs.png_many_chunks(preflight.MAX_PNG_CHUNKS, after_idat=True),
+        422,
+    ),
+    "gif extensions": (lambda: bombs.gif_many_extensions(preflight.MAX_GIF_BLOCKS), 422),
+    "tiff strips": (lambda: bombs.tiff_many_strips(preflight.MAX_TIFF_VALUES // 2), 422),
+    "rle bmp": (lambda: bombs.bmp_rle4(4001), 413),
+}
+
+
+@pytest.mark.parametrize("check", [inspect, render], ids=["inspect", "render"])
+@pytest.mark.parametrize("name", list(STRUCTURAL_BOMBS))
+def test_structural_bombs_are_refused_before_decoding(
+    check: Callable[..., object], name: str
+) -> None:
+    make, status = STRUCTURAL_BOMBS[name]
+    with pytest.raises(ServiceError) as info:
+        check(make(), parse_size("300x", 4096))
+    assert info.value.status == status
+    assert info.value.code == (
+        "original_too_complex" if status == 422 else "original_too_many_pixels"
+    )
+
+
+@pytest.mark.parametrize(
+    ("heavy", "light"),
+    [
+        # A progressive JPEG keeps every coefficient at full size, whatever the DCT scale.
+        (lambda: bombs.jpeg_progressive(2000, 3, 3), lambda: corpus.jpeg((2000, 2000))),
+        # A palette with a transparent index becomes RGBA, then premultiplied.
+        (
+            lambda: bombs.png_palette_transparent(1500),
+            lambda: bombs.png_palette_transparent(1500, transparent=False),
+        ),
+        # An AVIF decodes at the size its ispe box declares, not its data's.
+        (lambda: bombs.avif_declaring(2000, 64), lambda: corpus.in_format("AVIF", (64, 64))),
+    ],
+    ids=["progressive jpeg", "palette with tRNS", "avif ispe"],
+)
+def test_memory_model_counts_what_the_decoder_really_holds(
+    heavy: Callable[[], bytes], light: Callable[[], bytes]
+) -> None:
+    spec, small_budget = parse_size("300x300", 4096), ImagingLimits(max_render_bytes=16 * 2**20)
+    assert render(light(), spec, small_budget).width <= 300
+    with pytest.raises(OriginalTooManyPixels) as info:
+        render(heavy(), spec, small_budget)
+    assert "MiB" in info.value.public_message
+
+
+# --- correctness -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("token", ["20x", "20x.webp"])
+def test_gif_whose_frames_are_identical_renders_one_frame(token: str) -> None:
+    rendered = render(bombs.gif_identical_frames(3, (40, 20)), parse_size(token, 4096))
+    assert (rendered.width, rendered.height, rendered.frames) == (20, 10, 1)
+    assert _close(corpus.opened(rendered.body).convert("RGB").getpixel((10, 5)), corpus.RED, 4)
+
+
+def test_repeated_frames_merge_and_keep_their_time() -> None:
+    red, green = bombs.GifFrame(0, 0, 40, 20, colour=1), bombs.GifFrame(0, 0, 40, 20, colour=2)
+    original = bombs.gif((40, 20), [red, red, green])  # 100 ms each
+    rendered = render(original, parse_size("20x.webp", 4096))
+    assert rendered.frames == 2
+    image = corpus.opened(rendered.body)
+    durations = []
+    for index in range(2):
+        image.seek(index)
+        image.load()
+        durations.append(image.info["duration"])
+    assert durations == [200, 100]
+
+
+def _tiff_16bit_gradient(mode: str) -> bytes:
+    """A 512×32 16-bit grey ramp, 0 to 65535, stored in ``mode``'s byte order."""
+    order = ">" if mode == "I;16B" else "<"
+    row = struct.pack(f"{order}512H", *(round(x * 65535 / 511) for x in range(512)))
+    return corpus.encode(Image.frombytes(mode, (512, 32), row * 32), "TIFF")
+
+
+@pytest.mark.parametrize(
+    ("original", "token", "checks"),
+    [
+        (lambda: _tiff_16bit_gradient("I;16B"), "128x", (corpus.sixteen_bit, corpus.gradient_row)),
+        (lambda: _tiff_16bit_gradient("I;16B"), "256x", (corpus.sixteen_bit, corpus.gradient_row)),
+        (lambda: _tiff_16bit_gradient("I;16B"), "128x.jpeg", (corpus.gradient_row,)),
+        (lambda: _tiff_16bit_gradient("I;16"), "128x.webp", (corpus.gradient_row,)),
+        (corpus.png_16bit_gradient, "128x", (corpus.sixteen_bit, corpus.gradient_row)),
+    ],
+    ids=["big-endian tiff 4x", "big-endian tiff 2x", "tiff to jpeg", "tiff to webp", "png 4x"],
+)
+def test_16_bit_gradients_stay_gradients(
+    original: Callable[[], bytes], token: str, checks: tuple[Callable[[Image.Image], None], ...]
+) -> None:
+    rendered = render(original(), parse_size(token, 4096))
+    image = corpus.opened(rendered.body)
+    for check in checks:
+        check(image)
+
+
+@pytest.mark.parametrize(
+    ("token", "background", "bar"),
+    [
+        ("256x48-pad", (255, 255, 255), (65535,)),  # grey bars: the image stays 16-bit
+        ("256x48-pad", (0, 0, 255), (0, 0, 255)),  # coloured bars: 8-bit RGB
+        ("256x48-pad.jpeg", (255, 255, 255), (255,)),
+    ],
+)
+def test_padded_16_bit_png_is_not_clipped(
+    token: str, background: tuple[int, int, int], bar: tuple[int, ...]
+) -> None:
+    limits = ImagingLimits(background=background)
+    rendered = render(corpus.png_16bit_gradient(), parse_size(token, 4096), limits)
+    image = corpus.opened(rendered.body)
+    assert image.size == (256, 48)
+    pixel = image.getpixel((128, 2))
+    assert _close(pixel if isinstance(pixel, tuple) else (pixel,), bar, tolerance=2)
+    corpus.gradient_row(image.crop((0, 16, 256, 32)))  # the 256×16 ramp, centred

@@ -1,0 +1,359 @@
+"""Container walks: what an original will cost to decode, read before any decoder runs.
+
+A header states a size; the work an original causes is elsewhere: in every
+frame's extent (a GIF's canvas grows to hold frames placed off its screen),
+in a WebP's canvas (allocated twice when the decoder is created), in the
+number of JPEG scans (each a pass over every block), in a progressive JPEG's
+coefficient buffer (two bytes per coefficient at full size, whatever the DCT
+scale), and in counts that Pillow's Python parsers walk one by one (JPEG
+markers and fill bytes, PNG chunks, GIF blocks, TIFF tag values).
+
+Each walker reads only structure, with C-speed primitives where a loop could
+be long, and stops at the first cap crossed, so the walk itself is bounded.
+A truncated or malformed container ends the walk quietly: Pillow then
+reports it as corrupt, which it is.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from chalicelib.errors import OriginalTooComplex, OriginalTooManyPixels
+
+# Caps on what Pillow parses in Python, one step at a time.  Each is far above
+# what a real file needs and keeps that part of a request near a second here.
+MAX_JPEG_SEGMENTS = 4096  # markers before the first scan (real files: tens)
+MAX_JPEG_FILL_BYTES = 1 << 20  # junk and 0xFF fill before the first scan, read a byte at a time
+# Every scan is a pass over all blocks of its components, even an empty one:
+# ~5 ns a block here for an empty AC scan, ~25 ns for a DC scan, which must
+# code every block.  So the blocks of all scans are capped, not only the
+# scans: libjpeg's progressive script decodes ~14 blocks per 8×8 pixels of a
+# 4:4:4 image (13 M blocks at 60 MP), 4:2:0 about 8.
+MAX_JPEG_SCANS = 100
+MAX_JPEG_SCAN_BLOCKS = 50_000_000
+MAX_PNG_CHUNKS = 100_000  # ~4 µs each in Pillow; a 40 MiB PNG in 8 KiB IDATs has ~5,000
+# GIF blocks and sub-blocks: a 40 MiB GIF in 255-byte sub-blocks has ~165,000.
+MAX_GIF_BLOCKS = 400_000
+MAX_WEBP_CHUNKS = 100_000
+# Tag values Pillow unpacks into Python tuples (strip and tile offsets and
+# counts, mostly): a 60 MP TIFF stored a row per strip has ~17,000.
+MAX_TIFF_VALUES = 262_144
+# Pillow decodes run-length BMPs in Python, ~75 ns a pixel here.
+MAX_RLE_BMP_PIXELS = 16_000_000
+
+# Decoders' own buffers, per pixel of the canvas they decode.
+WEBP_DECODER_BYTES = 12  # libwebp's animation decoder: two RGBA canvases, and one frame copied out
+JPEG_COEFFICIENT_BYTES = 128  # 64 coefficients of 2 bytes per 8×8 block
+AVIF_RGB_BYTES = 4  # libavif converts the decoded planes into an RGBA buffer
+AVIF_HEADER_BYTES = 1 << 16
+
+
+@dataclass(frozen=True)
+class Structure:
+    """What a walk of the container found, before any decoder ran."""
+
+    canvas: tuple[int, int] | None = None  # the largest canvas frames are composited onto
+    frames: int | None = None  # frames counted, at most max_frames + 1; None: not counted
+    decoder_bytes: int = 0  # memory the decoder holds besides the decoded image
+    decoder_bytes_per_pixel: float = 0.0  # the same, per pixel of the size Pillow reports
+
+
+def walk(original: bytes, max_frames: int) -> Structure:
+    """Walk ``original``'s container, refusing structures whose decode work is unbounded."""
+    walker = _walker_for(original)
+    if walker is None:
+        return Structure()  # Pillow identifies it, or refuses it
+    try:
+        return walker(original, max_frames)
+    except (IndexError, struct.error):
+        return Structure()  # truncated inside a header: Pillow reports it as corrupt
+
+
+def _walker_for(original: bytes) -> Callable[[bytes, int], Structure] | None:
+    head = original[:16]
+    if head.startswith(b"\xff\xd8\xff"):
+        return _walk_jpeg
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return _walk_png
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return _walk_gif
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return _walk_webp
+    if head.startswith((b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")):
+        return _walk_tiff
+    if head.startswith(b"BM"):
+        return _walk_bmp
+    if head[4:8] == b"ftyp":
+        return _walk_avif
+    return None
+
+
+def _too_complex(what: str, count: int, cap: int) -> OriginalTooComplex:
+    return OriginalTooComplex(
+        f"the original has too many {what} to decode within a request's budget",
+        f"{count} {what}, over the cap of {cap}",
+    )
+
+
+# --- JPEG ---------------------------------------------------------------------------------
+
+_FILL = re.compile(rb"\xff+")
+_SOS = re.compile(rb"\xff\xda")
+_STANDALONE_MARKERS = frozenset({0x01, 0xC8, *range(0xD0, 0xDA)})  # no length follows
+_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+_PROGRESSIVE_SOF = frozenset({0xC2, 0xC6, 0xCA, 0xCE})
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """A JPEG frame header: size, (id, h, v) sampling per component, progressive or not."""
+
+    size: tuple[int, int]
+    components: tuple[tuple[int, int, int], ...]
+    progressive: bool
+
+    def blocks(self) -> dict[int, int]:
+        """8×8 blocks per component id, whole MCUs as libjpeg stores them."""
+        max_h = max((h for _, h, _ in self.components), default=1) or 1
+        max_v = max((v for _, _, v in self.components), default=1) or 1
+        across = -(-self.size[0] // (8 * max_h))
+        down = -(-self.size[1] // (8 * max_v))
+        return {c: across * h * down * v for c, h, v in self.components}
+
+
+def _walk_jpeg(data: bytes, max_frames: int) -> Structure:
+    """Count segments and fill before the first scan, then scans up to the first EOI."""
+    pos, segments, fill = 2, 0, 0
+    frame: _Frame | None = None
+    while True:
+        marker_at = data.find(b"\xff", pos)
+        if marker_at < 0:
+            return Structure()
+        code_at = _FILL.match(data, marker_at).end()  # type: ignore[union-attr]
+        fill += code_at - pos - 1
+        if fill > MAX_JPEG_FILL_BYTES:
+            raise _too_complex("fill bytes before the first scan", fill, MAX_JPEG_FILL_BYTES)
+        segments += 1
+        if segments > MAX_JPEG_SEGMENTS:
+            raise _too_complex("segments before the first scan", segments, MAX_JPEG_SEGMENTS)
+        if code_at >= len(data):
+            return Structure()
+        marker, pos = data[code_at], code_at + 1
+        if marker in _STANDALONE_MARKERS or marker == 0:
+            continue
+        if marker in _SOF_MARKERS:
+            frame = _jpeg_frame(data, pos, marker)
+        if marker == 0xDA:
+            break
+        pos += struct.unpack_from(">H", data, pos)[0]
+    scans = _jpeg_scans(data, code_at - 1)
+    if frame is None:
+        return Structure()  # libjpeg refuses a scan before a frame
+    work = _scan_blocks(data, scans, frame)
+    if work > MAX_JPEG_SCAN_BLOCKS:
+        raise _too_complex("blocks to decode over all scans", work, MAX_JPEG_SCAN_BLOCKS)
+    if not (frame.progressive or len(scans) > 1):
+        return Structure()
+    # Multi-scan decoding keeps every coefficient, at full size whatever the DCT scale.
+    coefficients = sum(frame.blocks().values()) * JPEG_COEFFICIENT_BYTES
+    return Structure(decoder_bytes=coefficients)
+
+
+def _jpeg_frame(data: bytes, pos: int, marker: int) -> _Frame:
+    height, width, count = struct.unpack_from(">xxxHHB", data, pos)
+    fields = [struct.unpack_from(">BB", data, pos + 8 + 3 * i) for i in range(count)]
+    components = tuple((c, sampling >> 4, sampling & 0x0F) for c, sampling in fields)
+    return _Frame((width, height), components, marker in _PROGRESSIVE_SOF)
+
+
+def _jpeg_scans(data: bytes, first_scan: int) -> list[int]:
+    """Where each scan's SOS marker is, up to the first EOI (capped in number).
+
+    In entropy-coded data 0xFF is always followed by 0 or a marker, so a
+    0xFF 0xDA found there is an SOS.
+    """
+    end = data.find(b"\xff\xd9", first_scan)
+    end = end if end >= 0 else len(data)
+    scans = 1 + data.count(b"\xff\xda", first_scan + 2, end)
+    if scans > MAX_JPEG_SCANS:
+        raise _too_complex("scans", scans, MAX_JPEG_SCANS)
+    return [first_scan, *(match.start() for match in _SOS.finditer(data, first_scan + 2, end))]
+
+
+def _scan_blocks(data: bytes, scans: list[int], frame: _Frame) -> int:
+    """Blocks decoded over all scans: each scan visits every block of the components it names."""
+    blocks = frame.blocks()
+    total = 0
+    for at in scans:
+        count = data[at + 4] if at + 4 < len(data) else 0
+        total += sum(blocks.get(c, 0) for c in data[at + 5 : at + 5 + 2 * count : 2])
+    return total
+
+
+# --- PNG ----------------------------------------------------------------------------------
+
+
+def _walk_png(data: bytes, max_frames: int) -> Structure:
+    """Count every chunk (Pillow handles each in Python, before and after IDAT) and APNG frames."""
+    pos, chunks, declared, controls = 8, 0, 0, 0
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack_from(">I4s", data, pos)
+        chunks += 1
+        if chunks > MAX_PNG_CHUNKS:
+            raise _too_complex("chunks", chunks, MAX_PNG_CHUNKS)
+        if kind == b"acTL":
+            declared = struct.unpack_from(">I", data, pos + 8)[0]
+        elif kind == b"fcTL":
+            controls += 1
+        elif kind == b"IEND":
+            break
+        pos += 12 + length
+    # Pillow plays min(declared, present) frames; a plain PNG is one.
+    return Structure(frames=max(1, min(declared, controls)) if declared else 1)
+
+
+# --- GIF ----------------------------------------------------------------------------------
+
+
+def _walk_gif(data: bytes, max_frames: int) -> Structure:
+    """Every frame's extent (Pillow grows the canvas to hold it) and the frame count.
+
+    The count stops past ``max_frames``: beyond it only the first frame is decoded.
+    """
+    width, height, flags = struct.unpack_from("<HHB", data, 6)
+    pos = 13 + _gif_colour_table(flags)
+    canvas, frames, blocks = (width, height), 0, 0
+    while pos < len(data) and frames <= max_frames:
+        introducer = data[pos]
+        if introducer == 0x3B:
+            break
+        if introducer == 0x21:
+            pos, sub_blocks = _skip_sub_blocks(data, pos + 2)
+        elif introducer == 0x2C:
+            x, y, w, h, local = struct.unpack_from("<HHHHB", data, pos + 1)
+            frames += 1
+            canvas = (max(canvas[0], x + w), max(canvas[1], y + h))
+            pos, sub_blocks = _skip_sub_blocks(data, pos + 11 + _gif_colour_table(local))
+        else:
+            pos, sub_blocks = pos + 1, 0  # a stray byte: Pillow reads past it too
+        blocks += 1 + sub_blocks
+        if blocks > MAX_GIF_BLOCKS:
+            raise _too_complex("GIF blocks", blocks, MAX_GIF_BLOCKS)
+    return Structure(canvas=canvas, frames=max(frames, 1))
+
+
+def _gif_colour_table(flags: int) -> int:
+    return 3 << ((flags & 7) + 1) if flags & 0x80 else 0
+
+
+def _skip_sub_blocks(data: bytes, pos: int) -> tuple[int, int]:
+    """Past a chain of sub-blocks and its terminator, and how many there were (capped)."""
+    count = 0
+    while pos < len(data) and data[pos] and count <= MAX_GIF_BLOCKS:
+        pos += 1 + data[pos]
+        count += 1
+    return pos + 1, count
+
+
+# --- WebP ---------------------------------------------------------------------------------
+
+
+def _walk_webp(data: bytes, max_frames: int) -> Structure:
+    """The canvas (the decoder allocates it twice, when created) and the frame count."""
+    pos, chunks, frames = 12, 0, 0
+    canvas: tuple[int, int] | None = None
+    while pos + 8 <= len(data) and frames <= max_frames:
+        kind, size = data[pos : pos + 4], struct.unpack_from("<I", data, pos + 4)[0]
+        chunks += 1
+        if chunks > MAX_WEBP_CHUNKS:
+            raise _too_complex("chunks", chunks, MAX_WEBP_CHUNKS)
+        if kind == b"ANMF":
+            frames += 1
+        elif canvas is None:
+            canvas = _webp_canvas(kind, data, pos + 8)
+        pos += 8 + size + (size & 1)
+    if canvas is None:
+        return Structure(frames=max(frames, 1))
+    return Structure(
+        canvas=canvas,
+        frames=max(frames, 1),
+        decoder_bytes=canvas[0] * canvas[1] * WEBP_DECODER_BYTES,
+    )
+
+
+def _webp_canvas(kind: bytes, data: bytes, at: int) -> tuple[int, int] | None:
+    if kind == b"VP8X":
+        return _u24(data, at + 4) + 1, _u24(data, at + 7) + 1
+    if kind == b"VP8 " and data[at + 3 : at + 6] == b"\x9d\x01\x2a":
+        width, height = struct.unpack_from("<HH", data, at + 6)
+        return width & 0x3FFF, height & 0x3FFF
+    if kind == b"VP8L" and data[at] == 0x2F:
+        bits = struct.unpack_from("<I", data, at + 1)[0]
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    return None
+
+
+def _u24(data: bytes, at: int) -> int:
+    return int.from_bytes(data[at : at + 3], "little")
+
+
+# --- TIFF, BMP, AVIF ----------------------------------------------------------------------
+
+_TIFF_BYTE_TYPES = frozenset({1, 2, 6, 7})  # BYTE, ASCII, SBYTE, UNDEFINED: kept as bytes
+
+
+def _walk_tiff(data: bytes, max_frames: int) -> Structure:
+    """Tag values of the first page, which Pillow unpacks; later pages are never read."""
+    endian = "<" if data[:2] == b"II" else ">"
+    big = data[2:4] in (b"+\0", b"\0+")
+    offset = struct.unpack_from(endian + ("Q" if big else "I"), data, 8 if big else 4)[0]
+    count_format, entry_format = ("Q", "HHQ") if big else ("H", "HHI")
+    entries = struct.unpack_from(endian + count_format, data, offset)[0]
+    first = offset + (8 if big else 2)
+    entry_size = 20 if big else 12
+    values = entries
+    for index in range(min(entries, MAX_TIFF_VALUES + 1)):
+        _, kind, count = struct.unpack_from(endian + entry_format, data, first + index * entry_size)
+        values += 0 if kind in _TIFF_BYTE_TYPES else count
+        if values > MAX_TIFF_VALUES:
+            raise _too_complex("TIFF tag values", values, MAX_TIFF_VALUES)
+    return Structure(frames=1)
+
+
+def _walk_bmp(data: bytes, max_frames: int) -> Structure:
+    """Run-length BMPs are decoded by Pillow in Python: their pixels are capped lower."""
+    header = struct.unpack_from("<I", data, 14)[0]
+    if header < 40:
+        return Structure()  # OS/2 BMPs have no compression
+    width, height, _, _, compression = struct.unpack_from("<iiHHI", data, 18)
+    pixels = abs(width) * abs(height)
+    if compression in (1, 2) and pixels > MAX_RLE_BMP_PIXELS:
+        raise OriginalTooManyPixels(
+            f"a run-length BMP may have at most {MAX_RLE_BMP_PIXELS} pixels",
+            f"{width}×{height} RLE BMP",
+        )
+    return Structure()
+
+
+def _walk_avif(data: bytes, max_frames: int) -> Structure:
+    """libavif's buffers per decoded pixel: YUV planes at the ``av1C`` depth and subsampling, RGBA.
+
+    The size is left to Pillow, whose opener reads it without decoding; the
+    configuration sits in the header, so only its first 64 KiB are searched
+    (none found: the deepest planes are assumed).
+    """
+    at = data.find(b"av1C", 0, AVIF_HEADER_BYTES)
+    planes = _av1_plane_bytes(data[at + 6]) if at >= 0 and at + 6 < len(data) else 6.0
+    return Structure(decoder_bytes_per_pixel=planes + AVIF_RGB_BYTES)
+
+
+def _av1_plane_bytes(config: int) -> float:
+    """Bytes per pixel of the decoded YUV planes, from the third byte of an ``av1C`` record."""
+    sample = 2.0 if config & 0x40 else 1.0  # high_bitdepth
+    if config & 0x10:  # monochrome
+        return sample
+    chroma = {0: 2.0, 1: 1.0, 2: 1.0, 3: 0.5}[(config >> 2) & 0x03]  # subsampling x, y
+    return sample * (1 + chroma)

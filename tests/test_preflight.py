@@ -1,0 +1,145 @@
+"""Container walks: what they count, where each cap starts refusing, and that they never crash."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from chalicelib import preflight
+from chalicelib.errors import OriginalTooComplex, OriginalTooManyPixels
+from tests import bombs, corpus
+
+
+def test_gif_canvas_covers_every_frames_extent() -> None:
+    structure = preflight.walk(bombs.gif_offscreen_frame(screen=3, offset=500), max_frames=10)
+    assert structure.canvas == (501, 501)
+    assert structure.frames == 2
+
+
+def test_gif_frames_are_counted_only_past_the_cap() -> None:
+    assert preflight.walk(bombs.gif_many_frames(50), max_frames=100).frames == 50
+    assert preflight.walk(bombs.gif_many_frames(5000), max_frames=10).frames == 11
+
+
+def test_webp_canvas_and_decoder_buffers_come_from_vp8x() -> None:
+    structure = preflight.walk(bombs.webp_animation((3000, 2000), frames=4), max_frames=10)
+    assert (structure.canvas, structure.frames) == ((3000, 2000), 4)
+    assert structure.decoder_bytes == 3000 * 2000 * preflight.WEBP_DECODER_BYTES
+
+
+@pytest.mark.parametrize(
+    ("original", "size"),
+    [
+        (lambda: corpus.encode(corpus.quadrants((300, 200)), "WEBP", quality=80), (300, 200)),
+        (lambda: corpus.encode(corpus.quadrants((301, 199)), "WEBP", lossless=True), (301, 199)),
+    ],
+    ids=["lossy", "lossless"],
+)
+def test_still_webp_canvas_is_its_bitstreams_size(
+    original: Callable[[], bytes], size: tuple[int, int]
+) -> None:
+    assert preflight.walk(original(), max_frames=10).canvas == size
+
+
+@pytest.mark.parametrize(("components", "sampling"), [(1, 1), (3, 3)])
+def test_progressive_jpeg_holds_a_full_size_coefficient_buffer(
+    components: int, sampling: int
+) -> None:
+    structure = preflight.walk(bombs.jpeg_progressive(800, components, 3), max_frames=10)
+    assert structure.decoder_bytes == (800 // 8) ** 2 * sampling * 128
+
+
+def test_subsampled_chroma_needs_fewer_coefficients() -> None:
+    progressive = corpus.encode(corpus.quadrants((800, 800)), "JPEG", progressive=True)
+    assert preflight.walk(progressive, max_frames=10).decoder_bytes == 100 * 100 * 1.5 * 128
+
+
+def test_baseline_jpeg_is_decoded_without_a_coefficient_buffer() -> None:
+    assert preflight.walk(corpus.jpeg((800, 600)), max_frames=10).decoder_bytes == 0
+
+
+def test_apng_frames_are_the_fewer_of_declared_and_present() -> None:
+    frames = [corpus.quadrants((40, 30)).rotate(90 * i) for i in range(3)]
+    apng = corpus.encode(frames[0], "PNG", save_all=True, append_images=frames[1:])
+    assert preflight.walk(apng, max_frames=10).frames == 3
+    assert preflight.walk(corpus.png_rgba((40, 40)), max_frames=10).frames == 1
+
+
+def test_avif_decoder_buffers_follow_its_av1_configuration() -> None:
+    avif = corpus.in_format("AVIF", (64, 64))  # 8-bit 4:2:0: 1.5 bytes of planes a pixel
+    structure = preflight.walk(avif, max_frames=10)
+    assert structure.decoder_bytes_per_pixel == 1.5 + preflight.AVIF_RGB_BYTES
+
+
+# Each cap, set small: the walk passes at the cap and refuses one past it.
+CAPPED: list[tuple[str, Callable[[int], bytes], int]] = [
+    ("MAX_JPEG_SCANS", lambda n: bombs.jpeg_progressive(16, 1, n - 1), 20),
+    # A 16² grey JPEG has 4 blocks: scans of 4 blocks each, one past the cap at 44.
+    ("MAX_JPEG_SCAN_BLOCKS", lambda n: bombs.jpeg_progressive(16, 1, -(-n // 4) - 1), 40),
+    ("MAX_JPEG_SEGMENTS", lambda n: bombs.jpeg_many_markers(n - _segments_in_plain_jpeg()), 30),
+    ("MAX_JPEG_FILL_BYTES", bombs.jpeg_fill, 50),
+    ("MAX_PNG_CHUNKS", lambda n: bombs.png_many_chunks(n - 3), 20),
+    ("MAX_GIF_BLOCKS", lambda n: bombs.gif_many_extensions(n - 7), 20),  # + loop, control, frame
+    ("MAX_WEBP_CHUNKS", lambda n: bombs.webp_animation((1, 1), n - 2), 20),
+    ("MAX_TIFF_VALUES", lambda n: bombs.tiff_many_strips((n - 15) // 2), 42),  # 16 + 2 a strip
+]
+
+
+def _segments_in_plain_jpeg() -> int:
+    """Segments Pillow's 8×8 JPEG has up to its first scan: the lowest cap it passes."""
+    plain = bombs.jpeg_many_markers(0)
+    with pytest.MonkeyPatch.context() as patch:
+        for cap in range(1, 40):
+            patch.setattr(preflight, "MAX_JPEG_SEGMENTS", cap)
+            try:
+                preflight.walk(plain, max_frames=1)
+            except OriginalTooComplex:
+                continue
+            return cap
+    raise AssertionError("Pillow's plain JPEG has more than 40 segments")
+
+
+@pytest.mark.parametrize(("cap", "make", "value"), CAPPED, ids=[c[0] for c in CAPPED])
+def test_each_cap_refuses_only_past_it(
+    monkeypatch: pytest.MonkeyPatch, cap: str, make: Callable[[int], bytes], value: int
+) -> None:
+    monkeypatch.setattr(preflight, cap, value)
+    preflight.walk(make(value), max_frames=10_000)
+    with pytest.raises(OriginalTooComplex) as info:
+        preflight.walk(make(value + 1), max_frames=10_000)
+    assert (info.value.status, info.value.code) == (422, "original_too_complex")
+
+
+def test_png_chunks_after_idat_count_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(preflight, "MAX_PNG_CHUNKS", 20)
+    with pytest.raises(OriginalTooComplex):
+        preflight.walk(bombs.png_many_chunks(20, after_idat=True), max_frames=10)
+
+
+def test_run_length_bmp_pixels_are_capped(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(preflight, "MAX_RLE_BMP_PIXELS", 100 * 100)
+    preflight.walk(bombs.bmp_rle4(100), max_frames=1)
+    with pytest.raises(OriginalTooManyPixels) as info:
+        preflight.walk(bombs.bmp_rle4(101), max_frames=1)
+    assert info.value.status == 413
+    uncompressed = corpus.in_format("BMP", (101, 101))
+    assert preflight.walk(uncompressed, max_frames=1) == preflight.Structure()
+
+
+@pytest.mark.parametrize(
+    "original",
+    [
+        bombs.gif_offscreen_frame(),
+        bombs.webp_animation((64, 64), 3),
+        bombs.jpeg_progressive(64, 3, 5),
+        bombs.png_many_chunks(10),
+        bombs.tiff_pages(3),
+        bombs.bmp_rle4(40),
+        corpus.in_format("AVIF", (64, 64)),
+    ],
+    ids=["gif", "webp", "jpeg", "png", "tiff", "bmp", "avif"],
+)
+def test_truncated_containers_end_the_walk_quietly(original: bytes) -> None:
+    for length in range(0, len(original), max(1, len(original) // 97)):
+        assert isinstance(preflight.walk(original[:length], max_frames=10), preflight.Structure)
