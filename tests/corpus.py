@@ -17,6 +17,19 @@ from typing import Any
 from PIL import Image, ImageDraw
 
 ORIENTATION = 0x0112
+# Ten spellings that plan the same 600×300 output from a 1000×500 original.
+SAME_OUTPUT_OF_1000x500 = (
+    "600x300",
+    "300x150@2x",
+    "200x100@3x",
+    "600x",
+    "x300",
+    "300x@2x",
+    "600x300-cover",
+    "600x300-pad",
+    "600x301",
+    "601x300",
+)
 GPS_IFD = 0x8825
 RED, GREEN, BLUE, WHITE = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)
 MIME = {

@@ -181,26 +181,12 @@ def stored_outputs(s3: Any, key: str) -> dict[str, str]:
     return found
 
 
-SAME_OUTPUT_OF_1000x500 = (
-    "600x300",
-    "300x150@2x",
-    "200x100@3x",
-    "600x",
-    "x300",
-    "300x@2x",
-    "600x300-cover",
-    "600x300-pad",
-    "600x301",
-    "601x300",
-)
-
-
 def test_spellings_of_one_output_store_it_once_and_redirect_the_rest(
     s3: Any, settings: Settings, wide: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rendered = count_renders(monkeypatch)
     service = make_service(s3, settings)
-    first, *others = SAME_OUTPUT_OF_1000x500
+    first, *others = corpus.SAME_OUTPUT_OF_1000x500
     assert service.resize(first, wide.split("/")) == f"{PUBLIC_URL}/{first}/{wide}"
     for token in others:
         assert service.resize(token, wide.split("/")) == f"{PUBLIC_URL}/{first}/{wide}", token
@@ -228,7 +214,7 @@ def test_boxes_larger_than_the_original_are_one_output(
 
 def test_the_budget_counts_outputs_not_spellings(s3: Any, settings: Settings, wide: str) -> None:
     service = make_service(s3, dataclasses.replace(settings, max_variants_per_original=2))
-    for token in SAME_OUTPUT_OF_1000x500:
+    for token in corpus.SAME_OUTPUT_OF_1000x500:
         service.resize(token, wide.split("/"))
     service.resize("100x", wide.split("/"))
     with pytest.raises(VariantBudgetExhausted):
