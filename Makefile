@@ -34,12 +34,12 @@ $(NODE_STAMP): package.json package-lock.json
 	touch $@
 
 run: install
-	$(BIN)/python scripts/local_stack.py
+	$(BIN)/python scripts/local/stack.py
 
 # A bounded load run on loopback against its own local stack; LOAD_ARGS, e.g.
-# `--misses 400 --hits 5000 --concurrency 64`, go to scripts/load.py.
+# `--misses 400 --hits 5000 --concurrency 64`, go to scripts/bench/load.py.
 load: install
-	$(BIN)/python scripts/load.py $(LOAD_ARGS)
+	$(BIN)/python scripts/bench/load.py $(LOAD_ARGS)
 
 lint: $(PY_STAMP)
 	$(BIN)/ruff check .
@@ -54,17 +54,17 @@ $(BENCH_STAMP): requirements-bench.txt $(PY_STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt
 	touch $@
 
-# The pipeline table (scripts/bench.py), then miss/hit timing through the local stack.
+# The pipeline table (scripts/bench/pipeline.py), then miss/hit timing through the local stack.
 # BENCH_ARGS="--quick" for fewer rounds, "--photos DIR" for your own JPEGs.
 bench: install $(BENCH_STAMP)
-	$(BIN)/python scripts/bench.py $(BENCH_ARGS)
-	$(BIN)/python scripts/bench_bombs.py $(BENCH_ARGS)
-	$(BIN)/python scripts/bench_stack.py $(BENCH_ARGS)
+	$(BIN)/python scripts/bench/pipeline.py $(BENCH_ARGS)
+	$(BIN)/python scripts/bench/bombs.py $(BENCH_ARGS)
+	$(BIN)/python scripts/bench/stack.py $(BENCH_ARGS)
 
 # One SAM template (app + bucket + website rule + policy + CloudFront) and the
 # Lambda zip, linted and inspected; refuses to run on a venv older than 3.12.
 package: $(PY_STAMP)
-	$(BIN)/python scripts/package.py --out $(PACKAGE_DIR) --region $(AWS_REGION)
+	$(BIN)/python scripts/ops/package.py --out $(PACKAGE_DIR) --region $(AWS_REGION)
 
 # Needs the AWS CLI and credentials; ARTIFACT_BUCKET is any bucket you own in
 # AWS_REGION for the zip.  Running it again updates the stack in place.
@@ -84,7 +84,7 @@ deploy-settings:
 
 # With STACK_NAME: the deployed stack.  Without: the `make run` stack.
 doctor: $(PY_STAMP)
-	$(BIN)/python scripts/doctor.py $(if $(STACK_NAME),--stack $(STACK_NAME) --region $(AWS_REGION),--local)
+	$(BIN)/python scripts/ops/doctor.py $(if $(STACK_NAME),--stack $(STACK_NAME) --region $(AWS_REGION),--local)
 
 # Deletes every original and variant, then the stack.
 teardown:

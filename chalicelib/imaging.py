@@ -79,7 +79,7 @@ _HIGH_BIT_DEPTH = frozenset({"I", "F", "I;16", "I;16L", "I;16B", "I;16N"})
 _SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
 
 
-# The memory model (see estimated_bytes), measured with scripts/bench_bombs.py's
+# The memory model (see estimated_bytes), measured with scripts/bench/bombs.py's
 # child on this machine, rounded up: peak resident bytes per pixel.
 # Encoding, per pixel of the output canvas, opaque and with alpha (flattened
 # for JPEG; kept by the others): the canvas, the encoder's own buffers.

@@ -215,7 +215,7 @@ class ResizeService:
             raise RedirectLoop(
                 "this variant exists but requests for it keep arriving here: a CDN or the "
                 "bucket's website rule is caching a redirect or a 404/403. Invalidate the "
-                "CDN path and check that redirects are not cached (scripts/doctor.py)."
+                "CDN path and check that redirects are not cached (scripts/ops/doctor.py)."
             )
 
     def _fetch_original(self, key: str, info: ObjectInfo | None) -> bytes:

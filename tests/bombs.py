@@ -1,7 +1,7 @@
 """Resource bombs, built byte by byte: deterministic, nothing downloaded, nothing committed.
 
 Each generator takes its dimensions and counts as arguments: the benchmark
-(scripts/bench_bombs.py) builds the full-size attack, the unit tests a small
+(scripts/bench/bombs.py) builds the full-size attack, the unit tests a small
 variation that still crosses the same limit.  Every file is valid enough for
 Pillow to open it; what makes it a bomb is the work it causes, not its size.
 """

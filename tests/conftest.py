@@ -71,7 +71,7 @@ def started_stack(
     tmp_path_factory: pytest.TempPathFactory, name: str, app_env: dict[str, str]
 ) -> Iterator[Any]:
     """s3rver + `chalice local` as real processes on free ports, the app given ``app_env``."""
-    from scripts.local_stack import LocalStack, free_port
+    from scripts.local.stack import LocalStack, free_port
 
     stack = LocalStack(
         tmp_path_factory.mktemp(name),

@@ -14,7 +14,8 @@ import pytest
 from PIL import Image
 
 from chalicelib import imaging
-from scripts import bench, photos
+from scripts.bench import photos
+from scripts.bench import pipeline as bench
 from tests import corpus
 
 

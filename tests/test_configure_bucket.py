@@ -1,4 +1,4 @@
-"""scripts/configure_bucket.py: website rules, and public reads on AWS (moto) and s3rver."""
+"""scripts/ops/configure_bucket.py: website rules, and public reads on AWS (moto) and s3rver."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from chalicelib.website import website_configuration
-from scripts.configure_bucket import PUBLIC_ACCESS_BLOCK, configure_bucket, public_read_policy
+from scripts.ops.configure_bucket import PUBLIC_ACCESS_BLOCK, configure_bucket, public_read_policy
 from tests.conftest import BUCKET
 
 API_URL = "https://abc123.execute-api.us-east-1.amazonaws.com/api"

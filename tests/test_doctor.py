@@ -1,4 +1,4 @@
-"""scripts/doctor.py against the real local stack, configured well and broken on purpose."""
+"""scripts/ops/doctor.py against the real local stack, configured well and broken on purpose."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from scripts import doctor
-from scripts.configure_bucket import configure_bucket
-from scripts.local_stack import S3RVER_CREDENTIALS, LocalStack, free_port
+from scripts.local.stack import S3RVER_CREDENTIALS, LocalStack, free_port
+from scripts.ops import doctor
+from scripts.ops.configure_bucket import configure_bucket
 from tests.fault_proxy import FaultProxy, cdn, not_listable, private_bucket
 
 pytestmark = pytest.mark.e2e
@@ -106,7 +106,7 @@ def test_301_rule_is_caught_with_its_fix(stack: LocalStack, capsys: Any) -> None
     assert status == 1
     assert mark(marks, RULE) == "✗"
     assert "code 301" in output
-    assert "fix: python scripts/configure_bucket.py --bucket images" in output
+    assert "fix: python scripts/ops/configure_bucket.py --bucket images" in output
     # A 301 still works once; only its caching makes it a loop, so the rest passes.
     assert {name for name, value in marks.items() if value == "✗"} == {
         name for name in marks if name.startswith(RULE)

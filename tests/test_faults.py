@@ -150,7 +150,7 @@ def test_throttling_storage_is_retried_then_503(
 @pytest.mark.e2e
 def test_stopped_s3rver_gives_503_then_recovers(tmp_path: Any) -> None:
     """A real outage: s3rver stopped under a running `chalice local`, then started again."""
-    from scripts.local_stack import LocalStack, free_port
+    from scripts.local.stack import LocalStack, free_port
 
     stack = LocalStack(
         tmp_path,

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from scripts import load
-from scripts.samples import ORIENTATION_RIGHT_TOP, badge, photo
+from scripts.bench import load
+from scripts.local.samples import ORIENTATION_RIGHT_TOP, badge, photo
 from tests import corpus
 
 

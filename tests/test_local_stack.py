@@ -61,5 +61,6 @@ def listen_backlog(port: int) -> int:
 
 
 def test_chalice_local_accepts_a_deep_queue_of_connections(local_stack: Any) -> None:
-    # chalice local's own backlog of 5 overflowed under `make load`; see scripts/chalice_local.py.
+    # chalice local's own backlog of 5 overflowed under `make load`
+    # (see scripts/local/chalice_local.py).
     assert listen_backlog(local_stack.api_port) >= 128

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from chalicelib.website import website_configuration
-from scripts import package
-from scripts.configure_bucket import public_read_policy
+from scripts.ops import package
+from scripts.ops.configure_bucket import public_read_policy
 
 ROOT = Path(__file__).resolve().parent.parent
 ARCHITECTURE = package.lambda_architecture()

@@ -49,7 +49,7 @@ def test_malformed_segment_means_no_signature(segment: str) -> None:
 
 
 def test_sign_url_script_makes_urls_the_service_accepts() -> None:
-    from scripts.sign_url import signed_url
+    from scripts.ops.sign_url import signed_url
 
     url = signed_url("https://img.example.com/", NEW, "300x200", "a b/café.jpg", None)
     prefix = "https://img.example.com/"

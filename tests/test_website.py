@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from chalicelib.website import WebsiteRedirect, apply_routing_rules, website_configuration
-from scripts.configure_bucket import configure_bucket
+from scripts.ops.configure_bucket import configure_bucket
 
 HOST = "img.example.com"
 

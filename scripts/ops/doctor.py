@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Check a deployment for the classic mistakes; print a checklist with a fix per failure.
 
-    python scripts/doctor.py --stack image-resizer --region us-east-1   # a CloudFormation stack
-    python scripts/doctor.py --local                                    # the `make run` stack
-    python scripts/doctor.py --bucket B --api-url URL --website-url URL [--public-url URL]
+    python scripts/ops/doctor.py --stack image-resizer --region us-east-1   # a CloudFormation stack
+    python scripts/ops/doctor.py --local                                    # the `make run` stack
+    python scripts/ops/doctor.py --bucket B --api-url URL --website-url URL [--public-url URL]
 
 It reads the bucket's website configuration with boto3, uploads one tiny
 probe original (``doctor-probe/<random>.png``), requests URLs anonymously with
@@ -29,7 +29,7 @@ import requests
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from chalicelib.config import CACHE_CONTROL_VARIANT  # noqa: E402
@@ -97,7 +97,7 @@ def failed(detail: str, fix: str) -> Result:
 
 def configure_command(target: Target) -> str:
     return (
-        f"python scripts/configure_bucket.py --bucket {target.bucket} "
+        f"python scripts/ops/configure_bucket.py --bucket {target.bucket} "
         f"--api-url {target.api_url} --public-read  (a stack: run `make deploy` again)"
     )
 
@@ -312,7 +312,7 @@ def stack_target(stack: str, region: str | None) -> Target:
 
 
 def local_target() -> Target:
-    """The `make run` stack, from the same variables scripts/local_stack.py reads."""
+    """The `make run` stack, from the same variables scripts/local/stack.py reads."""
     host = os.environ.get("LOCAL_HOST", "127.0.0.1")
     s3_url = f"http://{host}:{os.environ.get('S3_PORT', '4568')}"
     bucket = os.environ.get("BUCKET", "images")

@@ -16,7 +16,7 @@
 //    --openssl-legacy-provider every listing cut short by MaxKeys answers 500.
 //    We refuse to start without it rather than serve a broken LIST.
 //
-// Usage: node --openssl-legacy-provider scripts/s3rver.js <directory> <address> <port>
+// Usage: node --openssl-legacy-provider scripts/local/s3rver.js <directory> <address> <port>
 'use strict';
 
 const crypto = require('crypto');
@@ -97,7 +97,7 @@ try {
 
 const [directory, address = '127.0.0.1', port = '4568'] = process.argv.slice(2);
 if (!directory) {
-  console.error('usage: node --openssl-legacy-provider scripts/s3rver.js <directory> [address] [port]');
+  console.error('usage: node --openssl-legacy-provider scripts/local/s3rver.js <directory> [address] [port]');
   process.exit(2);
 }
 

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """How close is ``chalicelib.imaging.render`` to the fastest a resize can be?
 
-For each original (scripts/photos.py) and output box, four methods are timed
+For each original (scripts/bench/photos.py) and output box, four methods are timed
 interleaved in one run, single-threaded, medians over rounds.  Times are this
-process's CPU time per call (see scripts/timing.py); the ``wall/CPU`` column
+process's CPU time per call (see scripts/bench/timing.py); the ``wall/CPU`` column
 says how much longer the same rounds took in wall-clock time, i.e. how busy the
 machine was meanwhile (1.00: the benchmark had a core to itself).
 
@@ -23,7 +23,7 @@ nothing.  The peak is Linux's VmHWM, not ``ru_maxrss``: a child started by
 ``subprocess`` (vfork + exec) inherits the parent's ``ru_maxrss``, so after
 the parent decoded a 20 MP photo every child reported the same value, delta 0.
 
-    python scripts/bench.py [--quick] [--photos DIR]
+    python scripts/bench/pipeline.py [--quick] [--photos DIR]
 """
 
 from __future__ import annotations
@@ -47,13 +47,13 @@ os.environ.setdefault("VIPS_CONCURRENCY", "1")
 import PIL
 from PIL import Image, ImageOps, ImageSequence
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from chalicelib import imaging  # noqa: E402
 from chalicelib.grammar import ResizeSpec, parse_size  # noqa: E402
-from scripts import photos as photo_source  # noqa: E402
-from scripts.timing import CPU, WALL, interleaved, median, peak_rss_kib  # noqa: E402
+from scripts.bench import photos as photo_source  # noqa: E402
+from scripts.bench.timing import CPU, WALL, interleaved, median, peak_rss_kib  # noqa: E402
 
 OUTPUTS = ("300x300", "1000x1000")
 # The largest dimension the grammar accepts at all; specs are always built by the parser.

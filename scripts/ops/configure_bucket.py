@@ -4,7 +4,7 @@
 Used by `make run` against s3rver and, for the plain `chalice deploy` route,
 against a real bucket:
 
-    python scripts/configure_bucket.py --bucket my-images --public-read \\
+    python scripts/ops/configure_bucket.py --bucket my-images --public-read \\
         --api-url https://abc123.execute-api.us-east-1.amazonaws.com/api
 
 ``--public-read`` also lets anonymous users read the bucket (bucket policy, and
@@ -23,7 +23,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from chalicelib.storage import error_code
 from chalicelib.website import website_configuration

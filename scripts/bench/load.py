@@ -42,15 +42,15 @@ import requests
 from botocore.config import Config
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from chalicelib.grammar import parse_size  # noqa: E402
 from chalicelib.imaging import CONTENT_TYPES, fitted_size  # noqa: E402
 from chalicelib.ledger import ALIASES, LEDGER_ROOT, OUTPUTS, original_prefix  # noqa: E402
-from scripts.local_stack import S3RVER_CREDENTIALS, LocalStack, free_port  # noqa: E402
-from scripts.samples import ORIENTATION_RIGHT_TOP, badge, photo  # noqa: E402
-from scripts.timing import percentile  # noqa: E402
+from scripts.bench.timing import percentile  # noqa: E402
+from scripts.local.samples import ORIENTATION_RIGHT_TOP, badge, photo  # noqa: E402
+from scripts.local.stack import S3RVER_CREDENTIALS, LocalStack, free_port  # noqa: E402
 
 ORIENTATION_TAG = 0x0112
 SWAPPING_ORIENTATIONS = frozenset({5, 6, 7, 8})

@@ -11,7 +11,7 @@ by git).  Synthetic gradients compress and decode unlike photos, hence the effor
 With ``--photos DIR`` (or ``BENCH_PHOTOS=DIR``) the JPEGs in DIR are used as
 they are instead, and nothing is downloaded.
 
-    python scripts/photos.py [--photos DIR]     # fetch or list, print attribution
+    python scripts/bench/photos.py [--photos DIR]     # fetch or list, print attribution
 """
 
 from __future__ import annotations
@@ -28,14 +28,14 @@ from pathlib import Path
 
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DIR = ROOT / ".local" / "photos"
 PACKAGE = "lomiri-wallpapers-20.04"
 PACKAGE_MEMBER = "usr/share/backgrounds/Kleiber_by_Lukas_Baubkus.jpg"
 ATTRIBUTION = (
     '"Kleiber" by Lukas Baubkus, CC-BY-SA-3.0, from Debian package '
     f"{PACKAGE}; the 12 MP JPEG, PNG, WebP and GIF are derived from it "
-    "(cropped, resized, re-encoded by scripts/photos.py)."
+    "(cropped, resized, re-encoded by scripts/bench/photos.py)."
 )
 JPEG_SUFFIXES = (".jpg", ".jpeg")
 

@@ -7,7 +7,7 @@ interpreter, Pillow, the original's bytes and the render, as in a Lambda
 invocation.  Originals are generated here, not committed; their JPEG
 entropy is close to a real photo's (a 12 MP one is ~2 MB at quality 90).
 
-    .venv/bin/python scripts/measure_lambda.py [--memory 1769] [--repeat 5]
+    .venv/bin/python scripts/bench/measure_lambda.py [--memory 1769] [--repeat 5]
 
 The cost line assumes what the README's cost notes state: Lambda CPU share is
 proportional to memory up to 1769 MB (one vCPU), this machine's core is
@@ -31,10 +31,10 @@ from pathlib import Path
 
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from scripts.timing import peak_rss_kib  # noqa: E402
+from scripts.bench.timing import peak_rss_kib  # noqa: E402
 
 # Lambda prices (x86_64, us-east-1): per GB-second and per request.
 PRICE_GB_SECOND = 0.0000166667

@@ -11,7 +11,7 @@ case a second time against ``chalicelib/`` as of that commit (extracted with
 and prints both side by side.  A child still running after ``--timeout``
 seconds is stopped, and reported with its peak so far.
 
-    python scripts/bench_bombs.py [--quick] [--before REV] [--only NAME ...]
+    python scripts/bench/bombs.py [--quick] [--before REV] [--only NAME ...]
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from scripts.measure_lambda import encoded, photo  # noqa: E402
-from scripts.timing import peak_rss_kib  # noqa: E402
+from scripts.bench.measure_lambda import encoded, photo  # noqa: E402
+from scripts.bench.timing import peak_rss_kib  # noqa: E402
 from tests import bombs  # noqa: E402
 
 REPEAT, QUICK_REPEAT = 3, 1

@@ -26,11 +26,11 @@ import boto3
 import requests
 from botocore.config import Config
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from scripts.configure_bucket import configure_bucket  # noqa: E402
-from scripts.samples import sample_originals  # noqa: E402
+from scripts.local.samples import sample_originals  # noqa: E402
+from scripts.ops.configure_bucket import configure_bucket  # noqa: E402
 
 S3RVER_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "S3RVER", "AWS_SECRET_ACCESS_KEY": "S3RVER"}
 
@@ -101,7 +101,7 @@ class LocalStack:
             # OpenSSL 3 keeps in its legacy provider: without it, every listing
             # that is cut short by MaxKeys answered 500.
             "--openssl-legacy-provider",
-            str(ROOT / "scripts" / "s3rver.js"),
+            str(ROOT / "scripts" / "local" / "s3rver.js"),
             str(self.data_dir / "s3"),
             self.host,
             str(self.s3_port),
@@ -126,7 +126,7 @@ class LocalStack:
         }
         chalice = [
             sys.executable,
-            str(ROOT / "scripts" / "chalice_local.py"),
+            str(ROOT / "scripts" / "local" / "chalice_local.py"),
             "local",
             "--host",
             self.host,

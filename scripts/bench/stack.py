@@ -21,7 +21,7 @@ right after each miss, versus everything else (S3 round trips, HTTP, routing).
 
 Times are wall-clock: the work spans three processes.
 
-    python scripts/bench_stack.py [--quick] [--photos DIR]
+    python scripts/bench/stack.py [--quick] [--photos DIR]
 """
 
 from __future__ import annotations
@@ -35,14 +35,14 @@ from urllib.parse import quote
 
 import requests
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from chalicelib.imaging import render  # noqa: E402
-from scripts import photos as photo_source  # noqa: E402
-from scripts.bench import spec_for  # noqa: E402
-from scripts.local_stack import LocalStack, free_port  # noqa: E402
-from scripts.timing import median, percentile, timed  # noqa: E402
+from scripts.bench import photos as photo_source  # noqa: E402
+from scripts.bench.pipeline import spec_for  # noqa: E402
+from scripts.bench.timing import median, percentile, timed  # noqa: E402
+from scripts.local.stack import LocalStack, free_port  # noqa: E402
 
 KEY = "bench/photo.jpg"
 SERIES = (300, 1000)  # output box sides; each repetition takes 1 px off to get a new variant

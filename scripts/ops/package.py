@@ -7,7 +7,7 @@ wheel tags, every shared library's CPU architecture and the newest glibc
 symbol it needs, and, when this machine has the same architecture, that the
 zip's Pillow imports and renders in an interpreter that sees only the zip.
 
-    .venv/bin/python scripts/package.py [--out build/package] [--region us-east-1]
+    .venv/bin/python scripts/ops/package.py [--out build/package] [--region us-east-1]
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MERGE_TEMPLATE = ROOT / "infra" / "resources.json"
 STAGE = "prod"
 
