@@ -15,6 +15,7 @@ NODE_STAMP := node_modules/.installed
 AWS_REGION ?= us-east-1
 STACK_NAME ?=
 BUCKET_NAME ?=
+ORIGINALS_BUCKET_NAME ?=
 ARTIFACT_BUCKET ?=
 PACKAGE_DIR := build/package
 AWS_CLI := aws --region $(AWS_REGION)
@@ -72,14 +73,15 @@ deploy: deploy-settings package
 	$(AWS_CLI) cloudformation package --template-file $(PACKAGE_DIR)/sam.json \
 		--s3-bucket $(ARTIFACT_BUCKET) --output-template-file $(PACKAGE_DIR)/packaged.yaml
 	$(AWS_CLI) cloudformation deploy --template-file $(PACKAGE_DIR)/packaged.yaml \
-		--stack-name $(STACK_NAME) --parameter-overrides BucketName=$(BUCKET_NAME) \
+		--stack-name $(STACK_NAME) --parameter-overrides BucketName=$(BUCKET_NAME) OriginalsBucketName=$(ORIGINALS_BUCKET_NAME) \
+			$(if $(CORS_ORIGINS),CorsOrigins=$(CORS_ORIGINS)) $(if $(USER_POOL_ARN),UserPoolArn=$(USER_POOL_ARN)) \
 		--capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND --no-fail-on-empty-changeset
 	$(AWS_CLI) cloudformation describe-stacks --stack-name $(STACK_NAME) \
 		--query 'Stacks[0].Outputs[].[OutputKey,OutputValue]' --output text
 
 deploy-settings:
-	@test -n "$(STACK_NAME)" -a -n "$(BUCKET_NAME)" -a -n "$(ARTIFACT_BUCKET)" || { \
-		echo "usage: make deploy STACK_NAME=image-resizer BUCKET_NAME=my-images ARTIFACT_BUCKET=my-artifacts [AWS_REGION=us-east-1]"; exit 1; }
+	@test -n "$(STACK_NAME)" -a -n "$(BUCKET_NAME)" -a -n "$(ORIGINALS_BUCKET_NAME)" -a -n "$(ARTIFACT_BUCKET)" || { \
+		echo "usage: make deploy STACK_NAME=image-resizer BUCKET_NAME=my-images ORIGINALS_BUCKET_NAME=my-originals ARTIFACT_BUCKET=my-artifacts [AWS_REGION=us-east-1]"; exit 1; }
 	@command -v aws >/dev/null || { echo "make deploy needs the AWS CLI (aws) on PATH"; exit 1; }
 
 # With STACK_NAME: the deployed stack.  Without: the `make run` stack.

@@ -3,8 +3,9 @@
 s3rver serves every object to anonymous users and ignores bucket policies,
 so "private bucket" and "public but not listable" cannot be configured on it.
 This proxy produces exactly the answers S3 gives in those cases (403
-AccessDenied to anonymous GETs; 403 instead of the rule's redirect for a
-missing key) and, as a stand-in for CloudFront, caches with or without
+AccessDenied to anonymous GETs of a private bucket and to anonymous listings;
+403 instead of the rule's redirect for a missing key when reads aren't
+public) and, as a stand-in for CloudFront, caches with or without
 regard to Cache-Control.  Only the doctor's HTTP requests go through it; its
 boto3 calls go to s3rver directly.
 """
@@ -46,10 +47,21 @@ def private_bucket(proxy: FaultProxy, path: str) -> Answer:
     return denied()
 
 
-def not_listable(proxy: FaultProxy, path: str) -> Answer:
-    """Public GetObject but no public ListBucket: a missing key is 403, so no rule fires."""
+def missing_key_denied(proxy: FaultProxy, path: str) -> Answer:
+    """A website that answers a missing key with 403 (no public read), so no rule fires."""
     answer = proxy.forward(path)
     return denied() if 300 <= answer.status < 400 else answer
+
+
+def s3_privacy(private_bucket_name: str) -> Behaviour:
+    """S3's REST answers to anonymous users: no listing, nothing of the private bucket."""
+
+    def behave(proxy: FaultProxy, path: str) -> Answer:
+        if "list-type=" in path or path.startswith(f"/{private_bucket_name}/"):
+            return denied()
+        return proxy.forward(path)
+
+    return behave
 
 
 def cdn(cache_everything: bool) -> Behaviour:

@@ -14,18 +14,21 @@ import pytest
 from scripts.local.stack import S3RVER_CREDENTIALS, LocalStack, free_port
 from scripts.ops import doctor
 from scripts.ops.configure_bucket import configure_bucket
-from tests.fault_proxy import FaultProxy, cdn, not_listable, private_bucket
+from tests.fault_proxy import FaultProxy, cdn, missing_key_denied, private_bucket, s3_privacy
 
 pytestmark = pytest.mark.e2e
 
 WEBSITE = "website hosting is on"
 RULE = "routing rule"
-PUBLIC_READ = "public read"
+ORIGINALS_PRIVATE = "originals are private"
+NOT_LISTABLE = "neither bucket can be listed"
 MISSING_KEY = "a missing key is a 404"
 API = "the API answers"
 CHAIN = "end to end"
-VARIANT = "the public URL serves an existing variant"
+VARIANT = "public read"
 CDN = "the CDN does not cache redirects"
+# What s3rver can't show (it serves and lists everything to everyone) and no CDN locally.
+SKIPPED_LOCALLY = {ORIGINALS_PRIVATE, NOT_LISTABLE, CDN}
 
 
 @pytest.fixture(scope="module")
@@ -53,16 +56,20 @@ def run_doctor(
     *,
     website: str,
     public: str | None = None,
+    storage: str | None = None,
 ) -> tuple[int, dict[str, str], str]:
     """Exit status, each check's mark by name prefix, and the whole printed checklist."""
     argv = [
         "--bucket", stack.bucket,
+        "--originals", stack.originals_bucket,
         "--api-url", stack.api_url,
         "--website-url", website,
         "--endpoint-url", stack.s3_url,
     ]  # fmt: skip
     if public:
         argv += ["--public-url", public]
+    if storage:
+        argv += ["--storage-url", storage]
     status = doctor.main(argv)
     output = capsys.readouterr().out
     marks = {
@@ -89,15 +96,17 @@ def test_good_configuration_passes_every_check(stack: LocalStack, capsys: Any) -
     status, marks, output = run_doctor(stack, capsys, website=stack.public_url)
     assert status == 0, output
     assert len(marks) == len(doctor.CHECKS)
-    assert {name for name, value in marks.items() if value != "✓"} == {CDN}
-    assert mark(marks, CDN) == "–"
+    not_passed = {name for name, value in marks.items() if value != "✓"}
+    assert {prefix for prefix in SKIPPED_LOCALLY if mark(marks, prefix) == "–"} == SKIPPED_LOCALLY
+    assert len(not_passed) == len(SKIPPED_LOCALLY)
     assert "all checks passed" in output
 
 
 def test_probe_objects_are_removed_afterwards(stack: LocalStack, capsys: Any) -> None:
     run_doctor(stack, capsys, website=stack.public_url)
-    listed = stack.s3_client().list_objects_v2(Bucket=stack.bucket)
-    assert [item["Key"] for item in listed.get("Contents", [])] == []
+    for bucket in (stack.bucket, stack.originals_bucket):
+        listed = stack.s3_client().list_objects_v2(Bucket=bucket)
+        assert [item["Key"] for item in listed.get("Contents", [])] == [], bucket
 
 
 def test_301_rule_is_caught_with_its_fix(stack: LocalStack, capsys: Any) -> None:
@@ -138,30 +147,52 @@ def test_no_website_configuration_is_caught(stack: LocalStack, capsys: Any) -> N
     assert status == 1
     for failing in (WEBSITE, RULE, MISSING_KEY, CHAIN, VARIANT):
         assert mark(marks, failing) == "✗", failing
-    assert mark(marks, PUBLIC_READ) == "✓"
+    assert mark(marks, API) == "✓"
     assert "the bucket has no website configuration" in output
 
 
-def test_private_bucket_is_caught(stack: LocalStack, capsys: Any) -> None:
+def test_private_variants_bucket_is_caught(stack: LocalStack, capsys: Any) -> None:
     with FaultProxy(stack.s3_url, private_bucket) as proxy:
         status, marks, output = run_doctor(stack, capsys, website=f"{proxy.url}/{stack.bucket}")
     assert status == 1
-    for failing in (PUBLIC_READ, MISSING_KEY, CHAIN, VARIANT):
+    for failing in (MISSING_KEY, CHAIN, VARIANT):
         assert mark(marks, failing) == "✗", failing
     assert "allow s3:GetObject to everyone" in output
     assert mark(marks, RULE) == "✓"
 
 
-def test_public_but_unlistable_bucket_answers_403_for_missing_keys(
+def test_website_answering_403_for_missing_keys_is_diagnosed(
     stack: LocalStack, capsys: Any
 ) -> None:
-    with FaultProxy(stack.s3_url, not_listable) as proxy:
+    with FaultProxy(stack.s3_url, missing_key_denied) as proxy:
         status, marks, output = run_doctor(stack, capsys, website=f"{proxy.url}/{stack.bucket}")
     assert status == 1
-    assert mark(marks, PUBLIC_READ) == "✓"
     assert mark(marks, MISSING_KEY) == "✗"
-    assert "allow s3:ListBucket to everyone" in output
+    assert "allow s3:GetObject to everyone on the variants bucket" in output
     assert mark(marks, CHAIN) == "✗"
+
+
+def test_private_originals_and_unlistable_buckets_pass(stack: LocalStack, capsys: Any) -> None:
+    with FaultProxy(stack.s3_url, s3_privacy(stack.originals_bucket)) as proxy:
+        status, marks, output = run_doctor(
+            stack, capsys, website=stack.public_url, storage=proxy.url
+        )
+    assert status == 0, output
+    assert mark(marks, ORIGINALS_PRIVATE) == "✓"
+    assert mark(marks, NOT_LISTABLE) == "✓"
+
+
+def test_public_originals_and_listable_buckets_are_caught(stack: LocalStack, capsys: Any) -> None:
+    # s3rver itself, taken for S3: it serves the original and lists both buckets.
+    status, marks, output = run_doctor(
+        stack, capsys, website=stack.public_url, storage=stack.s3_url
+    )
+    assert status == 1
+    assert mark(marks, ORIGINALS_PRIVATE) == "✗"
+    assert "anyone can download full-size originals" in output
+    assert mark(marks, NOT_LISTABLE) == "✗"
+    assert f"anyone can list every key of {stack.bucket}, {stack.originals_bucket}" in output
+    assert mark(marks, CHAIN) == "✓"
 
 
 def test_cdn_that_honours_cache_control_passes(stack: LocalStack, capsys: Any) -> None:
@@ -189,10 +220,11 @@ def test_doctor_runs_as_a_command(stack: LocalStack) -> None:
     command = [
         sys.executable, str(Path(doctor.__file__)),
         "--bucket", stack.bucket,
+        "--originals", stack.originals_bucket,
         "--api-url", stack.api_url,
         "--website-url", stack.public_url,
         "--endpoint-url", stack.s3_url,
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("✓ ") == len(doctor.CHECKS) - 1
+    assert result.stdout.count("✓ ") == len(doctor.CHECKS) - len(SKIPPED_LOCALLY)

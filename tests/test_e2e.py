@@ -17,7 +17,7 @@ pytestmark = pytest.mark.e2e
 
 
 def put(stack: Any, key: str, body: bytes) -> None:
-    stack.s3_client().put_object(Bucket=stack.bucket, Key=key, Body=body)
+    stack.put_original(key, body)
 
 
 def url(stack: Any, size: str, key: str) -> str:
@@ -110,7 +110,7 @@ def test_fidelity_cases_through_the_website(local_stack: Any) -> None:
     failures = []
     for number, case in enumerate(corpus.CASES):
         key = f"e2e/fidelity/{number}/original"
-        client.put_object(Bucket=local_stack.bucket, Key=key, Body=case.original())
+        local_stack.put_original(key, case.original())
         response = requests.get(url(local_stack, case.token, key), timeout=30)
         try:
             assert response.status_code == 200, response.text

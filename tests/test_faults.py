@@ -159,7 +159,7 @@ def test_stopped_s3rver_gives_503_then_recovers(tmp_path: Any) -> None:
         app_env={"S3_MAX_ATTEMPTS": "2", "S3_CONNECT_TIMEOUT": "1"},
     )
     with stack:
-        stack.s3_client().put_object(Bucket=stack.bucket, Key="a.jpg", Body=corpus.jpeg())
+        stack.put_original("a.jpg", corpus.jpeg())
         stack.stop_process("s3rver")
         down = requests.get(f"{stack.api_url}/resize/100x/a.jpg", timeout=30)
         assert down.status_code == 503

@@ -29,7 +29,13 @@ def small_originals(prefix: str) -> list[load.Original]:
 
 @pytest.fixture(scope="module")
 def run(local_stack: Any) -> tuple[load.Target, load.Report]:
-    target = load.Target(local_stack.public_url, local_stack.bucket, local_stack.s3_client(), 2000)
+    target = load.Target(
+        local_stack.public_url,
+        local_stack.bucket,
+        local_stack.originals_bucket,
+        local_stack.s3_client(),
+        2000,
+    )
     originals = small_originals(f"load-test-{uuid.uuid4().hex[:8]}")
     report = load.run_load(
         target,

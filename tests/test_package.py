@@ -12,7 +12,7 @@ import pytest
 
 from chalicelib.website import website_configuration
 from scripts.ops import package
-from scripts.ops.configure_bucket import public_read_policy
+from scripts.ops.configure_bucket import PRIVATE_ACCESS_BLOCK, originals_cors, public_read_policy
 
 ROOT = Path(__file__).resolve().parent.parent
 ARCHITECTURE = package.lambda_architecture()
@@ -49,6 +49,10 @@ def resources(template: Mapping[str, Any], kind: str) -> list[dict[str, Any]]:
     return [r["Properties"] for r in template["Resources"].values() if r["Type"] == kind]
 
 
+def resource(template: Mapping[str, Any], name: str) -> dict[str, Any]:
+    return template["Resources"][name]["Properties"]
+
+
 def substitute(value: Any, names: Mapping[str, str]) -> Any:
     """Resolve Fn::Sub strings with ``names``, as CloudFormation would at deploy time."""
     if isinstance(value, dict) and set(value) == {"Fn::Sub"} and isinstance(value["Fn::Sub"], str):
@@ -69,6 +73,8 @@ DEPLOYED = {
     "RestAPI": "abc123",
     "BucketName": "pics",
     "ImageBucket": "pics",
+    "OriginalsBucketName": "pics-originals",
+    "OriginalsBucket": "pics-originals",
     "Distribution.DomainName": "d111.cloudfront.net",
 }
 
@@ -172,15 +178,20 @@ def test_function_settings(template: dict[str, Any]) -> None:
     assert function["MemorySize"] == 1769  # one full vCPU: see README, "Sizing"
     assert function["Timeout"] < 29  # API Gateway gives up at 29 s
     variables = substitute(function["Environment"]["Variables"], DEPLOYED)
+    cors = variables.pop("CORS_ORIGINS")
     assert variables == {
         "IMAGE_BUCKET": {"Ref": "BucketName"},
+        "ORIGINALS_BUCKET": {"Ref": "OriginalsBucketName"},
         "PUBLIC_URL": "https://d111.cloudfront.net",
         "MAX_DIMENSION": "4096",
     }
+    # The page origins the API answers CORS for are the ones the originals bucket allows.
+    allowed = resource(template, "OriginalsBucket")["CorsConfiguration"]["CorsRules"][0]
+    assert cors == {"Fn::Join": [",", substitute(allowed["AllowedOrigins"], DEPLOYED)]}
 
 
 def test_routing_rule_is_307_to_the_api_stage(template: dict[str, Any]) -> None:
-    [bucket] = resources(template, "AWS::S3::Bucket")
+    bucket = resource(template, "ImageBucket")
     [api] = resources(template, "AWS::Serverless::Api")
     [rule] = bucket["WebsiteConfiguration"]["RoutingRules"]
     assert rule["RoutingRuleCondition"] == {"HttpErrorCodeReturnedEquals": "404"}
@@ -195,15 +206,76 @@ def test_routing_rule_is_307_to_the_api_stage(template: dict[str, Any]) -> None:
     assert rule["RoutingRuleCondition"] == expected["Condition"]
 
 
-def test_bucket_is_public_read_and_listable_as_configure_bucket_makes_it(
+def test_variants_are_public_read_never_listable_as_configure_bucket_makes_them(
     template: dict[str, Any],
 ) -> None:
-    [bucket] = resources(template, "AWS::S3::Bucket")
-    [policy] = resources(template, "AWS::S3::BucketPolicy")
+    bucket = resource(template, "ImageBucket")
+    policy = resource(template, "ImageBucketPolicy")
     assert substitute(policy["PolicyDocument"], DEPLOYED) == public_read_policy("pics")
     access = bucket["PublicAccessBlockConfiguration"]
     assert access["BlockPublicPolicy"] is False
     assert access["RestrictPublicBuckets"] is False
+
+
+def anonymous_grants(template: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """Every (action, resource) any bucket policy allows to everyone."""
+    return [
+        (action, statement["Resource"])
+        for policy in resources(template, "AWS::S3::BucketPolicy")
+        for statement in substitute(policy["PolicyDocument"], DEPLOYED)["Statement"]
+        if statement["Effect"] == "Allow" and statement["Principal"] in ("*", {"AWS": "*"})
+        for action in _as_list(statement["Action"])
+    ]
+
+
+def test_anyone_may_read_variants_and_do_nothing_else(template: dict[str, Any]) -> None:
+    assert anonymous_grants(template) == [("s3:GetObject", "arn:aws:s3:::pics/*")]
+
+
+def test_originals_bucket_is_private_kept_and_takes_form_posts(template: dict[str, Any]) -> None:
+    originals = template["Resources"]["OriginalsBucket"]
+    assert originals["DeletionPolicy"] == originals["UpdateReplacePolicy"] == "Retain"
+    properties = originals["Properties"]
+    assert properties["PublicAccessBlockConfiguration"] == PRIVATE_ACCESS_BLOCK
+    assert "WebsiteConfiguration" not in properties
+    [rule] = properties["CorsConfiguration"]["CorsRules"]
+    origins = substitute(rule["AllowedOrigins"], DEPLOYED)
+    # By default the page's origin is the distribution's own.
+    assert origins["Fn::If"][0] == "CorsOriginsGiven"
+    assert origins["Fn::If"][2] == ["https://d111.cloudfront.net"]
+    [wanted] = originals_cors(["https://d111.cloudfront.net"])["CORSRules"]
+    # CloudFormation spells S3's CORS fields its own way.
+    assert {
+        "AllowedOrigins": origins["Fn::If"][2],
+        "AllowedMethods": rule["AllowedMethods"],
+        "AllowedHeaders": rule["AllowedHeaders"],
+        "ExposeHeaders": rule["ExposedHeaders"],
+        "MaxAgeSeconds": rule["MaxAge"],
+    } == wanted
+    [deny] = resource(template, "OriginalsBucketPolicy")["PolicyDocument"]["Statement"]
+    assert deny["Effect"] == "Deny"
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_uploads_need_a_user_pool_token_in_the_stack(template: dict[str, Any]) -> None:
+    body = resource(template, "RestAPI")["DefinitionBody"]
+    authorizer = body["securityDefinitions"]["Uploaders"]
+    assert authorizer["x-amazon-apigateway-authtype"] == "cognito_user_pools"
+    [provider] = authorizer["x-amazon-apigateway-authorizer"]["providerARNs"]
+    assert provider == {
+        "Fn::If": ["CreateUserPool", {"Fn::GetAtt": ["UserPool", "Arn"]}, {"Ref": "UserPoolArn"}]
+    }
+    uploads = body["paths"]["/uploads"]
+    assert uploads["post"]["security"] == [{"Uploaders": []}]
+    # Chalice's own route is still there under the merged security, and the preflight is open.
+    assert "x-amazon-apigateway-integration" in uploads["post"]
+    assert "security" not in uploads["options"]
+    for path, methods in body["paths"].items():
+        if path != "/uploads":
+            assert all("security" not in m for m in methods.values() if isinstance(m, dict)), path
+    pool = template["Resources"]["UserPool"]
+    assert pool["Condition"] == "CreateUserPool"
+    assert pool["Properties"]["AdminCreateUserConfig"] == {"AllowAdminCreateUserOnly": True}
 
 
 def test_cloudfront_never_keeps_a_redirect(template: dict[str, Any]) -> None:
@@ -232,7 +304,9 @@ def test_outputs_name_the_public_and_api_urls(template: dict[str, Any]) -> None:
     assert outputs["PublicURL"] == "https://d111.cloudfront.net"
     assert outputs["ApiURL"] == "https://abc123.execute-api.eu-west-1.amazonaws.com/api"
     assert outputs["WebsiteURL"] == {"Fn::GetAtt": ["ImageBucket", "WebsiteURL"]}
-    assert {"BucketName", "DistributionId"} <= set(outputs)
+    assert {"BucketName", "DistributionId", "UserPoolId", "UserPoolClientId"} <= set(outputs)
+    assert outputs["OriginalsBucketName"] == {"Ref": "OriginalsBucket"}
+    assert outputs["UploadsURL"] == "https://abc123.execute-api.eu-west-1.amazonaws.com/api/uploads"
 
 
 def role_statements(template: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -248,9 +322,15 @@ def test_iam_reads_originals_writes_variants_and_nothing_else(template: dict[str
         for action in _as_list(statement["Action"])
     }
     assert granted == {
+        ("s3:GetObject", "arn:aws:s3:::pics-originals/*"),
+        # Without it S3 answers a missing original with 403, which the app reports as 503.
+        ("s3:ListBucket", "arn:aws:s3:::pics-originals"),
+        # Presigned upload forms carry the function's own permission, for uploads/ only.
+        ("s3:PutObject", "arn:aws:s3:::pics-originals/uploads/*"),
         ("s3:GetObject", "arn:aws:s3:::pics/*"),
         ("s3:PutObject", "arn:aws:s3:::pics/*"),
-        # Without it S3 answers a missing original with 403, which the app reports as 503.
+        # A budget slot is given back when its render fails; nothing else is deleted.
+        ("s3:DeleteObject", "arn:aws:s3:::pics/_variants/*"),
         ("s3:ListBucket", "arn:aws:s3:::pics"),
         *(
             (f"logs:{action}", LOG_GROUP)

@@ -413,7 +413,8 @@ def check_variant(
 @dataclass(frozen=True)
 class Target:
     public_url: str
-    bucket: str
+    bucket: str  # variants
+    originals_bucket: str
     s3: Any
     max_dimension: int = 4096
 
@@ -433,7 +434,7 @@ class Report:
 def upload(target: Target, originals: Iterable[Original]) -> None:
     for original in originals:
         target.s3.put_object(
-            Bucket=target.bucket,
+            Bucket=target.originals_bucket,
             Key=original.key,
             Body=original.body,
             ContentType=original.content_type,
@@ -544,7 +545,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=4)
     parser.add_argument("--public-url", help="a running stack's website base (with bucket)")
     parser.add_argument("--s3-endpoint", help="a running stack's S3 API (s3rver credentials)")
-    parser.add_argument("--bucket", default="images")
+    parser.add_argument("--bucket", default="images", help="the variants (website) bucket")
+    parser.add_argument("--originals", default="originals", help="the originals bucket")
     parser.add_argument("--max-dimension", type=int, default=4096, help="the app's MAX_DIMENSION")
     parser.add_argument("--data-dir", type=Path, help="keep the stack's data and logs here")
     args = parser.parse_args(argv)
@@ -570,7 +572,9 @@ def s3rver_client(endpoint: str) -> Any:
 def target_for(args: argparse.Namespace) -> Iterator[Target]:
     if args.public_url:
         client = s3rver_client(args.s3_endpoint)
-        yield Target(args.public_url.rstrip("/"), args.bucket, client, args.max_dimension)
+        yield Target(
+            args.public_url.rstrip("/"), args.bucket, args.originals, client, args.max_dimension
+        )
         return
     with tempfile.TemporaryDirectory(prefix="load-") as temporary:
         stack = LocalStack(
@@ -578,12 +582,19 @@ def target_for(args: argparse.Namespace) -> Iterator[Target]:
             s3_port=free_port(),
             api_port=free_port(),
             bucket=args.bucket,
+            originals_bucket=args.originals,
             app_env={"MAX_DIMENSION": str(args.max_dimension)},
         )
         with stack:
             kept = f" (logs in {stack.data_dir})" if args.data_dir else ""
             print(f"stack: {stack.public_url} -> {stack.api_url}{kept}")
-            yield Target(stack.public_url, stack.bucket, stack.s3_client(), args.max_dimension)
+            yield Target(
+                stack.public_url,
+                stack.bucket,
+                stack.originals_bucket,
+                stack.s3_client(),
+                args.max_dimension,
+            )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

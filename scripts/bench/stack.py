@@ -139,7 +139,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         stack = LocalStack(Path(tmp), s3_port=free_port(), api_port=free_port())
         with stack, requests.Session() as session:
-            stack.s3_client().put_object(Bucket=stack.bucket, Key=KEY, Body=data)
+            stack.put_original(KEY, data)
             print(f"Stack: s3rver + chalice local; original {photo.name}, {len(data) / 1e6:.1f} MB")
             cold, _ = get_miss(session, stack, "300x300")
             series = {side: misses(session, stack, data, side, n_miss) for side in SERIES}

@@ -11,7 +11,9 @@
 //    An overwrite can still pair the new metadata with the old data for a
 //    moment (s3rver keeps them in separate files); variants are rewritten
 //    with identical bytes and type, so that window is harmless here.
-// 3. s3rver encrypts ListObjectsV2 continuation tokens with DES.  OpenSSL 3
+// 3. s3rver stores any form POST: no signature, expiry or policy checks.
+//    post_policy.js makes S3's checks (uploads are only as safe as those).
+// 4. s3rver encrypts ListObjectsV2 continuation tokens with DES.  OpenSSL 3
 //    (Node 17+) has DES only in its legacy provider, so without
 //    --openssl-legacy-provider every listing cut short by MaxKeys answers 500.
 //    We refuse to start without it rather than serve a broken LIST.
@@ -28,6 +30,7 @@ const S3rver = require('s3rver');
 const RoutingRule = require('s3rver/lib/models/routing-rule');
 const S3Object = require('s3rver/lib/models/object');
 const FilesystemStore = require('s3rver/lib/stores/filesystem');
+const { enforcePostPolicy } = require('./post_policy');
 
 const buildLocation = RoutingRule.prototype.getRedirectLocation;
 RoutingRule.prototype.getRedirectLocation = function (key, defaults) {
@@ -100,6 +103,10 @@ if (!directory) {
   console.error('usage: node --openssl-legacy-provider scripts/local/s3rver.js <directory> [address] [port]');
   process.exit(2);
 }
+
+// s3rver's default key pair, the only one the local stack signs with.
+const SECRETS = new Map([['S3RVER', 'S3RVER']]);
+enforcePostPolicy((accessKeyId) => SECRETS.get(accessKeyId));
 
 const server = new S3rver({ directory, address, port: Number(port), silent: true });
 server.run().then(

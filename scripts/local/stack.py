@@ -1,16 +1,22 @@
 #!/usr/bin/env python3
-"""The whole local stack: s3rver with website hosting + `chalice local`.
+"""The whole local stack: s3rver with both buckets + `chalice local`.
 
+s3rver serves the public variants bucket as a website (``images``, the
+public base) and the private originals bucket (``originals``) that uploads go
+to; it enforces no privacy, which the packaged stack does (README, "Uploads").
 `make run` runs this file; the end-to-end tests use :class:`LocalStack`
 directly, on free ports, so both exercise exactly the same processes.
 
 Environment (all optional): LOCAL_HOST (127.0.0.1), S3_PORT (4568),
-API_PORT (8000), BUCKET (images), LOCAL_DATA_DIR (.local/s3).
+API_PORT (8000), BUCKET (images), ORIGINALS_BUCKET (originals),
+UPLOAD_TOKEN (local-dev-token), LOCAL_DATA_DIR (.local).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -30,9 +36,11 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from scripts.local.samples import sample_originals  # noqa: E402
-from scripts.ops.configure_bucket import configure_bucket  # noqa: E402
+from scripts.ops.configure_bucket import configure_bucket, configure_originals  # noqa: E402
 
 S3RVER_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "S3RVER", "AWS_SECRET_ACCESS_KEY": "S3RVER"}
+# The bearer token `make run` accepts for uploads unless UPLOAD_TOKEN says otherwise.
+DEV_UPLOAD_TOKEN = "local-dev-token"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -52,6 +60,8 @@ class LocalStack:
         s3_port: int = 4568,
         api_port: int = 8000,
         bucket: str = "images",
+        originals_bucket: str = "originals",
+        upload_token: str = DEV_UPLOAD_TOKEN,
         app_env: Mapping[str, str] | None = None,
     ) -> None:
         self.data_dir = data_dir
@@ -59,6 +69,8 @@ class LocalStack:
         self.s3_port = s3_port
         self.api_port = api_port
         self.bucket = bucket
+        self.originals_bucket = originals_bucket
+        self.upload_token = upload_token
         self.app_env = dict(app_env or {})
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
 
@@ -75,6 +87,15 @@ class LocalStack:
         """The website base: path-style, so any HTTP client reaches it without DNS tricks."""
         return f"{self.s3_url}/{self.bucket}"
 
+    @property
+    def page_origins(self) -> tuple[str, ...]:
+        """Where a page that uploads may be served from: the website and the API, by either name."""
+        return tuple(
+            f"http://{host}:{port}"
+            for port in (self.s3_port, self.api_port)
+            for host in dict.fromkeys((self.host, "localhost"))
+        )
+
     def s3_client(self) -> Any:
         return boto3.client(
             "s3",
@@ -90,7 +111,9 @@ class LocalStack:
         self.start_s3()
         # The AWS path too: s3rver answers NotImplemented to the policy steps, which are
         # then skipped (it serves every object anonymously anyway).
-        configure_bucket(self.s3_client(), self.bucket, self.api_url, create=True, public_read=True)
+        client = self.s3_client()
+        configure_bucket(client, self.bucket, self.api_url, create=True, public_read=True)
+        configure_originals(client, self.originals_bucket, self.page_origins, create=True)
         self.start_api()
         return self
 
@@ -120,8 +143,11 @@ class LocalStack:
             **S3RVER_CREDENTIALS,
             "AWS_DEFAULT_REGION": "us-east-1",
             "IMAGE_BUCKET": self.bucket,
+            "ORIGINALS_BUCKET": self.originals_bucket,
             "PUBLIC_URL": self.public_url,
             "S3_ENDPOINT_URL": self.s3_url,
+            "UPLOAD_TOKEN": self.upload_token,
+            "CORS_ORIGINS": ",".join(self.page_origins),
             **self.app_env,
         }
         chalice = [
@@ -139,10 +165,14 @@ class LocalStack:
         self._spawn("chalice", chalice, env)
         self._wait_until(lambda: requests.get(f"{self.api_url}/health", timeout=1).ok, "chalice")
 
+    def put_original(self, key: str, body: bytes, content_type: str | None = None) -> None:
+        """Store an original the way an operator with credentials would (no upload form)."""
+        options = {"ContentType": content_type} if content_type else {}
+        self.s3_client().put_object(Bucket=self.originals_bucket, Key=key, Body=body, **options)
+
     def upload_samples(self) -> list[str]:
-        client = self.s3_client()
         for key, (body, content_type) in sample_originals().items():
-            client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
+            self.put_original(key, body, content_type)
         return list(sample_originals())
 
     def stop(self) -> None:
@@ -209,12 +239,19 @@ def main() -> int:
         s3_port=int(os.environ.get("S3_PORT", "4568")),
         api_port=int(os.environ.get("API_PORT", "8000")),
         bucket=os.environ.get("BUCKET", "images"),
+        originals_bucket=os.environ.get("ORIGINALS_BUCKET", "originals"),
+        upload_token=os.environ.get("UPLOAD_TOKEN") or DEV_UPLOAD_TOKEN,
     )
     with stack:
         keys = stack.upload_samples()
+        example = stack.data_dir / "example.jpg"
+        example.write_bytes(sample_originals()[keys[0]][0])
         print(f"\nWebsite (public base): {stack.public_url}")
         print(f"Resize API:            {stack.api_url}/resize/<size>/<key>")
-        print(f"S3 API (S3RVER/S3RVER): {stack.s3_url}\n")
+        print(f"Uploads:               POST {stack.api_url}/uploads (Bearer {stack.upload_token})")
+        print(
+            f"S3 API (S3RVER/S3RVER): {stack.s3_url} (originals in s3://{stack.originals_bucket})\n"
+        )
         print("Open in a browser, or follow with curl -L; the first request is a miss")
         print("(307 -> API -> 307 -> image), the next one a plain 200 from S3:\n")
         for key, size in zip(keys, ("300x300", "640x", "x120"), strict=True):
@@ -223,10 +260,40 @@ def main() -> int:
             f"\n  curl -sSL -o /dev/null -w '%{{http_code}} %{{url_effective}}\\n' "
             f"{stack.public_url}/300x300/{quote(keys[0])}"
         )
+        print("\nUpload your own photo in two steps (PHOTO= any JPEG), then open any size of it:\n")
+        print(upload_example(stack.api_url, stack.upload_token, example))
         print(f"\nLogs: {stack.data_dir}/*.log.  Ctrl-C stops both servers.")
         wait_for_stop_signal()
         print("\nstopping")
     return 0
+
+
+# Read step 1's JSON answer on stdin (no single quotes: they wrap the code in the shell).
+_FORM_ARGUMENTS = (
+    'import json, shlex, sys; u = json.load(sys.stdin)["upload"]; '
+    'print(*("--form-string " + shlex.quote(k + "=" + v) for k, v in u["fields"].items()), '
+    'shlex.quote(u["url"]))'
+)
+_VARIANT_URL = 'import json, sys; print(json.load(sys.stdin)["variant_url"].format(size="300x300"))'
+# Step 2: the form's fields, then the file, last as S3 wants it; prints S3's status (201).
+_STEP_2 = (
+    """  eval "curl -sS -o /dev/null -w '%{http_code}\\n' """
+    """$(echo "$UPLOAD" | python3 -c 'FORM') -F \\"file=@\\$PHOTO\\"" """
+)
+
+
+def upload_example(api_url: str, token: str, photo: Path) -> str:
+    """A shell snippet: ask for an upload form, POST the file with it, print a variant URL."""
+    request = json.dumps({"filename": "photo.jpg", "content_type": "image/jpeg"})
+    return "\n".join(
+        [
+            f"  PHOTO={shlex.quote(str(photo))}",
+            f"  UPLOAD=$(curl -sS -X POST {api_url}/uploads -H 'Authorization: Bearer {token}' \\",
+            f"      -H 'Content-Type: application/json' -d '{request}')",
+            _STEP_2.replace("FORM", _FORM_ARGUMENTS).rstrip(),
+            f"  echo \"$UPLOAD\" | python3 -c '{_VARIANT_URL}'",
+        ]
+    )
 
 
 def wait_for_stop_signal() -> None:

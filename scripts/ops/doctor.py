@@ -3,12 +3,17 @@
 
     python scripts/ops/doctor.py --stack image-resizer --region us-east-1   # a CloudFormation stack
     python scripts/ops/doctor.py --local                                    # the `make run` stack
-    python scripts/ops/doctor.py --bucket B --api-url URL --website-url URL [--public-url URL]
+    python scripts/ops/doctor.py --bucket B --originals O --api-url URL --website-url URL \\
+        [--public-url URL] [--storage-url URL]
 
-It reads the bucket's website configuration with boto3, uploads one tiny
-probe original (``doctor-probe/<random>.png``), requests URLs anonymously with
-``requests`` (never following redirects except in the end-to-end check), and
-deletes the probe, its variant and its ledger entries at the end.  Exit status 1 if any check fails.
+It reads the variants bucket's website configuration with boto3, uploads one
+tiny probe original (``doctor-probe/<random>.png``) to the originals bucket,
+requests URLs anonymously with ``requests`` (never following redirects except
+in the end-to-end check), and deletes the probe, its variant and its ledger
+entries at the end.  The privacy checks (originals unreadable, neither bucket
+listable) need a real S3: a local S3 server (s3rver) serves everything to
+everyone, so against one they are skipped unless ``--storage-url`` names an
+endpoint that behaves like S3.  Exit status 1 if any check fails.
 """
 
 from __future__ import annotations
@@ -48,11 +53,16 @@ PASS, FAIL, SKIP = "✓", "✗", "–"
 class Target:
     """Where the deployment lives.  ``public_url`` is CloudFront's, or the website's."""
 
-    bucket: str
+    bucket: str  # the public variants bucket, served as a website
+    originals_bucket: str  # private; the probe original goes here
     api_url: str
     website_url: str
     public_url: str
     s3: Any
+    # Where anonymous REST requests go (path-style: <storage_url>/<bucket>/<key>), and
+    # whether that endpoint enforces privacy at all (s3rver does not).
+    storage_url: str = ""
+    enforces_privacy: bool = True
     probe_key: str = field(default_factory=lambda: f"doctor-probe/{uuid.uuid4().hex}.png")
 
     @property
@@ -98,8 +108,14 @@ def failed(detail: str, fix: str) -> Result:
 def configure_command(target: Target) -> str:
     return (
         f"python scripts/ops/configure_bucket.py --bucket {target.bucket} "
-        f"--api-url {target.api_url} --public-read  (a stack: run `make deploy` again)"
+        f"--api-url {target.api_url} --public-read --originals {target.originals_bucket}  "
+        "(a stack: run `make deploy` again)"
     )
+
+
+def storage(target: Target, bucket: str, query: str = "") -> str:
+    """An anonymous REST request's URL for ``bucket`` (path-style), plus ``query``."""
+    return f"{target.storage_url.rstrip('/')}/{bucket}{query}"
 
 
 def get(url: str, *, follow: bool = False) -> requests.Response:
@@ -147,15 +163,36 @@ def routing_rule(target: Target) -> Result:
     return passed(f"{redirect.status} → {target.api_url}/resize/…")
 
 
-@check("public read: an anonymous GET of an existing object answers 200")
-def public_read(target: Target) -> Result:
-    response = get(f"{target.website_url}/{target.probe_key}")
-    if response.status_code == 200:
+@check("originals are private: an anonymous GET of an original is refused")
+def originals_private(target: Target) -> Result:
+    if not target.enforces_privacy:
+        return Result(SKIP, "", "skipped: this S3 server serves every object to everyone")
+    response = get(storage(target, target.originals_bucket, f"/{target.probe_key}"))
+    if response.status_code == 403:
+        return passed("403")
+    return failed(
+        f"{response.status_code} for the probe original: anyone can download full-size "
+        "originals, EXIF position included",
+        "turn on all four Block Public Access settings of the originals bucket and remove any "
+        "public statement from its policy: " + configure_command(target),
+    )
+
+
+@check("neither bucket can be listed anonymously")
+def nothing_listable(target: Target) -> Result:
+    if not target.enforces_privacy:
+        return Result(SKIP, "", "skipped: this S3 server lets everyone list")
+    listable = [
+        bucket
+        for bucket in (target.bucket, target.originals_bucket)
+        if get(storage(target, bucket, "?list-type=2")).status_code != 403
+    ]
+    if not listable:
         return passed()
     return failed(
-        f"{response.status_code} for the probe original",
-        "allow s3:GetObject to everyone in the bucket policy and turn off BlockPublicPolicy and "
-        "RestrictPublicBuckets (bucket and account level): " + configure_command(target),
+        f"anyone can list every key of {', '.join(listable)}",
+        "remove public s3:ListBucket from the bucket policy; the website's 404 rule needs only "
+        "public s3:GetObject on the variants bucket: " + configure_command(target),
     )
 
 
@@ -167,10 +204,11 @@ def missing_key(target: Target) -> Result:
         return passed(f"{response.status_code} from the rule")
     if response.status_code == 403:
         return failed(
-            "403: S3 hides missing keys from users who may not list the bucket, "
-            "so the 404 rule never fires",
-            "allow s3:ListBucket to everyone (the bucket policy of infra/resources.json): "
-            + configure_command(target),
+            "403: the website endpoint answers a missing key with 403 when anonymous users may "
+            "not read the bucket, so the 404 rule never fires",
+            "allow s3:GetObject to everyone on the variants bucket (its policy in "
+            "infra/resources.json) and turn off BlockPublicPolicy and RestrictPublicBuckets "
+            "for it (bucket and account level): " + configure_command(target),
         )
     return failed(
         f"{response.status_code} without a redirect: no routing rule applied",
@@ -207,7 +245,7 @@ def miss_chain(target: Target) -> Result:
     )
 
 
-@check("the public URL serves an existing variant with its long Cache-Control")
+@check("public read: the public URL serves an existing variant with its Cache-Control")
 def variant_served(target: Target) -> Result:
     response = get(f"{target.public_url}/{PROBE_SIZE}/{target.probe_key}")
     cache_control = response.headers.get("Cache-Control", "")
@@ -244,7 +282,8 @@ def cdn_keeps_no_redirect(target: Target) -> Result:
 CHECKS = [
     website_hosting,
     routing_rule,
-    public_read,
+    originals_private,
+    nothing_listable,
     missing_key,
     api_answers,
     miss_chain,
@@ -264,7 +303,10 @@ def probe_png() -> bytes:
 def run_checks(target: Target) -> list[Result]:
     """Upload the probe, run every check, remove the probe, its variant and ledger entries."""
     target.s3.put_object(
-        Bucket=target.bucket, Key=target.probe_key, Body=probe_png(), ContentType="image/png"
+        Bucket=target.originals_bucket,
+        Key=target.probe_key,
+        Body=probe_png(),
+        ContentType="image/png",
     )
     try:
         return [run(target) for run in CHECKS]
@@ -273,15 +315,15 @@ def run_checks(target: Target) -> list[Result]:
             Bucket=target.bucket, Prefix=original_prefix(target.probe_key)
         ).get("Contents", [])
         made = (
-            target.probe_key,
-            f"{PROBE_SIZE}/{target.probe_key}",
-            *(entry["Key"] for entry in ledger),
+            (target.originals_bucket, target.probe_key),
+            (target.bucket, f"{PROBE_SIZE}/{target.probe_key}"),
+            *((target.bucket, entry["Key"]) for entry in ledger),
         )
-        for key in made:
+        for bucket, key in made:
             try:
-                target.s3.delete_object(Bucket=target.bucket, Key=key)
+                target.s3.delete_object(Bucket=bucket, Key=key)
             except (ClientError, BotoCoreError) as err:
-                print(f"could not delete s3://{target.bucket}/{key}: {err}", file=sys.stderr)
+                print(f"could not delete s3://{bucket}/{key}: {err}", file=sys.stderr)
 
 
 def report(results: list[Result]) -> str:
@@ -302,12 +344,15 @@ def stack_target(stack: str, region: str | None) -> Target:
     cloudformation = boto3.client("cloudformation", region_name=region)
     description = cloudformation.describe_stacks(StackName=stack)["Stacks"][0]
     outputs = {o["OutputKey"]: o["OutputValue"] for o in description.get("Outputs", [])}
+    s3 = boto3.client("s3", region_name=region)
     return Target(
         bucket=outputs["BucketName"],
+        originals_bucket=outputs["OriginalsBucketName"],
         api_url=outputs["ApiURL"],
         website_url=outputs["WebsiteURL"],
         public_url=outputs["PublicURL"],
-        s3=boto3.client("s3", region_name=region),
+        s3=s3,
+        storage_url=s3.meta.endpoint_url,
     )
 
 
@@ -318,10 +363,13 @@ def local_target() -> Target:
     bucket = os.environ.get("BUCKET", "images")
     return Target(
         bucket=bucket,
+        originals_bucket=os.environ.get("ORIGINALS_BUCKET", "originals"),
         api_url=f"http://{host}:{os.environ.get('API_PORT', '8000')}",
         website_url=f"{s3_url}/{bucket}",
         public_url=f"{s3_url}/{bucket}",
         s3=s3_client(s3_url, region=None, **LOCAL_CREDENTIALS),
+        storage_url=s3_url,
+        enforces_privacy=False,
     )
 
 
@@ -343,37 +391,47 @@ def parse_target(argv: list[str] | None) -> Target:
     source.add_argument("--stack", help="CloudFormation stack made by `make deploy`")
     source.add_argument("--local", action="store_true", help="the `make run` stack")
     parser.add_argument("--region")
-    parser.add_argument("--bucket")
+    parser.add_argument("--bucket", help="the public variants bucket")
+    parser.add_argument("--originals", help="the private originals bucket")
     parser.add_argument("--api-url", help="API base with its stage path")
     parser.add_argument("--website-url", help="the bucket's website base URL")
     parser.add_argument("--public-url", help="CloudFront URL (default: the website URL)")
     parser.add_argument("--endpoint-url", help="S3 API endpoint (a local S3 server)")
+    parser.add_argument(
+        "--storage-url",
+        help="where anonymous REST requests go, if it enforces privacy like S3 (default: the "
+        "S3 endpoint; privacy checks are skipped for a local --endpoint-url)",
+    )
     args = parser.parse_args(argv)
     if args.stack:
         return stack_target(args.stack, args.region)
     if args.local:
         return local_target()
-    if not (args.bucket and args.api_url and args.website_url):
-        parser.error("give --stack, --local, or --bucket, --api-url and --website-url")
+    if not (args.bucket and args.originals and args.api_url and args.website_url):
+        parser.error("give --stack, --local, or --bucket, --originals, --api-url, --website-url")
+    s3 = s3_client(args.endpoint_url, args.region)
     return Target(
         bucket=args.bucket,
+        originals_bucket=args.originals,
         api_url=args.api_url.rstrip("/"),
         website_url=args.website_url.rstrip("/"),
         public_url=(args.public_url or args.website_url).rstrip("/"),
-        s3=s3_client(args.endpoint_url, args.region),
+        s3=s3,
+        storage_url=args.storage_url or s3.meta.endpoint_url,
+        enforces_privacy=bool(args.storage_url or not args.endpoint_url),
     )
 
 
 def main(argv: list[str] | None = None) -> int:
     target = parse_target(argv)
     print(
-        f"bucket {target.bucket}; API {target.api_url}; website {target.website_url}; "
-        f"public {target.public_url}\n"
+        f"variants {target.bucket}; originals {target.originals_bucket}; API {target.api_url}; "
+        f"website {target.website_url}; public {target.public_url}\n"
     )
     try:
         results = run_checks(target)
     except (ClientError, BotoCoreError) as err:
-        print(f"✗ cannot upload the probe original to s3://{target.bucket}: {err}")
+        print(f"✗ cannot upload the probe original to s3://{target.originals_bucket}: {err}")
         print(
             "    fix: check that S3 is reachable (--local: is `make run` running?) and that "
             "the credentials may put and delete objects in the bucket"
