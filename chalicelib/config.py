@@ -16,7 +16,13 @@ from chalicelib.grammar import ResizeSpec, parse_size
 from chalicelib.imaging import ImagingLimits
 from chalicelib.ledger import MAX_BUDGET
 
-CACHE_CONTROL_VARIANT = "public, max-age=31536000, immutable"
+# Variants: the CDN keeps them a year (an overwrite or delete invalidates its
+# paths); browsers revalidate after VARIANT_BROWSER_MAX_AGE (an ETag match is a
+# 304), since nothing can purge a browser's cache.
+CDN_MAX_AGE_SECONDS = 31_536_000
+DEFAULT_BROWSER_MAX_AGE_SECONDS = 86_400
+# Rendered as soon as an original arrives: a gallery's thumbnail and common widths.
+DEFAULT_PRESET_SIZES = "160x160-cover,320x,640x,1280x"
 MIN_SIGNING_KEY_BYTES = 16
 MIN_UPLOAD_TOKEN_CHARS = 12
 _UPLOAD_PREFIX = re.compile(r"[a-z][a-z0-9-]{0,62}")
@@ -53,6 +59,18 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     upload_expiry_seconds: int = 300
     upload_prefix: str = "uploads"
+    # The originals' lifecycle (README, "Lifecycle").
+    metadata_table: str = ""
+    notify_topic_arn: str = ""
+    preset_sizes: tuple[ResizeSpec, ...] = ()
+    keep_gps_metadata: bool = False
+    variant_browser_max_age: int = DEFAULT_BROWSER_MAX_AGE_SECONDS
+    cdn_distribution_id: str = ""
+
+    @property
+    def variant_cache_control(self) -> str:
+        """Long at the CDN, short in browsers: a purge reaches the first, never the second."""
+        return f"public, max-age={self.variant_browser_max_age}, s-maxage={CDN_MAX_AGE_SECONDS}"
 
     @property
     def originals(self) -> str:
@@ -66,12 +84,13 @@ class Settings:
         if not bucket:
             raise ConfigError("IMAGE_BUCKET is required")
         max_dimension = _int(env, "MAX_DIMENSION", 4096, low=1, high=16384)
+        allowed_sizes = _allowed_sizes(env.get("ALLOWED_SIZES", ""), max_dimension)
         return cls(
             bucket=bucket,
             public_url=_public_url(env.get("PUBLIC_URL", "")),
             s3_endpoint_url=env.get("S3_ENDPOINT_URL") or None,
             max_dimension=max_dimension,
-            allowed_sizes=_allowed_sizes(env.get("ALLOWED_SIZES", ""), max_dimension),
+            allowed_sizes=allowed_sizes,
             imaging=ImagingLimits(
                 background=_colour(env.get("BACKGROUND_COLOR", "")),
                 max_frames=_int(
@@ -113,6 +132,18 @@ class Settings:
             cors_origins=_cors_origins(env.get("CORS_ORIGINS", "")),
             upload_expiry_seconds=_int(env, "UPLOAD_EXPIRY_SECONDS", 300, low=10, high=3600),
             upload_prefix=_upload_prefix(env.get("UPLOAD_PREFIX", "uploads")),
+            metadata_table=env.get("METADATA_TABLE", "").strip(),
+            notify_topic_arn=_arn(env, "NOTIFY_TOPIC_ARN", "sns"),
+            preset_sizes=_preset_sizes(env.get("PRESET_SIZES"), max_dimension, allowed_sizes),
+            keep_gps_metadata=_bool(env, "KEEP_GPS_METADATA"),
+            variant_browser_max_age=_int(
+                env,
+                "VARIANT_BROWSER_MAX_AGE",
+                DEFAULT_BROWSER_MAX_AGE_SECONDS,
+                low=0,
+                high=CDN_MAX_AGE_SECONDS,
+            ),
+            cdn_distribution_id=_distribution_id(env.get("CDN_DISTRIBUTION_ID", "")),
         )
 
 
@@ -186,6 +217,45 @@ def _public_url(raw: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
         raise ConfigError(f"PUBLIC_URL must be an absolute http(s) URL, got {raw!r}")
     return url
+
+
+def _preset_sizes(
+    raw: str | None, max_dimension: int, allowed: frozenset[ResizeSpec] | None
+) -> tuple[ResizeSpec, ...]:
+    """Size tokens rendered on upload, each canonical and allowed; empty: none.
+
+    Unset: those of the defaults that MAX_DIMENSION and ALLOWED_SIZES allow.
+    Set: every token must be valid and allowed.
+    """
+    tokens = [t.strip() for t in (DEFAULT_PRESET_SIZES if raw is None else raw).split(",")]
+    specs: dict[ResizeSpec, None] = {}
+    for token in filter(None, tokens):
+        try:
+            spec = parse_size(token, max_dimension)
+        except ServiceError as err:
+            if raw is None:
+                continue  # a default over this deployment's MAX_DIMENSION
+            raise ConfigError(f"PRESET_SIZES: {err.public_message}") from err
+        if allowed is not None and spec not in allowed:
+            if raw is None:
+                continue
+            raise ConfigError(f"PRESET_SIZES: {token} is not in ALLOWED_SIZES")
+        specs[spec] = None
+    return tuple(specs)
+
+
+def _arn(env: Mapping[str, str], name: str, service: str) -> str:
+    raw = env.get(name, "").strip()
+    if raw and not re.fullmatch(rf"arn:aws[a-z-]*:{service}:[a-z0-9-]+:[0-9]{{12}}:[\w.-]+", raw):
+        raise ConfigError(f"{name} must be an {service.upper()} ARN, got {raw!r}")
+    return raw
+
+
+def _distribution_id(raw: str) -> str:
+    text = raw.strip()
+    if text and not re.fullmatch(r"[A-Z0-9]{8,32}", text):
+        raise ConfigError(f"CDN_DISTRIBUTION_ID must look like E2QWRUHAPOMQZL, got {raw!r}")
+    return text
 
 
 def _allowed_sizes(raw: str, max_dimension: int) -> frozenset[ResizeSpec] | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from io import BytesIO
 from typing import Any
@@ -617,3 +617,8 @@ def _swap_geometry(geometry: Geometry) -> Geometry:
             for size in (geometry.source, geometry.crop, geometry.content, geometry.canvas)
         )
     )
+
+
+def open_checked(original: bytes) -> AbstractContextManager[Image.Image]:
+    """The original opened for reading (only the formats we decode), Pillow's failures typed."""
+    return _opened(original)

@@ -51,6 +51,20 @@ class Ledger:
                 aliases.add(rest)
         return cls(outputs, frozenset(aliases))
 
+    def with_output(self, canonical_token: str, path: str) -> Ledger:
+        """This ledger once the output ``canonical_token`` is stored at ``path`` (if it wasn't)."""
+        if canonical_token in self.outputs:
+            return self
+        return Ledger({**self.outputs, canonical_token: path}, self.aliases)
+
+    def entries(self, key: str) -> dict[str, str]:
+        """Each stored object of ``key`` (output or redirect) → the ledger entry naming it."""
+        stored = {
+            f"{path}/{key}": output_entry(key, token, path) for token, path in self.outputs.items()
+        }
+        stored.update({f"{path}/{key}": alias_entry(key, path) for path in self.aliases})
+        return stored
+
 
 def original_prefix(key: str) -> str:
     """Every ledger entry of ``key``, and nothing of any other original, starts with this."""

@@ -8,13 +8,13 @@ count is checked from the image header before decoding.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import suppress
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from chalicelib.config import CACHE_CONTROL_VARIANT, Settings
+from chalicelib.config import Settings
 from chalicelib.errors import (
     EmptyOriginal,
     InvalidKey,
@@ -54,6 +54,8 @@ from chalicelib.storage import ImageStore, ObjectInfo
 _LOOKUPS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="s3-lookup")
 
 
+# The x-amz-meta- name on every variant and redirect object: the original's ETag it was made from.
+SOURCE_ETAG = "source-etag"
 # Entries of the ledger are empty objects; nothing should cache them.
 _LEDGER_ENTRY = {"content_type": "application/octet-stream", "cache_control": "no-store"}
 # One LIST page: all a ledger holds within the budget, or the first page without one.
@@ -67,6 +69,14 @@ class Lookup:
     variant: ObjectInfo | None
     original: ObjectInfo | None
     ledger: Ledger
+
+
+@dataclass(frozen=True)
+class Made:
+    """Where a request's pixels are stored, and which output they are."""
+
+    key: str
+    canonical: str
 
 
 @dataclass(frozen=True)
@@ -113,17 +123,34 @@ class ResizeService:
             self._check_not_looping(found.variant)
             return self.public_url(request.variant_key)
         original = self._fetch_original(request.key, found.original)
-        source = inspect(original, request.spec, self._settings.imaging)
-        canonical = canonical_spec(source.size, request.spec).token
-        stored_path = found.ledger.outputs.get(canonical)
-        if stored_path is not None and stored_path != request.path:
-            # Another spelling already made these pixels: point at them, render nothing.
-            target_key = f"{stored_path}/{request.key}"
-            self._store_redirect(request, target_key, found.ledger)
-            return self.public_url(target_key)
-        self._check_budget(canonical, found.ledger)
-        self._render_and_store(request, canonical, original)
-        return self.public_url(request.variant_key)
+        assert found.original is not None  # _fetch_original refuses a missing one
+        made = self._make(request, original, found.original.etag, found.ledger)
+        return self.public_url(made.key)
+
+    def prerender(
+        self, key: str, original: bytes, etag: str, specs: Sequence[ResizeSpec]
+    ) -> dict[str, str]:
+        """Make ``specs`` of an original already in hand (presets); size token → public URL.
+
+        The same checks and storage as a miss, without the look-ups a miss
+        needs: the caller has the original, and one LIST reads its ledger.
+        A spec already stored under its own spelling is left as it is (so a
+        redelivered upload renders nothing twice); past the budget, the rest
+        wait for their first request, which answers as a miss would.
+        """
+        ledger = self._read_ledger(key)
+        urls: dict[str, str] = {}
+        for spec in specs:
+            request = self._signed(VariantRequest(spec, key))
+            self._check_fits(request)
+            self.check_policy(request)
+            try:
+                made = self._make(request, original, etag, ledger, keep_stored=True)
+            except VariantBudgetExhausted:
+                break
+            ledger = ledger.with_output(made.canonical, made.key.removesuffix(f"/{key}"))
+            urls[spec.token] = self.public_url(made.key)
+        return urls
 
     def parse(self, segments: list[str]) -> VariantRequest:
         """Path segments (still percent-encoded) → a request; the signature leads when signing."""
@@ -140,6 +167,12 @@ class ResizeService:
             size = size_text  # not UTF-8: parse_size refuses it as it stands
         spec = parse_size(size, self._settings.max_dimension)
         request = VariantRequest(spec, parse_key(key_segments), signature)
+        self._check_fits(request)
+        return request
+
+    @staticmethod
+    def _check_fits(request: VariantRequest) -> None:
+        """The variant's key and its longest ledger entry must fit S3's key length."""
         longest = max(
             len(request.variant_key.encode()), longest_entry_bytes(request.key, request.path)
         )
@@ -147,7 +180,6 @@ class ResizeService:
             raise InvalidKey(
                 f"the key is too long to store a variant of it within {MAX_KEY_BYTES} bytes"
             )
-        return request
 
     def check_policy(self, request: VariantRequest) -> VariantRequest | None:
         """Signature, key and size rules, before any I/O; a snapped request to redirect to."""
@@ -189,18 +221,52 @@ class ResizeService:
 
     def _look_up(self, request: VariantRequest) -> Lookup:
         """The variant, the original and the original's ledger, in one round trip."""
-        budget = self._settings.max_variants_per_original
-        listing = 2 * (budget + 1) if budget else _LEDGER_PAGE
         lookups = [
             _LOOKUPS.submit(self._store.head, request.variant_key),
             _LOOKUPS.submit(self._originals.head, request.key),
-            _LOOKUPS.submit(self._store.list_names, original_prefix(request.key), listing),
+            _LOOKUPS.submit(self._store.list_names, original_prefix(request.key), self._listing()),
         ]
         # Let every look-up finish before one's failure answers: nothing keeps
         # retrying after the response (on Lambda, into the next invocation).
         wait(lookups)
         variant, original, ledger = (lookup.result() for lookup in lookups)
         return Lookup(variant, original, Ledger.from_names(ledger))
+
+    def _read_ledger(self, key: str) -> Ledger:
+        return Ledger.from_names(self._store.list_names(original_prefix(key), self._listing()))
+
+    def _listing(self) -> int:
+        """How many ledger names one LIST asks for: both kinds within the budget."""
+        budget = self._settings.max_variants_per_original
+        return 2 * (budget + 1) if budget else _LEDGER_PAGE
+
+    def _make(
+        self,
+        request: VariantRequest,
+        original: bytes,
+        etag: str,
+        ledger: Ledger,
+        *,
+        keep_stored: bool = False,
+    ) -> Made:
+        """Store the request's variant, or a redirect to the same pixels stored by another spelling.
+
+        ``keep_stored``: an output the ledger already places at this spelling
+        is taken as made (a miss renders it again: its first render may have
+        failed after claiming the entry).
+        """
+        source = inspect(original, request.spec, self._settings.imaging)
+        canonical = canonical_spec(source.size, request.spec).token
+        stored_path = ledger.outputs.get(canonical)
+        if stored_path is not None and (stored_path != request.path or keep_stored):
+            target_key = f"{stored_path}/{request.key}"
+            if stored_path != request.path:
+                # Another spelling already made these pixels: point at them, render nothing.
+                self._store_redirect(request, target_key, ledger, etag)
+            return Made(target_key, canonical)
+        self._check_budget(canonical, ledger)
+        self._render_and_store(request, canonical, original, etag)
+        return Made(request.variant_key, canonical)
 
     def _check_not_looping(self, variant: ObjectInfo) -> None:
         """A variant made a moment ago is a race between first requests; long ago, a loop.
@@ -245,8 +311,14 @@ class ResizeService:
                 f"this original already has {budget} variants; use one of its existing sizes"
             )
 
-    def _render_and_store(self, request: VariantRequest, canonical: str, original: bytes) -> None:
-        """Claim the output in the ledger first, so concurrent requests count it, then make it."""
+    def _render_and_store(
+        self, request: VariantRequest, canonical: str, original: bytes, etag: str
+    ) -> None:
+        """Claim the output in the ledger first, so concurrent requests count it, then make it.
+
+        The variant records the ETag of the original it was made from: a purge
+        after an overwrite keeps exactly the variants made from the new one.
+        """
         entry = output_entry(request.key, canonical, request.path)
         reserved = self._store.put_new(entry, b"", **_LEDGER_ENTRY)
         try:
@@ -255,7 +327,8 @@ class ResizeService:
                 request.variant_key,
                 rendered.body,
                 content_type=rendered.content_type,
-                cache_control=CACHE_CONTROL_VARIANT,
+                cache_control=self._settings.variant_cache_control,
+                metadata={SOURCE_ETAG: etag},
             )
         except BaseException:
             if reserved:
@@ -265,7 +338,9 @@ class ResizeService:
                     self._store.delete(entry)
             raise
 
-    def _store_redirect(self, request: VariantRequest, target_key: str, ledger: Ledger) -> None:
+    def _store_redirect(
+        self, request: VariantRequest, target_key: str, ledger: Ledger, etag: str
+    ) -> None:
         """Store ``request``'s URL as a website redirect to ``target_key``, within the budget.
 
         Redirect objects are counted apart from outputs, with the same cap:
@@ -280,8 +355,9 @@ class ResizeService:
             request.variant_key,
             b"",
             content_type="application/octet-stream",
-            cache_control=CACHE_CONTROL_VARIANT,
+            cache_control=self._settings.variant_cache_control,
             redirect_to=self.public_url(target_key),
+            metadata={SOURCE_ETAG: etag},
         )
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -16,11 +17,16 @@ _MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
 _ALREADY_WRITTEN = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
 
 
+# S3's DeleteObjects takes at most this many keys a request.
+DELETE_BATCH = 1000
+
+
 @dataclass(frozen=True)
 class ObjectInfo:
     size: int
     etag: str
     last_modified: datetime
+    metadata: Mapping[str, str] = field(default_factory=dict)  # x-amz-meta-*, names lowercased
 
 
 class ImageStore:
@@ -40,7 +46,12 @@ class ImageStore:
             raise _unavailable(err) from err
         except BotoCoreError as err:
             raise _unavailable(err) from err
-        return ObjectInfo(response["ContentLength"], response["ETag"], response["LastModified"])
+        return ObjectInfo(
+            response["ContentLength"],
+            response["ETag"],
+            response["LastModified"],
+            {name.lower(): value for name, value in response.get("Metadata", {}).items()},
+        )
 
     def get(self, key: str, *, etag: str | None = None, max_bytes: int | None = None) -> bytes:
         """The object's bytes, the version with ``etag`` if given, never more than ``max_bytes``."""
@@ -72,6 +83,7 @@ class ImageStore:
         content_type: str,
         cache_control: str,
         redirect_to: str | None = None,
+        metadata: Mapping[str, str] | None = None,
     ) -> bool:
         """Write the whole object in one request unless it exists; False if it did.
 
@@ -80,7 +92,9 @@ class ImageStore:
         write the same bytes again.  With ``redirect_to`` the object is a
         website redirect: the website endpoint answers it with a 301 there.
         """
-        options = {"WebsiteRedirectLocation": redirect_to} if redirect_to else {}
+        options: dict[str, Any] = {"WebsiteRedirectLocation": redirect_to} if redirect_to else {}
+        if metadata:
+            options["Metadata"] = dict(metadata)
         try:
             self._client.put_object(
                 Bucket=self._bucket,
@@ -105,6 +119,36 @@ class ImageStore:
             self._client.delete_object(Bucket=self._bucket, Key=key)
         except (ClientError, BotoCoreError) as err:
             raise _unavailable(err) from err
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        """Remove objects, a thousand a request; any key S3 could not delete is an error."""
+        batch = list(dict.fromkeys(keys))
+        for start in range(0, len(batch), DELETE_BATCH):
+            objects = [{"Key": key} for key in batch[start : start + DELETE_BATCH]]
+            try:
+                response = self._client.delete_objects(
+                    Bucket=self._bucket, Delete={"Objects": objects, "Quiet": True}
+                )
+            except (ClientError, BotoCoreError) as err:
+                raise _unavailable(err) from err
+            if response.get("Errors"):
+                raise StorageUnavailable(
+                    "storage is unavailable, try again", repr(response["Errors"][:5])
+                )
+
+    def list_all_names(self, prefix: str) -> list[str]:
+        """Every key name under ``prefix``, the prefix removed, however many pages it takes."""
+        names: list[str] = []
+        token: dict[str, str] = {}
+        while True:
+            try:
+                response = self._client.list_objects_v2(Bucket=self._bucket, Prefix=prefix, **token)
+            except (ClientError, BotoCoreError) as err:
+                raise _unavailable(err) from err
+            names += [item["Key"][len(prefix) :] for item in response.get("Contents", [])]
+            if not response.get("IsTruncated"):
+                return names
+            token = {"ContinuationToken": response["NextContinuationToken"]}
 
     def list_names(self, prefix: str, limit: int) -> list[str]:
         """Up to ``limit`` key names under ``prefix``, the prefix removed (one LIST request)."""

@@ -60,7 +60,10 @@ def test_miss_stores_variant_and_redirects_to_public_url(website: Any, client: A
     assert response.headers["Cache-Control"] == "no-store"
     head = website.head_object(Bucket=BUCKET, Key="300x300/photos/cat.jpg")
     assert head["ContentType"] == "image/jpeg"
-    assert head["CacheControl"] == "public, max-age=31536000, immutable"
+    assert head["CacheControl"] == "public, max-age=86400, s-maxage=31536000"
+    assert head["Metadata"] == {
+        "source-etag": website.head_object(Bucket=BUCKET, Key="photos/cat.jpg")["ETag"]
+    }
 
 
 def test_full_chain_then_hit(website: Any, client: Any) -> None:

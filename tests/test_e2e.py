@@ -32,7 +32,7 @@ def test_miss_redirects_through_api_then_hit_is_plain_200(local_stack: Any) -> N
     assert first.history[0].headers["Location"].startswith(f"{local_stack.api_url}/resize/")
     assert first.history[1].headers["Location"] == url(local_stack, "300x300", "e2e/cat.jpg")
     assert first.headers["Content-Type"] == "image/jpeg"
-    assert first.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert first.headers["Cache-Control"] == "public, max-age=86400, s-maxage=31536000"
     assert corpus.opened(first.content).size == (300, 225)
 
     second = requests.get(url(local_stack, "300x300", "e2e/cat.jpg"), timeout=30)

@@ -1,0 +1,123 @@
+"""What an original is: size as displayed, format, frames, when and with what it was taken.
+
+Pure, like imaging: bytes in, a frozen value out.  It reads headers and EXIF
+only (no pixel is decoded), after the same container walk and pixel check a
+render runs first, so a hostile original is refused here as it would be there.
+GPS is read only when asked for: a photo's position is personal data, and the
+metadata store keeps it only with ``KEEP_GPS_METADATA``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from PIL import ExifTags, Image
+
+from chalicelib import preflight
+from chalicelib.imaging import ImagingLimits, check_pixels, open_checked
+
+_ORIENTATION = 0x0112
+_SWAPPING_ORIENTATIONS = frozenset({5, 6, 7, 8})
+_MAKE, _MODEL = 0x010F, 0x0110
+_DATE_TIME_ORIGINAL, _DATE_TIME = 0x9003, 0x0132
+_EXIF_DATE = "%Y:%m:%d %H:%M:%S"
+MAX_TEXT_CHARS = 64  # camera names are short; a longer EXIF string is noise or an attack
+
+
+@dataclass(frozen=True)
+class Gps:
+    latitude: float
+    longitude: float
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    """An original as a viewer shows it: upright width and height (EXIF orientation applied)."""
+
+    format: str  # Pillow's name: JPEG, PNG, GIF, WEBP, AVIF, BMP, TIFF (MPO reads as JPEG)
+    width: int
+    height: int
+    frames: int = 1
+    taken_at: str | None = None  # ISO 8601, as the camera wrote it (no time zone)
+    camera_make: str | None = None
+    camera_model: str | None = None
+    gps: Gps | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data, for JSON and the metadata store; absent facts left out."""
+        return {name: value for name, value in asdict(self).items() if value is not None}
+
+
+def describe(original: bytes, limits: ImagingLimits, *, with_gps: bool = False) -> ImageFacts:
+    """The facts of ``original``; raises the typed errors a render would (415, 413, 422)."""
+    structure = preflight.walk(original, limits.max_frames)
+    with open_checked(original) as image:
+        check_pixels(image.size, limits)
+        exif = image.getexif()
+        width, height = image.size
+        if exif.get(_ORIENTATION, 1) in _SWAPPING_ORIENTATIONS:
+            width, height = height, width
+        return ImageFacts(
+            format="JPEG" if image.format == "MPO" else str(image.format),
+            width=width,
+            height=height,
+            frames=_frames(image, structure),
+            taken_at=_taken_at(exif),
+            camera_make=_text(exif.get(_MAKE)),
+            camera_model=_text(exif.get(_MODEL)),
+            gps=_gps(exif) if with_gps else None,
+        )
+
+
+def _frames(image: Image.Image, structure: preflight.Structure) -> int:
+    """Frames as counted by the walk (never by seeking through them); TIFF pages count once."""
+    if image.format in ("TIFF", "MPO", "JPEG"):
+        return 1
+    if structure.frames is not None:
+        return structure.frames
+    return int(getattr(image, "n_frames", 1))
+
+
+def _taken_at(exif: Image.Exif) -> str | None:
+    details = exif.get_ifd(ExifTags.IFD.Exif)
+    for raw in (details.get(_DATE_TIME_ORIGINAL), exif.get(_DATE_TIME)):
+        text = _text(raw)
+        if text is None:
+            continue
+        try:
+            return datetime.strptime(text, _EXIF_DATE).isoformat()
+        except ValueError:
+            continue  # "0000:00:00 00:00:00" and other placeholders
+    return None
+
+
+def _text(raw: object) -> str | None:
+    """A printable EXIF string, stripped of padding; None for anything else."""
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", "replace")
+    if not isinstance(raw, str):
+        return None
+    text = raw.strip("\x00 ").strip()
+    if not text or len(text) > MAX_TEXT_CHARS or not text.isprintable():
+        return None
+    return text
+
+
+def _gps(exif: Image.Exif) -> Gps | None:
+    gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
+    try:
+        latitude = _degrees(gps[ExifTags.GPS.GPSLatitude], gps[ExifTags.GPS.GPSLatitudeRef])
+        longitude = _degrees(gps[ExifTags.GPS.GPSLongitude], gps[ExifTags.GPS.GPSLongitudeRef])
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        return None
+    if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
+        return None
+    return Gps(round(latitude, 6), round(longitude, 6))
+
+
+def _degrees(parts: Any, reference: Any) -> float:
+    degrees, minutes, seconds = (float(part) for part in parts)
+    value = degrees + minutes / 60 + seconds / 3600
+    return -value if str(reference).strip("\x00").upper() in ("S", "W") else value
