@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from chalice import Chalice, Response
+from chalice.app import SQSEvent
 
 from chalicelib import runtime
-from chalicelib.errors import NotAVariantUrl, OriginNotAllowed, ServiceError
+from chalicelib.errors import NotAVariantUrl, NotYetKnown, OriginNotAllowed, ServiceError
+from chalicelib.grammar import parse_key
 from chalicelib.http import NO_STORE, cors_headers, json_errors, redirect
-from chalicelib.uploads import parse_upload_request, uploader_id
+from chalicelib.uploads import parse_list_request, parse_upload_request, uploader_id
 
 app = Chalice(app_name="image-resizer")
 
@@ -37,27 +39,44 @@ def resize_without_key(size: str) -> Response:
     raise NotAVariantUrl("URLs look like /<size>/<key>, e.g. /300x200/photos/cat.jpg")
 
 
+def _segments(key_segments: dict[str, str]) -> list[str]:
+    return [key_segments[f"k{depth}"] for depth in range(len(key_segments))]
+
+
 @json_errors
 def resize(size: str, **key_segments: str) -> Response:
-    segments = [key_segments[f"k{depth}"] for depth in range(len(key_segments))]
-    return redirect(runtime.get_service().resize(size, segments))
+    return redirect(runtime.get_service().resize(size, _segments(key_segments)))
+
+
+@json_errors
+def meta(**key_segments: str) -> Response:
+    """An original's record: its facts and processing state (404 until its event is handled)."""
+    key = parse_key(_segments(key_segments))
+    record = runtime.get_catalog().get(key)
+    if record is None or not record.live:
+        raise NotYetKnown(f"nothing is known of {key!r} (yet)")
+    return Response(body=record.public(), status_code=200, headers=dict(NO_STORE))
 
 
 for _depth in range(1, MAX_KEY_DEPTH + 1):
-    _segments = "/".join(f"{{k{i}}}" for i in range(_depth))
-    app.route(f"/resize/{{size}}/{_segments}", methods=METHODS, name=f"resize_depth_{_depth}")(
-        resize
-    )
+    _path = "/".join(f"{{k{i}}}" for i in range(_depth))
+    app.route(f"/resize/{{size}}/{_path}", methods=METHODS, name=f"resize_depth_{_depth}")(resize)
+    app.route(f"/meta/{_path}", methods=["GET"], name=f"meta_depth_{_depth}")(meta)
 
 
 # The body is parsed as JSON whatever it is labelled: `curl -d` sends form encoding.
 UPLOAD_BODY_TYPES = ["application/json", "text/plain", "application/x-www-form-urlencoded"]
-UPLOAD_METHODS = "POST, OPTIONS"
+UPLOAD_METHODS = "GET, POST, OPTIONS"
 
 
 @app.route("/uploads", methods=["POST"], content_types=UPLOAD_BODY_TYPES)
 def create_upload() -> Response:
     return _with_cors(_create_upload())
+
+
+@app.route("/uploads", methods=["GET"])
+def list_uploads() -> Response:
+    return _with_cors(_list_uploads())
 
 
 @app.route("/uploads", methods=["OPTIONS"])
@@ -73,6 +92,24 @@ def _create_upload() -> Response:
     )
     form = runtime.get_uploads().create(uploader, parse_upload_request(request.raw_body))
     return Response(body=form, status_code=201, headers=dict(NO_STORE))
+
+
+@json_errors
+def _list_uploads() -> Response:
+    """The caller's own originals, newest first: ``?limit=`` (≤ 100) and ``?cursor=``."""
+    request = app.current_request
+    uploader = uploader_id(
+        runtime.get_settings(), _claims(request.context), request.headers.get("authorization")
+    )
+    limit, cursor = parse_list_request(request.query_params or {})
+    records, next_cursor = runtime.get_catalog().list_for(uploader, limit, cursor)
+    usage = runtime.get_catalog().usage(uploader)
+    body = {
+        "uploads": [record.owned() for record in records],
+        "next_cursor": next_cursor,
+        "usage": {"bytes": usage.bytes, "originals": usage.originals},
+    }
+    return Response(body=body, status_code=200, headers=dict(NO_STORE))
 
 
 @json_errors
@@ -99,3 +136,14 @@ def _claims(context: dict[str, Any]) -> dict[str, Any] | None:
     """The user pool's claims, present once API Gateway's Cognito authorizer let the call in."""
     claims = (context.get("authorizer") or {}).get("claims")
     return claims if isinstance(claims, dict) else None
+
+
+# Originals' S3 events, through a queue (README, "Lifecycle").  The packaged
+# stack points this at its queue with a concurrency cap and partial-batch
+# replies; `make run` drives it with scripts/local/lambda_poller.py.
+EVENTS_QUEUE = "image-events"
+
+
+@app.on_sqs_message(queue=EVENTS_QUEUE, batch_size=10, maximum_concurrency=5)
+def on_original_event(event: SQSEvent) -> dict[str, Any]:
+    return runtime.get_lifecycle().handle_batch(event.to_dict()["Records"])

@@ -55,6 +55,13 @@ class OriginalNotFound(ServiceError):
     code = "original_not_found"
 
 
+class NotYetKnown(ServiceError):
+    """No record of that original: never uploaded, deleted, or its event not handled yet."""
+
+    status = 404
+    code = "not_found"
+
+
 class NotAVariantUrl(ServiceError):
     status = 404
     code = "not_a_variant_url"

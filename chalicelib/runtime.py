@@ -16,7 +16,10 @@ from typing import Any, TypeVar
 import boto3
 from botocore.config import Config
 
+from chalicelib.catalog import Catalog
 from chalicelib.config import Settings
+from chalicelib.errors import Misconfigured
+from chalicelib.lifecycle import CdnInvalidator, Notifier, OriginalLifecycle, Purger
 from chalicelib.service import ResizeService
 from chalicelib.storage import ImageStore
 from chalicelib.uploads import UploadService
@@ -72,7 +75,59 @@ def get_uploads() -> UploadService:
     return UploadService(get_settings(), get_s3_client())
 
 
+def _aws_config() -> Config:
+    settings = get_settings()
+    return Config(
+        connect_timeout=settings.s3_connect_timeout,
+        read_timeout=settings.s3_read_timeout,
+        retries={"mode": "standard", "total_max_attempts": settings.s3_max_attempts},
+    )
+
+
+@_built_once
+def get_catalog() -> Catalog:
+    """The metadata store; AWS_ENDPOINT_URL_DYNAMODB points boto3 at a local one."""
+    table = get_settings().metadata_table
+    if not table:
+        raise Misconfigured("metadata is not configured", "METADATA_TABLE is not set")
+    return Catalog(boto3.client("dynamodb", config=_aws_config()), table)
+
+
+@_built_once
+def get_lifecycle() -> OriginalLifecycle:
+    settings = get_settings()
+    client = get_s3_client()
+    variants = ImageStore(client, settings.bucket)
+    cdn = (
+        CdnInvalidator(
+            boto3.client("cloudfront", config=_aws_config()), settings.cdn_distribution_id
+        )
+        if settings.cdn_distribution_id
+        else None
+    )
+    notifier = (
+        Notifier(boto3.client("sns", config=_aws_config()), settings.notify_topic_arn)
+        if settings.notify_topic_arn
+        else None
+    )
+    return OriginalLifecycle(
+        settings,
+        ImageStore(client, settings.originals),
+        get_service(),
+        get_catalog(),
+        Purger(variants, cdn),
+        notifier,
+    )
+
+
 def reset() -> None:
     """Forget everything built so far (tests change the environment between cases)."""
-    for getter in (get_settings, get_s3_client, get_service, get_uploads):
+    for getter in (
+        get_settings,
+        get_s3_client,
+        get_service,
+        get_uploads,
+        get_catalog,
+        get_lifecycle,
+    ):
         getter.cache_clear()

@@ -284,6 +284,10 @@ class ResizeService:
                 "CDN path and check that redirects are not cached (scripts/ops/doctor.py)."
             )
 
+    def fetch_original(self, key: str, info: ObjectInfo | None) -> bytes:
+        """The original's bytes, refused from ``info`` when too large or empty (presets too)."""
+        return self._fetch_original(key, info)
+
     def _fetch_original(self, key: str, info: ObjectInfo | None) -> bytes:
         """Size checks from the HEAD, so an oversized original is never downloaded."""
         if info is None:

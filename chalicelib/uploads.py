@@ -34,6 +34,8 @@ UPLOAD_CONTENT_TYPES = frozenset(
     {"image/jpeg", "image/png", "image/gif", "image/webp", "image/avif", "image/bmp", "image/tiff"}
 )
 MAX_FILENAME_BYTES = 255
+MAX_PAGE = 100
+MAX_CURSOR_CHARS = 4096
 # The uploader's id goes into keys and metadata: Cognito's `sub` is a UUID.
 _UPLOADER_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 LOCAL_UPLOADER = "local"
@@ -65,6 +67,20 @@ def parse_upload_request(body: bytes | None) -> UploadRequest:
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
         raise InvalidUploadRequest('"size", when given, is the file\'s size in bytes')
     return UploadRequest(filename, content_type.strip().lower(), size)
+
+
+DEFAULT_PAGE = 20
+
+
+def parse_list_request(query: Mapping[str, str]) -> tuple[int, str | None]:
+    """``GET /uploads``'s ``limit`` (1–100, default 20) and ``cursor``."""
+    raw = query.get("limit", str(DEFAULT_PAGE))
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+        raise InvalidUploadRequest(f"limit must be a whole number from 1 to {MAX_PAGE}")
+    cursor = query.get("cursor") or None
+    if cursor is not None and len(cursor) > MAX_CURSOR_CHARS:
+        raise InvalidUploadRequest("the cursor is not one this API gave out")
+    return int(raw), cursor
 
 
 def check_filename(filename: str) -> None:

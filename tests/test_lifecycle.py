@@ -1,0 +1,379 @@
+"""The originals' lifecycle in-process (moto): purge, presets, metadata, usage, notifications.
+
+Events are built the way S3 sends them and handed to the same
+``OriginalLifecycle.handle_batch`` the Lambda runs, including duplicate and
+reordered deliveries.  The real processes (s3rver's events, the queue, the
+poller) are tested in test_lifecycle_e2e.py.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from io import BytesIO
+from typing import Any
+from urllib.parse import quote_plus
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from moto import mock_aws
+from PIL import Image
+
+from chalicelib.catalog import TABLE_SCHEMA, Catalog, State
+from chalicelib.config import Settings
+from chalicelib.grammar import parse_size
+from chalicelib.lifecycle import CdnInvalidator, Notifier, OriginalLifecycle, Outcome, Purger
+from chalicelib.service import SOURCE_ETAG, ResizeService
+from chalicelib.storage import ImageStore
+from tests import corpus
+from tests.conftest import BUCKET, PUBLIC_URL
+
+ORIGINALS = "originals"
+TABLE = "image-metadata"
+KEY = "uploads/alice/1/cat.jpg"
+PRESETS = ("160x160-cover", "320x")
+
+
+class Aws:
+    """moto's S3, DynamoDB, SNS and SQS, and a lifecycle built over them."""
+
+    def __init__(self, **settings: Any) -> None:
+        self.s3 = boto3.client("s3", region_name="us-east-1")
+        for bucket in (BUCKET, ORIGINALS):
+            self.s3.create_bucket(Bucket=bucket)
+        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+        dynamodb.create_table(TableName=TABLE, **TABLE_SCHEMA)
+        sns = boto3.client("sns", region_name="us-east-1")
+        topic = sns.create_topic(Name="image-events")["TopicArn"]
+        self.sqs = boto3.client("sqs", region_name="us-east-1")
+        self.inbox = self.sqs.create_queue(QueueName="inbox")["QueueUrl"]
+        inbox_arn = self.sqs.get_queue_attributes(QueueUrl=self.inbox, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=inbox_arn)
+        self.settings = Settings(
+            bucket=BUCKET,
+            public_url=PUBLIC_URL,
+            originals_bucket=ORIGINALS,
+            metadata_table=TABLE,
+            preset_sizes=tuple(parse_size(token, 4096) for token in PRESETS),
+            **settings,
+        )
+        variants = ImageStore(self.s3, BUCKET)
+        self.service = ResizeService(self.settings, variants, ImageStore(self.s3, ORIGINALS))
+        self.catalog = Catalog(dynamodb, TABLE)
+        self.cloudfront = boto3.client("cloudfront", region_name="us-east-1")
+        self.lifecycle = OriginalLifecycle(
+            self.settings,
+            ImageStore(self.s3, ORIGINALS),
+            self.service,
+            self.catalog,
+            Purger(variants),  # no CDN; one test below puts one in front
+            Notifier(sns, topic),
+        )
+        self._sequencers = itertools.count(0x5F00000000000000)
+        self._messages = itertools.count(1)
+
+    def put(self, key: str, body: bytes, uploader: str | None = "alice") -> dict[str, Any]:
+        """Store an original as an upload would, and return its ObjectCreated event."""
+        metadata = {"uploader": uploader} if uploader else {}
+        stored = self.s3.put_object(Bucket=ORIGINALS, Key=key, Body=body, Metadata=metadata)
+        return self.event("ObjectCreated:Post", key, etag=stored["ETag"], size=len(body))
+
+    def delete(self, key: str) -> dict[str, Any]:
+        self.s3.delete_object(Bucket=ORIGINALS, Key=key)
+        return self.event("ObjectRemoved:Delete", key)
+
+    def event(
+        self, name: str, key: str, etag: str | None = None, size: int | None = None
+    ) -> dict[str, Any]:
+        """One SQS record carrying one S3 notification, as Lambda hands it over."""
+        found: dict[str, Any] = {
+            "key": quote_plus(key, safe="/"),
+            "sequencer": f"{next(self._sequencers):X}",
+        }
+        if etag is not None:
+            found.update(eTag=etag.strip('"'), size=size)
+        body = {
+            "Records": [
+                {
+                    "eventVersion": "2.1",
+                    "eventSource": "aws:s3",
+                    "eventName": name,
+                    "eventTime": "2026-12-01T12:00:00.000Z",
+                    "s3": {"bucket": {"name": ORIGINALS}, "object": found},
+                }
+            ]
+        }
+        return {"messageId": f"m{next(self._messages)}", "body": json.dumps(body)}
+
+    def handle(self, *records: dict[str, Any]) -> list[str]:
+        """Handle one batch; the ids of the messages that failed."""
+        answer = self.lifecycle.handle_batch(list(records))
+        return [failure["itemIdentifier"] for failure in answer["batchItemFailures"]]
+
+    def variants(self) -> dict[str, str]:
+        """Every object in the public bucket → the source ETag it records ('' for ledger)."""
+        listed = self.s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])
+        return {
+            item["Key"]: self.s3.head_object(Bucket=BUCKET, Key=item["Key"])
+            .get("Metadata", {})
+            .get(SOURCE_ETAG, "")
+            for item in listed
+        }
+
+    def notifications(self) -> list[dict[str, Any]]:
+        received = self.sqs.receive_message(QueueUrl=self.inbox, MaxNumberOfMessages=10)
+        messages = received.get("Messages", [])
+        for message in messages:
+            self.sqs.delete_message(QueueUrl=self.inbox, ReceiptHandle=message["ReceiptHandle"])
+        return [json.loads(json.loads(m["Body"])["Message"]) for m in messages]
+
+
+@pytest.fixture
+def aws(app_env: dict[str, str]) -> Any:
+    with mock_aws():
+        yield Aws()
+
+
+def photo(size: tuple[int, int] = (1200, 900), **exif: Any) -> bytes:
+    image = Image.new("RGB", size, "teal")
+    tags = Image.Exif()
+    for tag, value in exif.items():
+        tags[int(tag.removeprefix("tag_"), 16)] = value
+    buffer = BytesIO()
+    image.save(buffer, "JPEG", exif=tags.tobytes())
+    return buffer.getvalue()
+
+
+def test_an_upload_gets_presets_metadata_usage_and_one_notification(aws: Aws) -> None:
+    body = photo((1200, 900), tag_0112=6, tag_010F="Acme", tag_0110="Phone 9")
+    assert aws.handle(aws.put(KEY, body)) == []
+
+    record = aws.catalog.get(KEY)
+    assert record is not None
+    assert record.state is State.READY
+    assert record.uploader == "alice"
+    assert record.bytes == len(body)
+    # Displayed upright: the EXIF orientation (6) turns 1200×900 on its side.
+    assert (record.facts["width"], record.facts["height"]) == (900, 1200)
+    assert (record.facts["camera_make"], record.facts["camera_model"]) == ("Acme", "Phone 9")
+    assert set(record.presets) == set(PRESETS)
+    etag = aws.s3.head_object(Bucket=ORIGINALS, Key=KEY)["ETag"]
+    stored = aws.variants()
+    assert stored[f"160x160-cover/{KEY}"] == stored[f"320x/{KEY}"] == etag
+    with Image.open(
+        BytesIO(aws.s3.get_object(Bucket=BUCKET, Key=f"320x/{KEY}")["Body"].read())
+    ) as v:
+        assert v.size == (320, 427)
+    assert aws.catalog.usage("alice").bytes == len(body)
+    assert aws.catalog.usage("alice").originals == 1
+    [message] = aws.notifications()
+    assert message["key"] == KEY
+    assert message["state"] == "ready"
+    assert message["variant_url"] == f"{PUBLIC_URL}/{{size}}/{KEY}"
+    assert message["presets"]["320x"] == f"{PUBLIC_URL}/320x/{KEY}"
+
+
+def test_a_redelivered_event_changes_nothing_twice(aws: Aws) -> None:
+    created = aws.put(KEY, photo())
+    assert aws.handle(created) == []
+    before = aws.variants()
+    aws.notifications()
+    assert aws.handle(created, created) == []
+    assert aws.variants() == before
+    assert aws.catalog.usage("alice").originals == 1
+    assert aws.notifications() == []
+
+
+def test_an_overwrite_purges_old_variants_and_keeps_what_the_new_one_made(aws: Aws) -> None:
+    first = aws.put(KEY, photo((1200, 900)))
+    aws.handle(first)
+    aws.service.resize("500x", KEY.split("/"))  # a size only the old picture had
+    assert f"500x/{KEY}" in aws.variants()
+
+    second_body = photo((800, 800))
+    second = aws.put(KEY, second_body)
+    # A browser asks for a new size of the new picture before the event is handled.
+    aws.service.resize("200x", KEY.split("/"))
+    assert aws.handle(second) == []
+
+    new_etag = aws.s3.head_object(Bucket=ORIGINALS, Key=KEY)["ETag"]
+    stored = aws.variants()
+    assert f"500x/{KEY}" not in stored
+    assert stored[f"200x/{KEY}"] == new_etag  # made from the new original: kept
+    variants = {key: etag for key, etag in stored.items() if not key.startswith("_variants/")}
+    assert set(variants.values()) == {new_etag}
+    ledger = {key for key in stored if key.startswith("_variants/")}
+    assert len(ledger) == len(variants)  # every entry names a variant that is there
+    assert aws.catalog.usage("alice").bytes == len(second_body)
+    assert aws.catalog.usage("alice").originals == 1
+
+
+def test_the_same_bytes_again_purge_nothing(aws: Aws) -> None:
+    body = photo()
+    aws.handle(aws.put(KEY, body))
+    aws.service.resize("500x", KEY.split("/"))  # not a preset: nothing would make it again
+    before = aws.variants()
+    assert aws.handle(aws.put(KEY, body)) == []
+    assert aws.variants() == before
+    assert aws.catalog.usage("alice").originals == 1
+
+
+def test_a_delete_removes_every_variant_and_entry_and_a_late_create_stays_dead(aws: Aws) -> None:
+    created = aws.put(KEY, photo())
+    aws.handle(created)
+    aws.service.resize("300x300-pad.webp", KEY.split("/"))
+    removed = aws.delete(KEY)
+    assert aws.handle(removed) == []
+    assert aws.variants() == {}
+    record = aws.catalog.get(KEY)
+    assert record is not None
+    assert record.state is State.DELETED
+    assert aws.catalog.usage("alice").originals == 0
+    assert aws.catalog.usage("alice").bytes == 0
+    # The same created event, redelivered late: nothing comes back.
+    assert aws.lifecycle.handle(_parsed(created)) is Outcome.STALE
+    assert aws.variants() == {}
+
+
+def test_a_late_remove_does_not_purge_a_newer_upload(aws: Aws) -> None:
+    aws.handle(aws.put(KEY, photo((1000, 800))))
+    removed = aws.delete(KEY)
+    recreated = aws.put(KEY, photo((700, 700)))
+    assert aws.handle(recreated) == []  # the newer event is handled first
+    kept = aws.variants()
+    assert aws.lifecycle.handle(_parsed(removed)) is Outcome.STALE
+    assert aws.variants() == kept
+    assert aws.catalog.get(KEY).state is State.READY  # type: ignore[union-attr]
+    assert aws.catalog.usage("alice").originals == 1
+
+
+def test_a_remove_handled_after_a_reupload_keeps_the_reuploads_variants(aws: Aws) -> None:
+    aws.handle(aws.put(KEY, photo((1000, 800))))
+    removed = aws.delete(KEY)
+    recreated = aws.put(KEY, photo((700, 700)))
+    aws.service.resize("100x", KEY.split("/"))  # made from the re-upload, before any event
+    assert aws.handle(removed) == []
+    new_etag = aws.s3.head_object(Bucket=ORIGINALS, Key=KEY)["ETag"]
+    stored = aws.variants()
+    assert stored[f"100x/{KEY}"] == new_etag
+    assert all(etag == new_etag for key, etag in stored.items() if not key.startswith("_"))
+    assert aws.handle(recreated) == []
+    assert aws.catalog.get(KEY).state is State.READY  # type: ignore[union-attr]
+    assert aws.catalog.usage("alice").originals == 1
+
+
+def test_an_event_for_a_version_since_replaced_waits_for_its_own_event(aws: Aws) -> None:
+    stale = aws.put(KEY, photo((1000, 800)))
+    aws.put(KEY, photo((600, 600)))
+    assert aws.lifecycle.handle(_parsed(stale)) is Outcome.SUPERSEDED
+    assert aws.variants() == {}
+    assert aws.catalog.get(KEY) is None
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (b"%PDF-1.4 not an image", "unsupported_format"),
+        (b"", "empty_original"),
+        (corpus.jpeg((400, 300))[:200], "invalid_image"),
+    ],
+)
+def test_a_non_image_is_rejected_once_with_its_code(aws: Aws, body: bytes, code: str) -> None:
+    assert aws.handle(aws.put(KEY, body)) == []  # not retried
+    record = aws.catalog.get(KEY)
+    assert record is not None
+    assert (record.state, record.error_code) == (State.REJECTED, code)
+    assert aws.variants() == {}
+    [message] = aws.notifications()
+    assert (message["state"], message["error_code"]) == ("rejected", code)
+    assert aws.catalog.usage("alice").originals == 1  # it is stored, so it counts
+
+
+def test_gps_is_kept_only_when_asked(app_env: dict[str, str]) -> None:
+    gps = {1: "N", 2: (52.0, 30.0, 0.0), 3: "E", 4: (13.0, 24.0, 36.0)}
+    image = Image.new("RGB", (400, 300))
+    tags = Image.Exif()
+    tags[0x8825] = gps
+    buffer = BytesIO()
+    image.save(buffer, "JPEG", exif=tags.tobytes())
+    for keep, expected in ((False, None), (True, {"latitude": 52.5, "longitude": 13.41})):
+        with mock_aws():
+            aws = Aws(keep_gps_metadata=keep)
+            aws.handle(aws.put(KEY, buffer.getvalue()))
+            record = aws.catalog.get(KEY)
+            assert record is not None
+            assert record.facts.get("gps") == expected
+            assert "gps" not in record.public()
+
+
+def test_a_malformed_message_and_a_storage_outage_are_reported_for_redelivery(aws: Aws) -> None:
+    good = aws.put(KEY, photo())
+    broken = {"messageId": "bad", "body": "not json"}
+    with Stubber(aws.s3) as stub:  # every S3 call fails: the lifecycle must not swallow it
+        stub.add_client_error("head_object", "ServiceUnavailable", http_status_code=503)
+        failed = aws.handle(broken, good)
+    assert failed == ["bad", good["messageId"]]
+    assert aws.catalog.get(KEY) is None
+    assert aws.handle(good) == []  # redelivered once S3 is back
+    assert aws.catalog.get(KEY).state is State.READY  # type: ignore[union-attr]
+
+
+def test_s3s_test_event_is_acknowledged(aws: Aws) -> None:
+    test_event = {"messageId": "t", "body": json.dumps({"Event": "s3:TestEvent"})}
+    assert aws.handle(test_event) == []
+
+
+def test_a_purge_invalidates_exactly_the_deleted_paths_at_the_cdn(aws: Aws) -> None:
+    key = "uploads/alice/2/café au lait.jpg"
+    aws.lifecycle = OriginalLifecycle(
+        aws.settings,
+        ImageStore(aws.s3, ORIGINALS),
+        aws.service,
+        aws.catalog,
+        Purger(ImageStore(aws.s3, BUCKET), CdnInvalidator(aws.cloudfront, "E2QWRUHAPOMQZL")),
+    )
+    aws.handle(aws.put(key, photo()))
+    aws.s3.delete_object(Bucket=ORIGINALS, Key=key)
+    paths = sorted(f"/{size}/uploads/alice/2/caf%C3%A9%20au%20lait.jpg" for size in PRESETS)
+    with Stubber(aws.cloudfront) as stub:
+        stub.add_response(
+            "create_invalidation",
+            {"Location": "l", "Invalidation": _invalidation(paths)},
+            {
+                "DistributionId": "E2QWRUHAPOMQZL",
+                "InvalidationBatch": {
+                    "Paths": {"Quantity": len(paths), "Items": paths},
+                    "CallerReference": stub_any(),
+                },
+            },
+        )
+        assert aws.handle(aws.event("ObjectRemoved:Delete", key)) == []
+        stub.assert_no_pending_responses()
+
+
+def _invalidation(paths: list[str]) -> dict[str, Any]:
+    return {
+        "Id": "I1",
+        "Status": "InProgress",
+        "CreateTime": "2026-12-01T00:00:00Z",
+        "InvalidationBatch": {
+            "Paths": {"Quantity": len(paths), "Items": paths},
+            "CallerReference": "r",
+        },
+    }
+
+
+def stub_any() -> Any:
+    from botocore.stub import ANY
+
+    return ANY
+
+
+def _parsed(record: dict[str, Any]) -> Any:
+    from chalicelib.events import parse_message
+
+    [event] = parse_message(record)
+    return event
