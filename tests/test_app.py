@@ -243,3 +243,73 @@ def test_missing_configuration_is_a_clear_500(client: Any, monkeypatch: pytest.M
     response = client.http.get("/resize/100x/a.jpg")
     assert response.status_code == 500
     assert json.loads(response.body)["code"] == "misconfigured"
+
+
+# --- the originals' lifecycle through the app: the SQS handler, GET /meta ------------------
+
+
+@pytest.fixture
+def lifecycle_app(s3: Any, client: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The test client with an originals bucket and a metadata table, one preset."""
+    import boto3
+
+    from chalicelib.catalog import TABLE_SCHEMA
+
+    s3.create_bucket(Bucket="originals")
+    boto3.client("dynamodb", region_name="us-east-1").create_table(
+        TableName="image-metadata", **TABLE_SCHEMA
+    )
+    for name, value in {
+        "ORIGINALS_BUCKET": "originals",
+        "METADATA_TABLE": "image-metadata",
+        "PRESET_SIZES": "120x",
+    }.items():
+        monkeypatch.setenv(name, value)
+    runtime.reset()
+    return client
+
+
+def sqs_event_for(client: Any, key: str, etag: str, size: int) -> Any:
+    body = {
+        "Records": [
+            {
+                "eventName": "ObjectCreated:Put",
+                "eventTime": "2026-12-01T12:00:00.000Z",
+                "s3": {
+                    "bucket": {"name": "originals"},
+                    "object": {
+                        "key": quote(key),
+                        "eTag": etag.strip('"'),
+                        "size": size,
+                        "sequencer": "0055AED6DCD90281E5",
+                    },
+                },
+            }
+        ]
+    }
+    return client.events.generate_sqs_event(message_bodies=[json.dumps(body)])
+
+
+def test_the_sqs_handler_records_an_upload_and_meta_answers_it(lifecycle_app: Any, s3: Any) -> None:
+    key = "photos/sea side.jpg"
+    assert lifecycle_app.http.get(f"/meta/photos/{quote('sea side.jpg')}").status_code == 404
+    body = corpus.jpeg((640, 480))
+    etag = s3.put_object(Bucket="originals", Key=key, Body=body)["ETag"]
+    answer = lifecycle_app.lambda_.invoke(
+        "on_original_event", sqs_event_for(lifecycle_app, key, etag, len(body))
+    )
+    assert answer.payload == {"batchItemFailures": []}
+    response = lifecycle_app.http.get(f"/meta/photos/{quote('sea side.jpg')}")
+    assert response.status_code == 200
+    meta = json.loads(response.body)
+    assert meta["state"] == "ready"
+    assert (meta["width"], meta["height"], meta["format"]) == (640, 480, "JPEG")
+    assert meta["bytes"] == len(body)
+    assert meta["presets"] == {"120x": f"{PUBLIC_URL}/120x/photos/sea%20side.jpg"}
+    assert s3.head_object(Bucket=BUCKET, Key=f"120x/{key}")["ContentType"] == "image/jpeg"
+
+
+def test_meta_without_a_table_is_a_clear_500(client: Any) -> None:
+    response = client.http.get("/meta/photos/cat.jpg")
+    assert response.status_code == 500
+    assert json.loads(response.body)["code"] == "misconfigured"

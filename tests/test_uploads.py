@@ -225,3 +225,71 @@ def test_upload_settings_are_read() -> None:
     assert settings.cors_origins == ("https://a.example", "http://127.0.0.1:8000")
     assert settings.allow_anonymous_uploads
     assert Settings(bucket=BUCKET, public_url=PUBLIC_URL).originals == BUCKET
+
+
+# --- GET /uploads: the caller's own originals ----------------------------------------------
+
+
+@pytest.fixture
+def listing(uploads: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    import boto3
+
+    from chalicelib.catalog import TABLE_SCHEMA
+
+    boto3.client("dynamodb", region_name="us-east-1").create_table(
+        TableName="image-metadata", **TABLE_SCHEMA
+    )
+    monkeypatch.setenv("METADATA_TABLE", "image-metadata")
+    runtime.reset()
+    return uploads
+
+
+def store(key: str, uploader: str, second: int) -> None:
+    from chalicelib.catalog import OriginalRecord, State
+
+    runtime.get_catalog().apply(
+        OriginalRecord(
+            key=key,
+            state=State.READY,
+            sequencer=f"{second:032d}",
+            bytes=10 * second,
+            uploader=uploader,
+            created_at=f"2026-12-01T12:00:{second:02d}",
+            facts={"width": 1, "height": 1, "format": "PNG", "gps": {"latitude": 1.0}},
+        ),
+        None,
+    )
+
+
+def test_uploads_lists_the_callers_own_newest_first_with_usage(listing: Any) -> None:
+    for second in (1, 2, 3):
+        store(f"uploads/local/{second}/a.png", LOCAL_UPLOADER, second)
+    store("uploads/someone/9/b.png", "someone", 9)
+    response = listing.http.get("/uploads?limit=2", headers=AUTH)
+    assert response.status_code == 200, response.body
+    body = answer(response)
+    assert [u["key"] for u in body["uploads"]] == ["uploads/local/3/a.png", "uploads/local/2/a.png"]
+    assert body["uploads"][0]["gps"] == {"latitude": 1.0}  # the owner sees what is kept
+    assert body["usage"] == {"bytes": 60, "originals": 3}
+    rest = answer(listing.http.get(f"/uploads?limit=2&cursor={body['next_cursor']}", headers=AUTH))
+    assert [u["key"] for u in rest["uploads"]] == ["uploads/local/1/a.png"]
+    assert rest["next_cursor"] is None
+
+
+@pytest.mark.parametrize(
+    ("query", "headers", "status", "code"),
+    [
+        ("", {}, 401, "unauthorized"),
+        ("", {"Authorization": "Bearer wrong-token-123"}, 401, "unauthorized"),
+        ("?limit=0", AUTH, 400, "invalid_request"),
+        ("?limit=101", AUTH, 400, "invalid_request"),
+        ("?limit=x", AUTH, 400, "invalid_request"),
+        ("?cursor=bm90LWEtY3Vyc29y", AUTH, 400, "invalid_request"),
+    ],
+)
+def test_bad_listing_requests(
+    listing: Any, query: str, headers: dict[str, str], status: int, code: str
+) -> None:
+    response = listing.http.get(f"/uploads{query}", headers=headers)
+    assert response.status_code == status
+    assert answer(response)["code"] == code
