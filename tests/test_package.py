@@ -75,6 +75,9 @@ DEPLOYED = {
     "ImageBucket": "pics",
     "OriginalsBucketName": "pics-originals",
     "OriginalsBucket": "pics-originals",
+    "MetadataTable.Arn": "arn:aws:dynamodb:eu-west-1:123456789012:table/resizer-metadata",
+    "EventsQueue.Arn": "arn:aws:sqs:eu-west-1:123456789012:resizer-events",
+    "Distribution": "E111",
     "Distribution.DomainName": "d111.cloudfront.net",
 }
 
@@ -172,7 +175,7 @@ def test_problems_names_each_fault() -> None:
 
 
 def test_function_settings(template: dict[str, Any]) -> None:
-    [function] = resources(template, "AWS::Serverless::Function")
+    function = resource(template, "APIHandler")
     assert function["Runtime"] == "python3.12"
     assert function["Architectures"] == [ARCHITECTURE]
     assert function["MemorySize"] == 1769  # one full vCPU: see README, "Sizing"
@@ -184,6 +187,7 @@ def test_function_settings(template: dict[str, Any]) -> None:
         "ORIGINALS_BUCKET": {"Ref": "OriginalsBucketName"},
         "PUBLIC_URL": "https://d111.cloudfront.net",
         "MAX_DIMENSION": "4096",
+        "METADATA_TABLE": {"Ref": "MetadataTable"},
     }
     # The page origins the API answers CORS for are the ones the originals bucket allows.
     allowed = resource(template, "OriginalsBucket")["CorsConfiguration"]["CorsRules"][0]
@@ -309,19 +313,22 @@ def test_outputs_name_the_public_and_api_urls(template: dict[str, Any]) -> None:
     assert outputs["UploadsURL"] == "https://abc123.execute-api.eu-west-1.amazonaws.com/api/uploads"
 
 
-def role_statements(template: Mapping[str, Any]) -> list[dict[str, Any]]:
-    [role] = resources(template, "AWS::IAM::Role")
-    [policy] = role["Policies"]
+def role_statements(template: Mapping[str, Any], role: str = "ApiHandlerRole") -> list[Any]:
+    [policy] = resource(template, role)["Policies"]
     return substitute(policy["PolicyDocument"]["Statement"], DEPLOYED)
 
 
-def test_iam_reads_originals_writes_variants_and_nothing_else(template: dict[str, Any]) -> None:
-    granted = {
-        (action, statement["Resource"])
-        for statement in role_statements(template)
+def grants(template: Mapping[str, Any], role: str) -> set[tuple[str, str]]:
+    return {
+        (action, str(resource))
+        for statement in role_statements(template, role)
         for action in _as_list(statement["Action"])
+        for resource in _as_list(statement["Resource"])
     }
-    assert granted == {
+
+
+def test_iam_reads_originals_writes_variants_and_nothing_else(template: dict[str, Any]) -> None:
+    assert grants(template, "ApiHandlerRole") == {
         ("s3:GetObject", "arn:aws:s3:::pics-originals/*"),
         # Without it S3 answers a missing original with 403, which the app reports as 503.
         ("s3:ListBucket", "arn:aws:s3:::pics-originals"),
@@ -336,23 +343,116 @@ def test_iam_reads_originals_writes_variants_and_nothing_else(template: dict[str
             (f"logs:{action}", LOG_GROUP)
             for action in ("CreateLogGroup", "CreateLogStream", "PutLogEvents")
         ),
+        ("dynamodb:GetItem", str(TABLE_ARN)),
+        ("dynamodb:Query", str(TABLE_ARN)),
+        ("dynamodb:GetItem", INDEX_ARN),
+        ("dynamodb:Query", INDEX_ARN),
     }
-    [function] = resources(template, "AWS::Serverless::Function")
+    function = resource(template, "APIHandler")
     assert substitute(function["FunctionName"], DEPLOYED) == "resizer-resize"
+
+
+TABLE_ARN = {"Fn::GetAtt": ["MetadataTable", "Arn"]}
+INDEX_ARN = "arn:aws:dynamodb:eu-west-1:123456789012:table/resizer-metadata/index/by_uploader"
+
+
+def test_the_events_function_may_delete_variants_never_originals(
+    template: dict[str, Any],
+) -> None:
+    granted = grants(template, "OnOriginalEventRole")
+    assert {resource for action, resource in granted if action == "s3:DeleteObject"} == {
+        "arn:aws:s3:::pics/*"
+    }
+    originals = {action for action, resource in granted if "pics-originals" in resource}
+    assert originals == {"s3:GetObject", "s3:ListBucket"}
+    assert ("sns:Publish", str({"Ref": "EventsTopic"})) in granted
+    assert {action for action, _ in granted if action.startswith("sqs:")} == {
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+    }
+    assert not any(action.endswith("*") for action, _ in granted)
 
 
 LOG_GROUP = "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/resizer-resize:*"
 
 
-def test_chalice_deploy_policy_grants_the_same_actions(template: dict[str, Any]) -> None:
-    """policy-prod.json (plain `chalice deploy`) and the stack's role must not drift apart."""
-    chalice_policy = json.loads((ROOT / ".chalice" / "policy-prod.json").read_text())
+@pytest.mark.parametrize(
+    ("policy_file", "role"),
+    [("policy-prod.json", "ApiHandlerRole"), ("policy-events.json", "OnOriginalEventRole")],
+)
+def test_chalice_deploy_policies_grant_the_same_actions(
+    template: dict[str, Any], policy_file: str, role: str
+) -> None:
+    """The .chalice policies (plain `chalice deploy`) and the stack's roles must not drift."""
+    chalice_policy = json.loads((ROOT / ".chalice" / policy_file).read_text())
 
     def shape(statements: list[dict[str, Any]]) -> list[tuple[str, list[str]]]:
         return [(s["Sid"], sorted(_as_list(s["Action"]))) for s in statements]
 
-    assert shape(chalice_policy["Statement"]) == shape(role_statements(template))
+    assert shape(chalice_policy["Statement"]) == shape(role_statements(template, role))
 
 
-def _as_list(value: str | list[str]) -> list[str]:
-    return [value] if isinstance(value, str) else value
+# --- the originals' event pipeline ----------------------------------------------------------
+
+
+def test_originals_events_go_through_a_queue_with_a_dead_letter_queue(
+    template: dict[str, Any],
+) -> None:
+    notifications = resource(template, "OriginalsBucket")["NotificationConfiguration"]
+    queue_arn = {"Fn::GetAtt": ["EventsQueue", "Arn"]}
+    assert notifications["QueueConfigurations"] == [
+        {"Event": "s3:ObjectCreated:*", "Queue": queue_arn},
+        {"Event": "s3:ObjectRemoved:*", "Queue": queue_arn},
+    ]
+    # S3 checks it may send before it takes the configuration.
+    assert template["Resources"]["OriginalsBucket"]["DependsOn"] == ["EventsQueuePolicy"]
+    assert "NotificationConfiguration" not in resource(template, "ImageBucket")
+    queue = resource(template, "EventsQueue")
+    function = resource(template, "OnOriginalEvent")
+    # AWS: at least the function's timeout, 6x advised, or messages are handled twice.
+    assert queue["VisibilityTimeout"] >= 6 * function["Timeout"]
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {
+        "Fn::GetAtt": ["EventsDeadLetterQueue", "Arn"]
+    }
+    assert 1 < queue["RedrivePolicy"]["maxReceiveCount"] <= 10
+    [statement] = resource(template, "EventsQueuePolicy")["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "s3.amazonaws.com"}
+    assert substitute(statement["Condition"], DEPLOYED)["ArnEquals"] == {
+        "aws:SourceArn": "arn:aws:s3:::pics-originals"
+    }
+
+
+def test_the_event_source_caps_concurrency_and_reports_partial_failures(
+    template: dict[str, Any],
+) -> None:
+    [source] = resource(template, "OnOriginalEvent")["Events"].values()
+    assert source["Type"] == "SQS"
+    properties = source["Properties"]
+    assert substitute(properties["Queue"], DEPLOYED) == DEPLOYED["EventsQueue.Arn"]
+    assert properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert 2 <= properties["ScalingConfig"]["MaximumConcurrency"] <= 1000
+    assert properties["BatchSize"] == 10
+    # Reserved concurrency would throttle and bounce messages; the cap above is the one.
+    assert "ReservedConcurrentExecutions" not in resource(template, "OnOriginalEvent")
+
+
+def test_the_metadata_table_is_the_one_the_code_creates_locally(template: dict[str, Any]) -> None:
+    from chalicelib.catalog import TABLE_SCHEMA
+
+    table = template["Resources"]["MetadataTable"]
+    assert table["DeletionPolicy"] == "Retain"
+    assert {name: table["Properties"][name] for name in TABLE_SCHEMA} == TABLE_SCHEMA
+    variables = resource(template, "OnOriginalEvent")["Environment"]["Variables"]
+    assert variables["METADATA_TABLE"] == {"Ref": "MetadataTable"}
+    assert variables["NOTIFY_TOPIC_ARN"] == {"Ref": "EventsTopic"}
+    assert variables["CDN_DISTRIBUTION_ID"] == {"Ref": "Distribution"}
+
+
+def test_listing_uploads_needs_a_user_pool_token_too(template: dict[str, Any]) -> None:
+    uploads = resource(template, "RestAPI")["DefinitionBody"]["paths"]["/uploads"]
+    assert uploads["get"]["security"] == [{"Uploaders": []}]
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
