@@ -4,8 +4,13 @@
 `make run` runs this file; the end-to-end tests use :class:`LocalStack`
 directly, on free ports, so both exercise exactly the same processes.
 
+The event pipeline runs alongside: moto's server plays SQS, DynamoDB and SNS
+(scripts/local/aws.py), s3rver forwards the events bucket's object events to
+the events queue, and, given a handler, scripts/local/lambda_poller.py invokes
+it with batches the way Lambda's SQS event source mapping does.
+
 Environment (all optional): LOCAL_HOST (127.0.0.1), S3_PORT (4568),
-API_PORT (8000), BUCKET (images), LOCAL_DATA_DIR (.local/s3).
+API_PORT (8000), AWS_PORT (4566), BUCKET (images), LOCAL_DATA_DIR (.local/s3).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import sys
 import threading
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -29,16 +35,28 @@ from botocore.config import Config
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from scripts.local import aws  # noqa: E402
 from scripts.local.samples import sample_originals  # noqa: E402
 from scripts.ops.configure_bucket import configure_bucket  # noqa: E402
 
-S3RVER_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "S3RVER", "AWS_SECRET_ACCESS_KEY": "S3RVER"}
+S3RVER_CREDENTIALS = aws.FAKE_CREDENTIALS
 
 
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class EventSettings:
+    """The event pipeline's knobs: the queue's, and the poller's (as the mapping's)."""
+
+    visibility_timeout: int = 30
+    max_receive_count: int = 3
+    table_name: str = aws.DEFAULT_METADATA_TABLE
+    batch_size: int = 10
+    max_concurrency: int = 2
 
 
 class LocalStack:
@@ -53,6 +71,10 @@ class LocalStack:
         api_port: int = 8000,
         bucket: str = "images",
         app_env: Mapping[str, str] | None = None,
+        aws_port: int | None = None,
+        events_bucket: str = "originals",
+        event_handler: str | None = None,
+        events: EventSettings | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.host = host
@@ -60,6 +82,14 @@ class LocalStack:
         self.api_port = api_port
         self.bucket = bucket
         self.app_env = dict(app_env or {})
+        # A free port unless told: callers that predate moto pass only the other two.
+        self.aws_port = aws_port or free_port(host)
+        # Only this bucket's object events reach the queue (never the variants').
+        self.events_bucket = events_bucket
+        # "module:attribute" of a Lambda handler; None starts no poller.
+        self.event_handler = event_handler
+        self.events = events or EventSettings()
+        self._aws: aws.EventResources | None = None
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
 
     @property
@@ -75,6 +105,52 @@ class LocalStack:
         """The website base: path-style, so any HTTP client reaches it without DNS tricks."""
         return f"{self.s3_url}/{self.bucket}"
 
+    @property
+    def aws_url(self) -> str:
+        """moto's server: the local SQS, DynamoDB and SNS endpoint."""
+        return f"http://{self.host}:{self.aws_port}"
+
+    @property
+    def aws_resources(self) -> aws.EventResources:
+        if self._aws is None:
+            raise RuntimeError("the local AWS services are not started")
+        return self._aws
+
+    @property
+    def events_queue_url(self) -> str:
+        return self.aws_resources.queue_url
+
+    @property
+    def events_queue_arn(self) -> str:
+        return self.aws_resources.queue_arn
+
+    @property
+    def events_dlq_url(self) -> str:
+        return self.aws_resources.dlq_url
+
+    @property
+    def metadata_table(self) -> str:
+        return self.aws_resources.table_name
+
+    @property
+    def notify_topic_arn(self) -> str:
+        return self.aws_resources.topic_arn
+
+    @property
+    def notifications_queue_url(self) -> str:
+        return self.aws_resources.notifications_queue_url
+
+    @property
+    def poller_stats_path(self) -> Path:
+        return self.data_dir / "poller-stats.json"
+
+    def aws_env(self) -> dict[str, str]:
+        """The environment chalice local and the poller get for SQS, DynamoDB and SNS."""
+        return aws.app_aws_env(self.aws_resources)
+
+    def aws_client(self, service: str) -> Any:
+        return aws.aws_client(service, self.aws_url)
+
     def s3_client(self) -> Any:
         return boto3.client(
             "s3",
@@ -87,12 +163,48 @@ class LocalStack:
 
     def start(self) -> LocalStack:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.start_aws()
         self.start_s3()
         # The AWS path too: s3rver answers NotImplemented to the policy steps, which are
         # then skipped (it serves every object anonymously anyway).
         configure_bucket(self.s3_client(), self.bucket, self.api_url, create=True, public_read=True)
         self.start_api()
+        if self.event_handler:
+            self.start_poller()
         return self
+
+    def start_aws(self) -> None:
+        moto = [sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.aws_port)]
+        self._spawn("moto", moto, os.environ)
+        self._wait_until(lambda: requests.get(self.aws_url, timeout=1) is not None, "moto")
+        self._aws = aws.create_event_resources(
+            self.aws_url,
+            table_name=self.events.table_name,
+            visibility_timeout=self.events.visibility_timeout,
+            max_receive_count=self.events.max_receive_count,
+        )
+
+    def start_poller(self) -> None:
+        """Invoke ``event_handler`` with the events queue's batches, like Lambda's mapping."""
+        assert self.event_handler, "start_poller needs an event_handler"
+        self.poller_stats_path.unlink(missing_ok=True)  # it appears once the poller is up
+        poller = [
+            sys.executable,
+            str(ROOT / "scripts" / "local" / "lambda_poller.py"),
+            *("--handler", self.event_handler),
+            *("--queue-url", self.events_queue_url),
+            *("--batch-size", str(self.events.batch_size)),
+            *("--max-concurrency", str(self.events.max_concurrency)),
+            *("--visibility-timeout", str(self.events.visibility_timeout)),
+            *("--stats-file", str(self.poller_stats_path)),
+        ]
+        self._spawn("poller", poller, {**os.environ, **self.aws_env(), **self.app_env})
+        self._wait_until(self.poller_stats_path.exists, "poller")
+
+    def restart_poller(self) -> None:
+        """Stop the poller (SIGTERM: it finishes the batch in hand) and start it again."""
+        self.stop_process("poller")
+        self.start_poller()
 
     def start_s3(self) -> None:
         s3rver = [
@@ -106,8 +218,17 @@ class LocalStack:
             self.host,
             str(self.s3_port),
         ]
-        self._spawn("s3rver", s3rver, os.environ)
+        self._spawn("s3rver", s3rver, {**os.environ, **self.s3rver_events_env()})
         self._wait_until(lambda: requests.get(self.s3_url, timeout=1) is not None, "s3rver")
+
+    def s3rver_events_env(self) -> dict[str, str]:
+        """Tells scripts/local/s3rver.js where to send the events bucket's object events."""
+        return {
+            **aws.FAKE_CREDENTIALS,
+            "AWS_REGION": aws.REGION,
+            "S3RVER_EVENTS_BUCKET": self.events_bucket,
+            "S3RVER_EVENTS_QUEUE_URL": self.events_queue_url,
+        }
 
     def restart_s3(self) -> None:
         """Stop s3rver and start it again on the same port and data (a storage outage)."""
@@ -122,6 +243,7 @@ class LocalStack:
             "IMAGE_BUCKET": self.bucket,
             "PUBLIC_URL": self.public_url,
             "S3_ENDPOINT_URL": self.s3_url,
+            **self.aws_env(),
             **self.app_env,
         }
         chalice = [
@@ -150,7 +272,7 @@ class LocalStack:
             self.stop_process(name)
 
     def stop_process(self, name: str) -> None:
-        """Stop one server ("s3rver" or "chalice") and the children in its process group."""
+        """Stop one process ("moto", "s3rver", "chalice", "poller") and its process group."""
         process = self._processes.pop(name)
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
@@ -209,12 +331,15 @@ def main() -> int:
         s3_port=int(os.environ.get("S3_PORT", "4568")),
         api_port=int(os.environ.get("API_PORT", "8000")),
         bucket=os.environ.get("BUCKET", "images"),
+        aws_port=int(os.environ.get("AWS_PORT", "4566")),
     )
     with stack:
         keys = stack.upload_samples()
         print(f"\nWebsite (public base): {stack.public_url}")
         print(f"Resize API:            {stack.api_url}/resize/<size>/<key>")
-        print(f"S3 API (S3RVER/S3RVER): {stack.s3_url}\n")
+        print(f"S3 API (S3RVER/S3RVER): {stack.s3_url}")
+        print(f"Local AWS (SQS, DynamoDB, SNS; moto): {stack.aws_url}")
+        print(f"  events queue:  {stack.events_queue_url} (bucket {stack.events_bucket})\n")
         print("Open in a browser, or follow with curl -L; the first request is a miss")
         print("(307 -> API -> 307 -> image), the next one a plain 200 from S3:\n")
         for key, size in zip(keys, ("300x300", "640x", "x120"), strict=True):
@@ -223,7 +348,7 @@ def main() -> int:
             f"\n  curl -sSL -o /dev/null -w '%{{http_code}} %{{url_effective}}\\n' "
             f"{stack.public_url}/300x300/{quote(keys[0])}"
         )
-        print(f"\nLogs: {stack.data_dir}/*.log.  Ctrl-C stops both servers.")
+        print(f"\nLogs: {stack.data_dir}/*.log.  Ctrl-C stops every server.")
         wait_for_stop_signal()
         print("\nstopping")
     return 0
