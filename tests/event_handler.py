@@ -23,6 +23,16 @@ import time
 from typing import Any
 
 RENDEZVOUS_TIMEOUT = 20.0
+# Logged, so tests can see the poller hands the app's environment on.
+APP_ENV_NAMES = (
+    "IMAGE_BUCKET",
+    "S3_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_SQS",
+    "AWS_ENDPOINT_URL_DYNAMODB",
+    "AWS_ENDPOINT_URL_SNS",
+    "METADATA_TABLE",
+    "NOTIFY_TOPIC_ARN",
+)
 
 _running = 0
 _running_changed = threading.Condition()
@@ -91,6 +101,7 @@ def handle(event: dict[str, Any], context: Any) -> dict[str, Any] | None:
             "bodies": [record["body"] for record in records],
             "context": context_attributes(context),
             "running": running,
+            "env": {name: os.environ.get(name) for name in APP_ENV_NAMES},
         }
     )
     response: dict[str, Any] | None = None

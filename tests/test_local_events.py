@@ -516,6 +516,9 @@ def test_the_handler_gets_lambdas_sqs_event_and_context(polling: LocalStack) -> 
     assert context["memory_limit_in_mb"] == "1024"
     assert context["aws_request_id"]
     assert 0 < context["remaining_ms"] <= VISIBILITY * 1000
+    app_env = polling.app_process_env()
+    assert started["env"] == {name: app_env[name] for name in started["env"]}
+    assert started["env"]["AWS_ENDPOINT_URL_SQS"] == polling.aws_url
 
 
 @pytest.mark.e2e

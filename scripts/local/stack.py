@@ -198,7 +198,7 @@ class LocalStack:
             *("--visibility-timeout", str(self.events.visibility_timeout)),
             *("--stats-file", str(self.poller_stats_path)),
         ]
-        self._spawn("poller", poller, {**os.environ, **self.aws_env(), **self.app_env})
+        self._spawn("poller", poller, self.app_process_env())
         self._wait_until(self.poller_stats_path.exists, "poller")
 
     def restart_poller(self) -> None:
@@ -235,8 +235,9 @@ class LocalStack:
         self.stop_process("s3rver")
         self.start_s3()
 
-    def start_api(self) -> None:
-        env = {
+    def app_process_env(self) -> dict[str, str]:
+        """The environment of the app's processes: chalice local and the poller."""
+        return {
             **os.environ,
             **S3RVER_CREDENTIALS,
             "AWS_DEFAULT_REGION": "us-east-1",
@@ -246,6 +247,8 @@ class LocalStack:
             **self.aws_env(),
             **self.app_env,
         }
+
+    def start_api(self) -> None:
         chalice = [
             sys.executable,
             str(ROOT / "scripts" / "local" / "chalice_local.py"),
@@ -258,7 +261,7 @@ class LocalStack:
             "local",
             "--no-autoreload",
         ]
-        self._spawn("chalice", chalice, env)
+        self._spawn("chalice", chalice, self.app_process_env())
         self._wait_until(lambda: requests.get(f"{self.api_url}/health", timeout=1).ok, "chalice")
 
     def upload_samples(self) -> list[str]:
