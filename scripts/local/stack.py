@@ -48,6 +48,15 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+def aws_resource(field: str) -> property:
+    """A LocalStack property: one field (a str) of its started aws.EventResources."""
+
+    def read(stack: LocalStack) -> str:
+        return str(getattr(stack.aws_resources, field))
+
+    return property(read, doc=f"aws.EventResources.{field} (once started)")
+
+
 @dataclass(frozen=True)
 class EventSettings:
     """The event pipeline's knobs: the queue's, and the poller's (as the mapping's)."""
@@ -116,29 +125,13 @@ class LocalStack:
             raise RuntimeError("the local AWS services are not started")
         return self._aws
 
-    @property
-    def events_queue_url(self) -> str:
-        return self.aws_resources.queue_url
-
-    @property
-    def events_queue_arn(self) -> str:
-        return self.aws_resources.queue_arn
-
-    @property
-    def events_dlq_url(self) -> str:
-        return self.aws_resources.dlq_url
-
-    @property
-    def metadata_table(self) -> str:
-        return self.aws_resources.table_name
-
-    @property
-    def notify_topic_arn(self) -> str:
-        return self.aws_resources.topic_arn
-
-    @property
-    def notifications_queue_url(self) -> str:
-        return self.aws_resources.notifications_queue_url
+    # The started resources' names and addresses, as the app and tests address them.
+    events_queue_url = aws_resource("queue_url")
+    events_queue_arn = aws_resource("queue_arn")
+    events_dlq_url = aws_resource("dlq_url")
+    metadata_table = aws_resource("table_name")
+    notify_topic_arn = aws_resource("topic_arn")
+    notifications_queue_url = aws_resource("notifications_queue_url")
 
     @property
     def poller_stats_path(self) -> Path:
