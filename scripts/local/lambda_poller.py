@@ -19,7 +19,8 @@ the receive after the last allowed one, so it is not emulated here.
 Differences from Lambda, on purpose: concurrent batches run in threads of this
 one process (Lambda gives each its own execution environment, so module globals
 are shared here); a handler past its timeout is not killed, only counted as
-failed; a batch is at most 10 messages (one ReceiveMessage, no batching window).
+failed; a batch is at most 10 messages (one ReceiveMessage, no batching window);
+each ReceiveMessage waits 2 s, not Lambda's 20, so a stop is quick.
 
 Each batch is logged (size, failures, duration), and a JSON stats file
 (batches, messages succeeded/failed, current and peak concurrent invocations)
@@ -116,10 +117,13 @@ class LambdaContext:
         self.function_name = function_name
         self.function_version = "$LATEST"
         self.invoked_function_arn = f"arn:aws:lambda:{region}:123456789012:function:{function_name}"
-        self.memory_limit_in_mb = str(DEFAULT_MEMORY_MB)  # the runtime gives a string
+        # awslambdaric reads it from AWS_LAMBDA_FUNCTION_MEMORY_SIZE: a string.
+        self.memory_limit_in_mb = str(DEFAULT_MEMORY_MB)
         self.aws_request_id = str(uuid.uuid4())
         self.log_group_name = f"/aws/lambda/{function_name}"
         self.log_stream_name = f"local/[$LATEST]{uuid.uuid4().hex}"
+        self.client_context = None  # set only for mobile SDK invocations
+        self.identity = None
         self._deadline = time.monotonic() + timeout_seconds
 
     def get_remaining_time_in_millis(self) -> int:

@@ -10,7 +10,8 @@ the events queue, and, given a handler, scripts/local/lambda_poller.py invokes
 it with batches the way Lambda's SQS event source mapping does.
 
 Environment (all optional): LOCAL_HOST (127.0.0.1), S3_PORT (4568),
-API_PORT (8000), AWS_PORT (4566), BUCKET (images), LOCAL_DATA_DIR (.local/s3).
+API_PORT (8000), AWS_PORT (4566), BUCKET (images), LOCAL_DATA_DIR (.local/s3),
+EVENT_HANDLER (none: module:attribute of the events queue's Lambda handler).
 """
 
 from __future__ import annotations
@@ -328,6 +329,7 @@ def main() -> int:
         api_port=int(os.environ.get("API_PORT", "8000")),
         bucket=os.environ.get("BUCKET", "images"),
         aws_port=int(os.environ.get("AWS_PORT", "4566")),
+        event_handler=os.environ.get("EVENT_HANDLER") or None,
     )
     with stack:
         keys = stack.upload_samples()
@@ -335,7 +337,10 @@ def main() -> int:
         print(f"Resize API:            {stack.api_url}/resize/<size>/<key>")
         print(f"S3 API (S3RVER/S3RVER): {stack.s3_url}")
         print(f"Local AWS (SQS, DynamoDB, SNS; moto): {stack.aws_url}")
-        print(f"  events queue:  {stack.events_queue_url} (bucket {stack.events_bucket})\n")
+        print(f"  events queue:  {stack.events_queue_url} (bucket {stack.events_bucket})")
+        if stack.event_handler:
+            print(f"  poller:        {stack.event_handler}, stats in {stack.poller_stats_path}")
+        print()
         print("Open in a browser, or follow with curl -L; the first request is a miss")
         print("(307 -> API -> 307 -> image), the next one a plain 200 from S3:\n")
         for key, size in zip(keys, ("300x300", "640x", "x120"), strict=True):
