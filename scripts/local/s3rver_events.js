@@ -123,22 +123,26 @@ function sha256Hex(data) {
   return crypto.createHash('sha256').update(data, 'utf8').digest('hex');
 }
 
-// A SigV4-signed POST of a query-protocol form to `url`.
-function signedFormRequest(url, form, { region, accessKeyId, secretAccessKey }) {
+// A SigV4-signed POST of a query-protocol form to `url` (moto does not check
+// the signature, SQS would).
+function signedFormRequest(url, form, { region, accessKeyId, secretAccessKey }, now = new Date()) {
   const { host, pathname } = new URL(url);
   const body = new URLSearchParams(form).toString();
-  const amzDate = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
-  const scope = `${amzDate.slice(0, 8)}/${region}/sqs/aws4_request`;
-  const canonicalRequest = ['POST', pathname, '', `host:${host}`, `x-amz-date:${amzDate}`, '', 'host;x-amz-date', sha256Hex(body)].join('\n');
+  const amzDate = now.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+  const day = amzDate.slice(0, 8);
+  const scope = `${day}/${region}/sqs/aws4_request`;
+  const signedHeaders = 'host;x-amz-date';
+  const canonicalHeaders = `host:${host}\nx-amz-date:${amzDate}\n`;
+  const canonicalRequest = ['POST', pathname, '', canonicalHeaders, signedHeaders, sha256Hex(body)].join('\n');
   const stringToSign = ['AWS4-HMAC-SHA256', amzDate, scope, sha256Hex(canonicalRequest)].join('\n');
-  const signingKey = [amzDate.slice(0, 8), region, 'sqs', 'aws4_request'].reduce(hmac, `AWS4${secretAccessKey}`);
-  const signature = crypto.createHmac('sha256', signingKey).update(stringToSign).digest('hex');
+  const signingKey = [day, region, 'sqs', 'aws4_request'].reduce(hmac, `AWS4${secretAccessKey}`);
+  const signature = hmac(signingKey, stringToSign).toString('hex');
   return {
     method: 'POST',
     headers: {
       'content-type': 'application/x-www-form-urlencoded; charset=utf-8',
       'x-amz-date': amzDate,
-      authorization: `AWS4-HMAC-SHA256 Credential=${accessKeyId}/${scope}, SignedHeaders=host;x-amz-date, Signature=${signature}`,
+      authorization: `AWS4-HMAC-SHA256 Credential=${accessKeyId}/${scope}, SignedHeaders=${signedHeaders}, Signature=${signature}`,
     },
     body,
   };
@@ -190,4 +194,4 @@ function forwardObjectEvents(server, { bucket, queueUrl, region, accessKeyId, se
   console.log(`forwarding object events of bucket ${bucket} to ${queueUrl}`);
 }
 
-module.exports = { encodeKey, forwardObjectEvents, nextSequencer };
+module.exports = { encodeKey, forwardObjectEvents, nextSequencer, signedFormRequest };
