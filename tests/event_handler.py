@@ -11,6 +11,7 @@ these keys steer the handler (any other body just succeeds):
   (each of these three also takes a number n instead of true: only while the
   message's ApproximateReceiveCount is below n, so it succeeds on the n-th);
 - ``"sleep": seconds``: take that long;
+- ``"slow": n``: take 1.5 s (past a 1 s timeout) while ApproximateReceiveCount is below n;
 - ``"rendezvous": n``: wait until n invocations run at once (or fail, after 20 s).
 """
 
@@ -23,6 +24,7 @@ import time
 from typing import Any
 
 RENDEZVOUS_TIMEOUT = 20.0
+SLOW_SECONDS = 1.5
 # Logged, so tests can see the poller hands the app's environment on.
 APP_ENV_NAMES = (
     "IMAGE_BUCKET",
@@ -66,6 +68,12 @@ def asked(ask: dict[str, Any], what: str, record: dict[str, Any]) -> bool:
     return int(record["attributes"]["ApproximateReceiveCount"]) < int(value)
 
 
+def seconds_to_take(record: dict[str, Any], ask: dict[str, Any]) -> float:
+    if "slow" in ask and asked(ask, "slow", record):
+        return SLOW_SECONDS
+    return float(ask.get("sleep", 0))
+
+
 def meet(peers: int) -> bool:
     """Wait until ``peers`` invocations (this one included) are running at once."""
     with _running_changed:
@@ -106,7 +114,12 @@ def handle(event: dict[str, Any], context: Any) -> dict[str, Any] | None:
     )
     response: dict[str, Any] | None = None
     try:
-        time.sleep(max((float(ask.get("sleep", 0)) for ask in asks), default=0))
+        time.sleep(
+            max(
+                (seconds_to_take(record, ask) for record, ask in zip(records, asks, strict=True)),
+                default=0,
+            )
+        )
         response = respond(records, asks)
         return response
     finally:

@@ -581,6 +581,18 @@ def test_a_raise_or_a_bad_item_identifier_redelivers_the_whole_batch(
 
 
 @pytest.mark.e2e
+def test_a_batch_past_the_function_timeout_counts_as_failed(polling: LocalStack) -> None:
+    errors_before = stats(polling)["handler_errors"]
+    (message_id,) = send(polling, {"slow": 2})
+    # The slow first delivery may finish after the second one deleted the message.
+    wait_until_settled(polling)
+    wait_for(lambda: deliveries(polling, [message_id]) == {message_id: 2}, "both deliveries")
+    # The poller counts a batch just after the handler returns.
+    wait_for(lambda: stats(polling)["handler_errors"] == errors_before + 1, "the error counted")
+    assert "past its 1.0 s timeout" in polling.log("poller")
+
+
+@pytest.mark.e2e
 def test_a_message_that_always_fails_ends_in_the_dlq(polling: LocalStack) -> None:
     (message_id,) = send(polling, {"fail": True})
     sqs = polling.aws_client("sqs")
