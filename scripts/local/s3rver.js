@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Starts s3rver for the local stack, with two fixes that make it behave like S3:
+// Starts s3rver for the local stack, with fixes that make it behave like S3:
 //
 // 1. s3rver writes the raw, decoded key into a website redirect's Location
 //    header, so a key with a space or a non-ASCII letter becomes an invalid
@@ -17,6 +17,12 @@
 //    (Node 17+) has DES only in its legacy provider, so without
 //    --openssl-legacy-provider every listing cut short by MaxKeys answers 500.
 //    We refuse to start without it rather than serve a broken LIST.
+// 4. s3rver half-decodes a copy's source key, so a '+' in it was not found;
+//    and two deletes in one folder at once raced (a DeleteObjects answered 500).
+// 5. With S3RVER_EVENTS_QUEUE_URL and S3RVER_EVENTS_BUCKET set, that bucket's
+//    object events are sent to the queue in S3's notification format
+//    (scripts/local/s3rver_events.js; AWS_REGION, AWS_ACCESS_KEY_ID and
+//    AWS_SECRET_ACCESS_KEY sign the SendMessage requests).
 //
 // Usage: node --openssl-legacy-provider scripts/local/s3rver.js <directory> <address> <port>
 'use strict';
@@ -27,10 +33,12 @@ const path = require('path');
 const { Readable, Transform } = require('stream');
 const { pipeline } = require('stream/promises');
 const S3rver = require('s3rver');
+const objectController = require('s3rver/lib/controllers/object');
 const RoutingRule = require('s3rver/lib/models/routing-rule');
 const S3Object = require('s3rver/lib/models/object');
 const FilesystemStore = require('s3rver/lib/stores/filesystem');
 const { enforcePostPolicy } = require('./post_policy');
+const { forwardObjectEvents } = require('./s3rver_events');
 
 const buildLocation = RoutingRule.prototype.getRedirectLocation;
 RoutingRule.prototype.getRedirectLocation = function (key, defaults) {
@@ -91,6 +99,37 @@ FilesystemStore.prototype.putObject = async function (object) {
   return { size, md5: digest };
 };
 
+// s3rver's deleteObject removes emptied folders with readdir-then-rmdir, so two
+// deletes in one folder at once (DeleteObjects runs its keys in parallel) raced
+// and the request answered 500 (ENOENT).  rmdir alone refuses a folder that is
+// not empty; a folder already gone is fine.
+FilesystemStore.prototype.deleteObject = async function (bucket, key) {
+  const ignoreMissing = (err) => {
+    if (err.code !== 'ENOENT') throw err;
+  };
+  const files = ['object', 'object.md5', 'metadata.json'].map((type) => this.getResourcePath(bucket, key, type));
+  await Promise.all(files.map((file) => fs.promises.unlink(file).catch(ignoreMissing)));
+  const folders = key.split('/').slice(0, -1); // the last part is in the file names
+  for (; folders.length; folders.pop()) {
+    try {
+      await fs.promises.rmdir(path.join(this.getBucketPath(bucket), ...folders));
+    } catch (err) {
+      if (err.code === 'ENOTEMPTY' || err.code === 'EEXIST') return;
+      ignoreMissing(err);
+    }
+  }
+};
+
+// s3rver decodes x-amz-copy-source with decodeURI, which leaves %2B, %2F, %3F,
+// %26 etc. encoded, so copying a key with a '+' answered NoSuchKey.  S3 decodes
+// it fully: hand s3rver the fully decoded source in the one form decodeURI
+// turns back into it exactly.
+const putObjectCopy = objectController.putObjectCopy;
+objectController.putObjectCopy = function (ctx) {
+  ctx.headers['x-amz-copy-source'] = encodeURI(decodeURIComponent(ctx.headers['x-amz-copy-source']));
+  return putObjectCopy(ctx);
+};
+
 try {
   crypto.createCipheriv('des', Buffer.alloc(8), Buffer.alloc(8));
 } catch (err) {
@@ -109,6 +148,16 @@ const SECRETS = new Map([['S3RVER', 'S3RVER']]);
 enforcePostPolicy((accessKeyId) => SECRETS.get(accessKeyId));
 
 const server = new S3rver({ directory, address, port: Number(port), silent: true });
+// Opt-in: the object events of one bucket (the originals) go to an SQS queue.
+if (process.env.S3RVER_EVENTS_QUEUE_URL) {
+  forwardObjectEvents(server, {
+    bucket: process.env.S3RVER_EVENTS_BUCKET,
+    queueUrl: process.env.S3RVER_EVENTS_QUEUE_URL,
+    region: process.env.AWS_REGION || 'us-east-1',
+    accessKeyId: process.env.AWS_ACCESS_KEY_ID,
+    secretAccessKey: process.env.AWS_SECRET_ACCESS_KEY,
+  });
+}
 server.run().then(
   ({ address: host, port: bound }) => console.log(`s3rver listening on http://${host}:${bound}`),
   (err) => {

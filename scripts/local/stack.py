@@ -7,9 +7,16 @@ to; it enforces no privacy, which the packaged stack does (README, "Uploads").
 `make run` runs this file; the end-to-end tests use :class:`LocalStack`
 directly, on free ports, so both exercise exactly the same processes.
 
+The event pipeline runs alongside: moto's server plays SQS, DynamoDB and SNS
+(scripts/local/aws.py), s3rver forwards the events bucket's object events to
+the events queue, and, given a handler, scripts/local/lambda_poller.py invokes
+it with batches the way Lambda's SQS event source mapping does.
+
 Environment (all optional): LOCAL_HOST (127.0.0.1), S3_PORT (4568),
-API_PORT (8000), BUCKET (images), ORIGINALS_BUCKET (originals),
-UPLOAD_TOKEN (local-dev-token), LOCAL_DATA_DIR (.local).
+API_PORT (8000), AWS_PORT (4566), BUCKET (images), ORIGINALS_BUCKET (originals),
+UPLOAD_TOKEN (local-dev-token), LOCAL_DATA_DIR (.local),
+EVENT_HANDLER (app:on_original_event; module:attribute of the events queue's
+Lambda handler, empty for none).
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import sys
 import threading
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -35,18 +43,41 @@ from botocore.config import Config
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from scripts.local import aws  # noqa: E402
 from scripts.local.samples import sample_originals  # noqa: E402
 from scripts.ops.configure_bucket import configure_bucket, configure_originals  # noqa: E402
 
-S3RVER_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "S3RVER", "AWS_SECRET_ACCESS_KEY": "S3RVER"}
+S3RVER_CREDENTIALS = aws.FAKE_CREDENTIALS
 # The bearer token `make run` accepts for uploads unless UPLOAD_TOKEN says otherwise.
 DEV_UPLOAD_TOKEN = "local-dev-token"
+# The Lambda handler of the originals' events queue (app.py).
+APP_EVENT_HANDLER = "app:on_original_event"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def aws_resource(field: str) -> property:
+    """A LocalStack property: one field (a str) of its started aws.EventResources."""
+
+    def read(stack: LocalStack) -> str:
+        return str(getattr(stack.aws_resources, field))
+
+    return property(read, doc=f"aws.EventResources.{field} (once started)")
+
+
+@dataclass(frozen=True)
+class EventSettings:
+    """The event pipeline's knobs: the queue's, and the poller's (as the mapping's)."""
+
+    visibility_timeout: int = 30
+    max_receive_count: int = 3
+    table_name: str = aws.DEFAULT_METADATA_TABLE
+    batch_size: int = 10
+    max_concurrency: int = 2
 
 
 class LocalStack:
@@ -63,6 +94,10 @@ class LocalStack:
         originals_bucket: str = "originals",
         upload_token: str = DEV_UPLOAD_TOKEN,
         app_env: Mapping[str, str] | None = None,
+        aws_port: int | None = None,
+        events_bucket: str | None = None,
+        event_handler: str | None = None,
+        events: EventSettings | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.host = host
@@ -72,6 +107,15 @@ class LocalStack:
         self.originals_bucket = originals_bucket
         self.upload_token = upload_token
         self.app_env = dict(app_env or {})
+        # A free port unless told: callers that predate moto pass only the other two.
+        self.aws_port = aws_port or free_port(host)
+        # Only this bucket's object events reach the queue (never the variants'):
+        # the originals bucket unless told.
+        self.events_bucket = events_bucket or originals_bucket
+        # "module:attribute" of a Lambda handler; None starts no poller.
+        self.event_handler = event_handler
+        self.events = events or EventSettings()
+        self._aws: aws.EventResources | None = None
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
 
     @property
@@ -96,6 +140,36 @@ class LocalStack:
             for host in dict.fromkeys((self.host, "localhost"))
         )
 
+    @property
+    def aws_url(self) -> str:
+        """moto's server: the local SQS, DynamoDB and SNS endpoint."""
+        return f"http://{self.host}:{self.aws_port}"
+
+    @property
+    def aws_resources(self) -> aws.EventResources:
+        if self._aws is None:
+            raise RuntimeError("the local AWS services are not started")
+        return self._aws
+
+    # The started resources' names and addresses, as the app and tests address them.
+    events_queue_url = aws_resource("queue_url")
+    events_queue_arn = aws_resource("queue_arn")
+    events_dlq_url = aws_resource("dlq_url")
+    metadata_table = aws_resource("table_name")
+    notify_topic_arn = aws_resource("topic_arn")
+    notifications_queue_url = aws_resource("notifications_queue_url")
+
+    @property
+    def poller_stats_path(self) -> Path:
+        return self.data_dir / "poller-stats.json"
+
+    def aws_env(self) -> dict[str, str]:
+        """The environment chalice local and the poller get for SQS, DynamoDB and SNS."""
+        return aws.app_aws_env(self.aws_resources)
+
+    def aws_client(self, service: str) -> Any:
+        return aws.aws_client(service, self.aws_url)
+
     def s3_client(self) -> Any:
         return boto3.client(
             "s3",
@@ -103,11 +177,13 @@ class LocalStack:
             region_name="us-east-1",
             aws_access_key_id=S3RVER_CREDENTIALS["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=S3RVER_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-            config=Config(s3={"addressing_style": "path"}),
+            # SigV4, as S3 wants it (and as scripts/local/post_policy.js checks forms).
+            config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
         )
 
     def start(self) -> LocalStack:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.start_aws()
         self.start_s3()
         # The AWS path too: s3rver answers NotImplemented to the policy steps, which are
         # then skipped (it serves every object anonymously anyway).
@@ -115,7 +191,42 @@ class LocalStack:
         configure_bucket(client, self.bucket, self.api_url, create=True, public_read=True)
         configure_originals(client, self.originals_bucket, self.page_origins, create=True)
         self.start_api()
+        if self.event_handler:
+            self.start_poller()
         return self
+
+    def start_aws(self) -> None:
+        moto = [sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.aws_port)]
+        self._spawn("moto", moto, os.environ)
+        self._wait_until(lambda: requests.get(self.aws_url, timeout=1) is not None, "moto")
+        self._aws = aws.create_event_resources(
+            self.aws_url,
+            table_name=self.events.table_name,
+            visibility_timeout=self.events.visibility_timeout,
+            max_receive_count=self.events.max_receive_count,
+        )
+
+    def start_poller(self) -> None:
+        """Invoke ``event_handler`` with the events queue's batches, like Lambda's mapping."""
+        assert self.event_handler, "start_poller needs an event_handler"
+        self.poller_stats_path.unlink(missing_ok=True)  # it appears once the poller is up
+        poller = [
+            sys.executable,
+            str(ROOT / "scripts" / "local" / "lambda_poller.py"),
+            *("--handler", self.event_handler),
+            *("--queue-url", self.events_queue_url),
+            *("--batch-size", str(self.events.batch_size)),
+            *("--max-concurrency", str(self.events.max_concurrency)),
+            *("--visibility-timeout", str(self.events.visibility_timeout)),
+            *("--stats-file", str(self.poller_stats_path)),
+        ]
+        self._spawn("poller", poller, self.app_process_env())
+        self._wait_until(self.poller_stats_path.exists, "poller")
+
+    def restart_poller(self) -> None:
+        """Stop the poller (SIGTERM: it finishes the batch in hand) and start it again."""
+        self.stop_process("poller")
+        self.start_poller()
 
     def start_s3(self) -> None:
         s3rver = [
@@ -129,16 +240,26 @@ class LocalStack:
             self.host,
             str(self.s3_port),
         ]
-        self._spawn("s3rver", s3rver, os.environ)
+        self._spawn("s3rver", s3rver, {**os.environ, **self.s3rver_events_env()})
         self._wait_until(lambda: requests.get(self.s3_url, timeout=1) is not None, "s3rver")
+
+    def s3rver_events_env(self) -> dict[str, str]:
+        """Tells scripts/local/s3rver.js where to send the events bucket's object events."""
+        return {
+            **aws.FAKE_CREDENTIALS,
+            "AWS_REGION": aws.REGION,
+            "S3RVER_EVENTS_BUCKET": self.events_bucket,
+            "S3RVER_EVENTS_QUEUE_URL": self.events_queue_url,
+        }
 
     def restart_s3(self) -> None:
         """Stop s3rver and start it again on the same port and data (a storage outage)."""
         self.stop_process("s3rver")
         self.start_s3()
 
-    def start_api(self) -> None:
-        env = {
+    def app_process_env(self) -> dict[str, str]:
+        """The environment of the app's processes: chalice local and the poller."""
+        return {
             **os.environ,
             **S3RVER_CREDENTIALS,
             "AWS_DEFAULT_REGION": "us-east-1",
@@ -148,8 +269,11 @@ class LocalStack:
             "S3_ENDPOINT_URL": self.s3_url,
             "UPLOAD_TOKEN": self.upload_token,
             "CORS_ORIGINS": ",".join(self.page_origins),
+            **self.aws_env(),
             **self.app_env,
         }
+
+    def start_api(self) -> None:
         chalice = [
             sys.executable,
             str(ROOT / "scripts" / "local" / "chalice_local.py"),
@@ -162,7 +286,7 @@ class LocalStack:
             "local",
             "--no-autoreload",
         ]
-        self._spawn("chalice", chalice, env)
+        self._spawn("chalice", chalice, self.app_process_env())
         self._wait_until(lambda: requests.get(f"{self.api_url}/health", timeout=1).ok, "chalice")
 
     def put_original(self, key: str, body: bytes, content_type: str | None = None) -> None:
@@ -180,7 +304,7 @@ class LocalStack:
             self.stop_process(name)
 
     def stop_process(self, name: str) -> None:
-        """Stop one server ("s3rver" or "chalice") and the children in its process group."""
+        """Stop one process ("moto", "s3rver", "chalice", "poller") and its process group."""
         process = self._processes.pop(name)
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
@@ -241,6 +365,9 @@ def main() -> int:
         bucket=os.environ.get("BUCKET", "images"),
         originals_bucket=os.environ.get("ORIGINALS_BUCKET", "originals"),
         upload_token=os.environ.get("UPLOAD_TOKEN") or DEV_UPLOAD_TOKEN,
+        aws_port=int(os.environ.get("AWS_PORT", "4566")),
+        # The app's own events handler unless told otherwise ("" turns the poller off).
+        event_handler=os.environ.get("EVENT_HANDLER", APP_EVENT_HANDLER) or None,
     )
     with stack:
         keys = stack.upload_samples()
@@ -250,8 +377,13 @@ def main() -> int:
         print(f"Resize API:            {stack.api_url}/resize/<size>/<key>")
         print(f"Uploads:               POST {stack.api_url}/uploads (Bearer {stack.upload_token})")
         print(
-            f"S3 API (S3RVER/S3RVER): {stack.s3_url} (originals in s3://{stack.originals_bucket})\n"
+            f"S3 API (S3RVER/S3RVER): {stack.s3_url} (originals in s3://{stack.originals_bucket})"
         )
+        print(f"Local AWS (SQS, DynamoDB, SNS; moto): {stack.aws_url}")
+        print(f"  events queue:  {stack.events_queue_url} (bucket {stack.events_bucket})")
+        if stack.event_handler:
+            print(f"  poller:        {stack.event_handler}, stats in {stack.poller_stats_path}")
+        print()
         print("Open in a browser, or follow with curl -L; the first request is a miss")
         print("(307 -> API -> 307 -> image), the next one a plain 200 from S3:\n")
         for key, size in zip(keys, ("300x300", "640x", "x120"), strict=True):
@@ -262,7 +394,7 @@ def main() -> int:
         )
         print("\nUpload your own photo in two steps (PHOTO= any JPEG), then open any size of it:\n")
         print(upload_example(stack.api_url, stack.upload_token, example))
-        print(f"\nLogs: {stack.data_dir}/*.log.  Ctrl-C stops both servers.")
+        print(f"\nLogs: {stack.data_dir}/*.log.  Ctrl-C stops every server.")
         wait_for_stop_signal()
         print("\nstopping")
     return 0
