@@ -68,9 +68,9 @@ def client(s3: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 @contextmanager
 def started_stack(
-    tmp_path_factory: pytest.TempPathFactory, name: str, app_env: dict[str, str]
+    tmp_path_factory: pytest.TempPathFactory, name: str, app_env: dict[str, str], **options: Any
 ) -> Iterator[Any]:
-    """s3rver + `chalice local` as real processes on free ports, the app given ``app_env``."""
+    """The local stack's processes on free ports, the app given ``app_env``."""
     from scripts.local.stack import LocalStack, free_port
 
     stack = LocalStack(
@@ -78,6 +78,7 @@ def started_stack(
         s3_port=free_port(),
         api_port=free_port(),
         app_env=app_env,
+        **options,
     )
     with stack:
         yield stack

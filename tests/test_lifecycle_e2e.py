@@ -1,0 +1,223 @@
+"""The originals' lifecycle through the real local stack, as `make run` runs it.
+
+s3rver forwards its object events to moto's SQS; the poller invokes
+``app:on_original_event`` the way Lambda's event source mapping does; the
+handler writes presets to s3rver and records to moto's DynamoDB; browsers'
+requests go through the website and `chalice local`.  Uploads go through the
+real presigned POST.  Waits poll for a condition with a deadline: never a
+fixed sleep, never a timing assertion.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+from urllib.parse import quote, quote_plus
+
+import pytest
+import requests
+
+from scripts.local.stack import APP_EVENT_HANDLER, EventSettings, LocalStack
+from tests import corpus
+from tests.conftest import started_stack
+
+pytestmark = pytest.mark.e2e
+
+T = TypeVar("T")
+WAIT = 60.0  # generous: two cores, shared with other test processes
+PRESETS = ("100x", "64x64-cover")
+MAX_RECEIVES = 3
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    with started_stack(
+        tmp_path_factory,
+        "lifecycle",
+        {"PRESET_SIZES": ",".join(PRESETS)},
+        event_handler=APP_EVENT_HANDLER,
+        events=EventSettings(visibility_timeout=2, max_receive_count=MAX_RECEIVES),
+    ) as started:
+        yield started
+
+
+def eventually(check: Callable[[], T | None], what: str, timeout: float = WAIT) -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def upload(stack: LocalStack, body: bytes, filename: str = "photo.jpg") -> dict[str, Any]:
+    """Through POST /uploads and the presigned form, as a browser would."""
+    created = requests.post(
+        f"{stack.api_url}/uploads",
+        json={"filename": filename, "content_type": "image/jpeg"},
+        headers={"Authorization": f"Bearer {stack.upload_token}"},
+        timeout=30,
+    ).json()
+    form = created["upload"]
+    stored = requests.post(
+        form["url"], data=form["fields"], files={"file": (filename, body)}, timeout=30
+    )
+    assert stored.status_code == 201, stored.text
+    return created  # type: ignore[no-any-return]
+
+
+def meta(stack: LocalStack, key: str) -> dict[str, Any] | None:
+    response = requests.get(f"{stack.api_url}/meta/{quote(key)}", timeout=30)
+    return response.json() if response.status_code == 200 else None  # type: ignore[no-any-return]
+
+
+def meta_with(stack: LocalStack, key: str, **wanted: Any) -> dict[str, Any]:
+    def check() -> dict[str, Any] | None:
+        found = meta(stack, key)
+        return found if found and all(found.get(k) == v for k, v in wanted.items()) else None
+
+    return eventually(check, f"{key} to be {wanted}")
+
+
+def variants_of(stack: LocalStack, key: str) -> set[str]:
+    """Every object of the public bucket that belongs to ``key``: variants and ledger entries."""
+    listed = stack.s3_client().list_objects_v2(Bucket=stack.bucket).get("Contents", [])
+    return {item["Key"] for item in listed if item["Key"].endswith(key)}
+
+
+def website(stack: LocalStack, size: str, key: str) -> requests.Response:
+    return requests.get(f"{stack.public_url}/{size}/{quote(key)}", timeout=30)
+
+
+def queues_drained(stack: LocalStack) -> bool:
+    sqs = stack.aws_client("sqs")
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=stack.events_queue_url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return all(int(value) == 0 for value in attributes.values())
+
+
+def test_upload_overwrite_delete_through_the_pipeline(stack: LocalStack) -> None:
+    first = upload(stack, corpus.jpeg((1200, 900)))
+    key = first["key"]
+    record = meta_with(stack, key, state="ready")
+    assert (record["width"], record["height"], record["format"]) == (1200, 900, "JPEG")
+    assert set(record["presets"]) == set(PRESETS)
+    for size in PRESETS:  # made on upload: the first view is a plain hit
+        hit = website(stack, size, key)
+        assert hit.status_code == 200
+        assert hit.history == []
+    missed = website(stack, "300x", key)  # a size nobody made yet: a miss
+    assert [r.status_code for r in missed.history] == [307, 307]
+    assert corpus.opened(missed.content).size == (300, 225)
+
+    # Overwrite with a different picture: every old variant goes, the new one shows.
+    stack.put_original(key, corpus.jpeg((500, 800)), "image/jpeg")
+    meta_with(stack, key, state="ready", width=500)
+    assert f"300x/{key}" not in variants_of(stack, key)
+    assert corpus.opened(website(stack, "300x", key).content).size == (300, 480)
+    assert corpus.opened(website(stack, "100x", key).content).size == (100, 160)
+
+    # Delete: every variant and ledger entry goes; the website says the original is gone.
+    stack.s3_client().delete_object(Bucket=stack.originals_bucket, Key=key)
+    eventually(lambda: meta(stack, key) is None, "the record to go")
+    eventually(lambda: not variants_of(stack, key), "every variant and entry to go")
+    gone = website(stack, "300x", key)
+    assert gone.status_code == 404
+    assert gone.json()["code"] == "original_not_found"
+    eventually(lambda: queues_drained(stack), "the queue to drain")
+
+
+def test_a_non_image_is_rejected_and_nothing_is_rendered(stack: LocalStack) -> None:
+    created = upload(stack, b"%PDF-1.7 this is not a photo", "report.jpg")
+    record = meta_with(stack, created["key"], state="rejected")
+    assert record["error_code"] == "unsupported_format"
+    assert variants_of(stack, created["key"]) == set()
+    eventually(lambda: queues_drained(stack), "the queue to drain")
+
+
+def notification(key: str, name: str, sequencer: str, **found: Any) -> str:
+    """An S3 notification body for ``key``, as s3rver (and S3) would send it."""
+    return json.dumps(
+        {
+            "Records": [
+                {
+                    "eventVersion": "2.1",
+                    "eventSource": "aws:s3",
+                    "eventName": name,
+                    "eventTime": "2026-12-01T12:00:00.000Z",
+                    "s3": {
+                        "bucket": {"name": "originals"},
+                        "object": {
+                            "key": quote_plus(key, safe="/"),
+                            "sequencer": sequencer,
+                            **found,
+                        },
+                    },
+                }
+            ]
+        }
+    )
+
+
+def test_duplicate_and_reordered_deliveries_leave_the_same_state(stack: LocalStack) -> None:
+    created = upload(stack, corpus.jpeg((800, 600)))
+    key = created["key"]
+    meta_with(stack, key, state="ready")
+    head = stack.s3_client().head_object(Bucket=stack.originals_bucket, Key=key)
+    usage_before = requests.get(
+        f"{stack.api_url}/uploads",
+        headers={"Authorization": f"Bearer {stack.upload_token}"},
+        timeout=30,
+    ).json()["usage"]
+    before = variants_of(stack, key)
+    sqs = stack.aws_client("sqs")
+    # The same upload's event again, and an older "removed" that arrives after it.
+    table = stack.aws_client("dynamodb")
+    item = table.get_item(
+        TableName=stack.metadata_table, Key={"pk": {"S": f"original#{key}"}, "sk": {"S": "meta"}}
+    )["Item"]
+    applied = item["sequencer"]["S"].lstrip("0")
+    for body in (
+        notification(
+            key,
+            "ObjectCreated:Post",
+            applied,
+            eTag=head["ETag"].strip('"'),
+            size=head["ContentLength"],
+        ),
+        notification(key, "ObjectRemoved:Delete", "0" * 17 + "1"),
+    ):
+        sqs.send_message(QueueUrl=stack.events_queue_url, MessageBody=body)
+    eventually(lambda: queues_drained(stack), "the injected messages to be handled")
+    assert meta_with(stack, key, state="ready")["etag"] == head["ETag"]
+    assert variants_of(stack, key) == before
+    usage_after = requests.get(
+        f"{stack.api_url}/uploads",
+        headers={"Authorization": f"Bearer {stack.upload_token}"},
+        timeout=30,
+    ).json()["usage"]
+    assert usage_after == usage_before
+
+
+def test_a_message_that_keeps_failing_ends_in_the_dead_letter_queue(stack: LocalStack) -> None:
+    sqs = stack.aws_client("sqs")
+    good = upload(stack, corpus.jpeg((300, 200)))
+    # A batch with a message the handler can never handle, beside a good one.
+    sqs.send_message(QueueUrl=stack.events_queue_url, MessageBody="not an S3 notification")
+    meta_with(stack, good["key"], state="ready")
+
+    def dead_lettered() -> list[dict[str, Any]]:
+        return sqs.receive_message(  # type: ignore[no-any-return]
+            QueueUrl=stack.events_dlq_url, AttributeNames=["ApproximateReceiveCount"]
+        ).get("Messages", [])
+
+    [dead] = eventually(dead_lettered, "the bad message in the dead-letter queue")
+    assert dead["Body"] == "not an S3 notification"
+    poller_log = stack.log("poller")
+    assert poller_log.count("malformed message") >= MAX_RECEIVES
+    eventually(lambda: queues_drained(stack), "the queue to drain")
