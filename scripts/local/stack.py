@@ -407,6 +407,7 @@ _FORM_ARGUMENTS = (
     'shlex.quote(u["url"]))'
 )
 _VARIANT_URL = 'import json, sys; print(json.load(sys.stdin)["variant_url"].format(size="300x300"))'
+_KEY = 'import json, sys, urllib.parse; print(urllib.parse.quote(json.load(sys.stdin)["key"]))'
 # Step 2: the form's fields, then the file, last as S3 wants it; prints S3's status (201).
 _STEP_2 = (
     """  eval "curl -sS -o /dev/null -w '%{http_code}\\n' """
@@ -415,7 +416,7 @@ _STEP_2 = (
 
 
 def upload_example(api_url: str, token: str, photo: Path) -> str:
-    """A shell snippet: ask for an upload form, POST the file with it, print a variant URL."""
+    """Shell: ask for an upload form, POST the file, print a variant URL and the record."""
     request = json.dumps({"filename": "photo.jpg", "content_type": "image/jpeg"})
     return "\n".join(
         [
@@ -424,6 +425,8 @@ def upload_example(api_url: str, token: str, photo: Path) -> str:
             f"      -H 'Content-Type: application/json' -d '{request}')",
             _STEP_2.replace("FORM", _FORM_ARGUMENTS).rstrip(),
             f"  echo \"$UPLOAD\" | python3 -c '{_VARIANT_URL}'",
+            "  # a moment later: its facts and presets, once the events poller has handled it",
+            f"  sleep 2; curl -sS {api_url}/meta/$(echo \"$UPLOAD\" | python3 -c '{_KEY}'); echo",
         ]
     )
 
