@@ -27,8 +27,10 @@ API = "the API answers"
 CHAIN = "end to end"
 VARIANT = "public read"
 CDN = "the CDN does not cache redirects"
-# What s3rver can't show (it serves and lists everything to everyone) and no CDN locally.
-SKIPPED_LOCALLY = {ORIGINALS_PRIVATE, NOT_LISTABLE, CDN}
+DEAD_LETTERS = "no originals' event is stuck"
+# What s3rver can't show (it serves and lists everything to everyone), no CDN locally,
+# and no dead-letter queue unless given.
+SKIPPED_LOCALLY = {ORIGINALS_PRIVATE, NOT_LISTABLE, CDN, DEAD_LETTERS}
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +59,7 @@ def run_doctor(
     website: str,
     public: str | None = None,
     storage: str | None = None,
+    dead_letters: str | None = None,
 ) -> tuple[int, dict[str, str], str]:
     """Exit status, each check's mark by name prefix, and the whole printed checklist."""
     argv = [
@@ -70,6 +73,8 @@ def run_doctor(
         argv += ["--public-url", public]
     if storage:
         argv += ["--storage-url", storage]
+    if dead_letters:
+        argv += ["--dead-letter-queue-url", dead_letters]
     status = doctor.main(argv)
     output = capsys.readouterr().out
     marks = {
@@ -228,3 +233,25 @@ def test_doctor_runs_as_a_command(stack: LocalStack) -> None:
     result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("✓ ") == len(doctor.CHECKS) - len(SKIPPED_LOCALLY)
+
+
+def test_dead_lettered_events_are_reported(
+    stack: LocalStack, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", stack.aws_url)
+    status, marks, output = run_doctor(
+        stack, capsys, website=stack.public_url, dead_letters=stack.events_dlq_url
+    )
+    assert mark(marks, DEAD_LETTERS) == "✓", output
+    sqs = stack.aws_client("sqs")
+    sqs.send_message(QueueUrl=stack.events_dlq_url, MessageBody="a failed event")
+    try:
+        status, marks, output = run_doctor(
+            stack, capsys, website=stack.public_url, dead_letters=stack.events_dlq_url
+        )
+    finally:
+        sqs.purge_queue(QueueUrl=stack.events_dlq_url)
+    assert status == 1
+    assert mark(marks, DEAD_LETTERS) == "✗"
+    assert "1 event(s) failed every try" in output
+    assert "start-message-move-task" in output
