@@ -39,8 +39,10 @@ run: install
 
 # A bounded load run on loopback against its own local stack; LOAD_ARGS, e.g.
 # `--misses 400 --hits 5000 --concurrency 64`, go to scripts/bench/load.py.
+# Then an upload burst (BURST_ARGS, e.g. `--uploads 500`) through the events pipeline.
 load: install
 	$(BIN)/python scripts/bench/load.py $(LOAD_ARGS)
+	$(BIN)/python scripts/bench/upload_burst.py $(BURST_ARGS)
 
 lint: $(PY_STAMP)
 	$(BIN)/ruff check .

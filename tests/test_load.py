@@ -104,3 +104,49 @@ def test_percentile_is_nearest_rank() -> None:
     assert load.percentile(values, 1.00) == 100
     assert load.percentile([3.0], 0.95) == 3.0
     assert load.PhaseResult("empty", [], wall=0.0).latency(50) == 0.0
+
+
+# --- the upload burst through the events pipeline ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def burst(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from scripts.bench import upload_burst
+
+    with upload_burst.burst_stack(tmp_path_factory.mktemp("burst"), max_concurrency=2) as stack:
+        report = upload_burst.run_burst(stack, 8, concurrency=4, presets=PRESETS)
+        yield stack, report
+
+
+PRESETS = ["160x160-cover", "320x", "640x", "1280x"]
+
+
+@pytest.mark.e2e
+def test_a_small_burst_drains_with_nothing_lost(burst: Any) -> None:
+    from scripts.bench import upload_burst
+
+    _, report = burst
+    assert len(report.uploads) == 8
+    assert report.bad == 0, upload_burst.format_report(report)
+    assert report.usage == {"originals": 8, "bytes": sum(u.bytes for u in report.uploads)}
+    assert 1 <= report.peak_concurrency <= 2
+    assert upload_burst.format_report(report).endswith("burst: 0 lost uploads, 0 problems")
+
+
+@pytest.mark.e2e
+def test_the_burst_verifier_finds_a_missing_preset_and_a_wrong_total(burst: Any) -> None:
+    from scripts.bench import upload_burst
+
+    stack, report = burst
+    victim = report.uploads[0]
+    stack.s3_client().delete_object(Bucket=stack.bucket, Key=f"320x/{victim.key}")
+    checked = upload_burst.BurstReport(
+        report.uploads[1:], [], report.drained_at, report.peak_concurrency, 2
+    )
+    upload_burst.verify(stack, checked, PRESETS)
+    assert checked.problems["usage"]  # the one left out is still counted by the store
+    assert checked.problems["record nobody uploaded"] == [victim.key]
+    again = upload_burst.BurstReport(report.uploads, [], report.drained_at, 3, 2)
+    upload_burst.verify(stack, again, PRESETS)
+    assert again.problems["missing preset"] == [f"320x/{victim.key}"]
+    assert again.problems["over the cap"] == ["3 > 2"]
