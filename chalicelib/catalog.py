@@ -126,13 +126,8 @@ class Catalog:
 
     def get(self, key: str) -> OriginalRecord | None:
         """The record of ``key`` (a tombstone included), read consistently; None if unknown."""
-        item = self._call(
-            "get_item",
-            TableName=self._table,
-            Key=_key(f"original#{key}", META),
-            ConsistentRead=True,
-        ).get("Item")
-        return _record(_plain(item)) if item else None
+        item = self._get_item(f"original#{key}", META)
+        return _record(item) if item else None
 
     def apply(self, record: OriginalRecord, previous: OriginalRecord | None) -> bool:
         """Store ``record`` in place of ``previous``, with the usage change; False if it lost.
@@ -182,14 +177,8 @@ class Catalog:
             raise _unavailable(err) from err
 
     def usage(self, uploader: str) -> Usage:
-        item = self._call(
-            "get_item",
-            TableName=self._table,
-            Key=_key(f"usage#{uploader}", USAGE),
-            ConsistentRead=True,
-        ).get("Item")
-        plain = _plain(item) if item else {}
-        return Usage(int(plain.get("bytes", 0)), int(plain.get("originals", 0)))
+        item = self._get_item(f"usage#{uploader}", USAGE) or {}
+        return Usage(int(item.get("bytes", 0)), int(item.get("originals", 0)))
 
     def list_for(
         self, uploader: str, limit: int, cursor: str | None = None
@@ -236,6 +225,13 @@ class Catalog:
             for uploader, (size, count) in deltas.items()
             if size or count
         ]
+
+    def _get_item(self, pk: str, sk: str) -> dict[str, Any] | None:
+        """One item, read consistently, as plain Python values; None if there is none."""
+        item = self._call(
+            "get_item", TableName=self._table, Key=_key(pk, sk), ConsistentRead=True
+        ).get("Item")
+        return _plain(item) if item else None
 
     def _call(self, operation: str, **arguments: Any) -> dict[str, Any]:
         try:

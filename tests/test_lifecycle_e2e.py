@@ -11,9 +11,8 @@ fixed sleep, never a timing assertion.
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 from urllib.parse import quote, quote_plus
 
 import pytest
@@ -22,11 +21,10 @@ import requests
 from scripts.local.stack import APP_EVENT_HANDLER, EventSettings, LocalStack
 from tests import corpus
 from tests.conftest import started_stack
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
-T = TypeVar("T")
-WAIT = 60.0  # generous: two cores, shared with other test processes
 PRESETS = ("100x", "64x64-cover")
 MAX_RECEIVES = 3
 
@@ -41,16 +39,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         events=EventSettings(visibility_timeout=2, max_receive_count=MAX_RECEIVES),
     ) as started:
         yield started
-
-
-def eventually(check: Callable[[], T | None], what: str, timeout: float = WAIT) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def upload(stack: LocalStack, body: bytes, filename: str = "photo.jpg") -> dict[str, Any]:
@@ -79,7 +67,7 @@ def meta_with(stack: LocalStack, key: str, **wanted: Any) -> dict[str, Any]:
         found = meta(stack, key)
         return found if found and all(found.get(k) == v for k, v in wanted.items()) else None
 
-    return eventually(check, f"{key} to be {wanted}")
+    return wait_for(check, f"{key} to be {wanted}")
 
 
 def variants_of(stack: LocalStack, key: str) -> set[str]:
@@ -90,6 +78,20 @@ def variants_of(stack: LocalStack, key: str) -> set[str]:
 
 def website(stack: LocalStack, size: str, key: str) -> requests.Response:
     return requests.get(f"{stack.public_url}/{size}/{quote(key)}", timeout=30)
+
+
+def notifications_for(stack: LocalStack, key: str) -> list[dict[str, Any]]:
+    """The messages published about ``key`` so far (read from the subscribed queue)."""
+    sqs = stack.aws_client("sqs")
+    received = sqs.receive_message(
+        QueueUrl=stack.notifications_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+    ).get("Messages", [])
+    messages = [json.loads(json.loads(m["Body"])["Message"]) for m in received]
+    for message in received:
+        sqs.delete_message(
+            QueueUrl=stack.notifications_queue_url, ReceiptHandle=message["ReceiptHandle"]
+        )
+    return [m for m in messages if m["key"] == key]
 
 
 def queues_drained(stack: LocalStack) -> bool:
@@ -111,6 +113,10 @@ def test_upload_overwrite_delete_through_the_pipeline(stack: LocalStack) -> None
         hit = website(stack, size, key)
         assert hit.status_code == 200
         assert hit.history == []
+    # Subscribers heard of it once, through SNS (a queue subscribed to the topic).
+    told = wait_for(lambda: notifications_for(stack, key), "the SNS notification")
+    assert [(m["state"], m["variant_url"]) for m in told] == [("ready", first["variant_url"])]
+    assert set(told[0]["presets"]) == set(PRESETS)
     missed = website(stack, "300x", key)  # a size nobody made yet: a miss
     assert [r.status_code for r in missed.history] == [307, 307]
     assert corpus.opened(missed.content).size == (300, 225)
@@ -124,12 +130,12 @@ def test_upload_overwrite_delete_through_the_pipeline(stack: LocalStack) -> None
 
     # Delete: every variant and ledger entry goes; the website says the original is gone.
     stack.s3_client().delete_object(Bucket=stack.originals_bucket, Key=key)
-    eventually(lambda: meta(stack, key) is None, "the record to go")
-    eventually(lambda: not variants_of(stack, key), "every variant and entry to go")
+    wait_for(lambda: meta(stack, key) is None, "the record to go")
+    wait_for(lambda: not variants_of(stack, key), "every variant and entry to go")
     gone = website(stack, "300x", key)
     assert gone.status_code == 404
     assert gone.json()["code"] == "original_not_found"
-    eventually(lambda: queues_drained(stack), "the queue to drain")
+    wait_for(lambda: queues_drained(stack), "the queue to drain")
 
 
 def test_a_non_image_is_rejected_and_nothing_is_rendered(stack: LocalStack) -> None:
@@ -137,7 +143,7 @@ def test_a_non_image_is_rejected_and_nothing_is_rendered(stack: LocalStack) -> N
     record = meta_with(stack, created["key"], state="rejected")
     assert record["error_code"] == "unsupported_format"
     assert variants_of(stack, created["key"]) == set()
-    eventually(lambda: queues_drained(stack), "the queue to drain")
+    wait_for(lambda: queues_drained(stack), "the queue to drain")
 
 
 def notification(key: str, name: str, sequencer: str, **found: Any) -> str:
@@ -193,7 +199,7 @@ def test_duplicate_and_reordered_deliveries_leave_the_same_state(stack: LocalSta
         notification(key, "ObjectRemoved:Delete", "0" * 17 + "1"),
     ):
         sqs.send_message(QueueUrl=stack.events_queue_url, MessageBody=body)
-    eventually(lambda: queues_drained(stack), "the injected messages to be handled")
+    wait_for(lambda: queues_drained(stack), "the injected messages to be handled")
     assert meta_with(stack, key, state="ready")["etag"] == head["ETag"]
     assert variants_of(stack, key) == before
     usage_after = requests.get(
@@ -216,8 +222,8 @@ def test_a_message_that_keeps_failing_ends_in_the_dead_letter_queue(stack: Local
             QueueUrl=stack.events_dlq_url, AttributeNames=["ApproximateReceiveCount"]
         ).get("Messages", [])
 
-    [dead] = eventually(dead_lettered, "the bad message in the dead-letter queue")
+    [dead] = wait_for(dead_lettered, "the bad message in the dead-letter queue")
     assert dead["Body"] == "not an S3 notification"
     poller_log = stack.log("poller")
     assert poller_log.count("malformed message") >= MAX_RECEIVES
-    eventually(lambda: queues_drained(stack), "the queue to drain")
+    wait_for(lambda: queues_drained(stack), "the queue to drain")

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
@@ -32,8 +32,7 @@ from chalicelib.catalog import TABLE_SCHEMA
 from scripts.local import aws
 from scripts.local.lambda_poller import failed_message_ids, lambda_event
 from scripts.local.stack import ROOT, EventSettings, LocalStack, free_port
-
-WAIT = 60.0  # generous: others run tests on these two cores too
+from tests.waiting import wait_for
 
 # The poller's rules, no processes --------------------------------------------------
 
@@ -102,17 +101,6 @@ def test_a_received_message_becomes_a_record_of_lambdas_sqs_event() -> None:
 
 
 # Shared by the process tests ------------------------------------------------------
-
-
-def wait_for(condition: Callable[[], Any], what: str, timeout: float = WAIT) -> Any:
-    """Poll ``condition`` until it is truthy; its value."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"still waiting, after {timeout}s, for {what}")
 
 
 def receive_all(sqs: Any, queue_url: str, wait_seconds: int = 1) -> list[dict[str, Any]]:

@@ -14,12 +14,10 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 import requests
-from botocore.config import Config
 
-from scripts.local.stack import S3RVER_CREDENTIALS, upload_example
+from scripts.local.stack import upload_example
 from tests import corpus
 from tests.conftest import started_stack
 
@@ -135,14 +133,7 @@ def test_the_size_range_is_enforced_by_s3(stack: Any, size: int, code: str) -> N
 
 
 def test_an_expired_form_is_refused(stack: Any) -> None:
-    client = boto3.client(
-        "s3",
-        endpoint_url=stack.s3_url,
-        region_name="us-east-1",
-        aws_access_key_id=S3RVER_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=S3RVER_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
-    )
+    client = stack.s3_client()
     form = client.generate_presigned_post(stack.originals_bucket, "uploads/x/1/a.jpg", ExpiresIn=1)
     time.sleep(2)
     refused = send(form, corpus.jpeg((40, 30)))
