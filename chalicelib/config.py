@@ -21,6 +21,10 @@ from chalicelib.ledger import MAX_BUDGET
 # 304), since nothing can purge a browser's cache.
 CDN_MAX_AGE_SECONDS = 31_536_000
 DEFAULT_BROWSER_MAX_AGE_SECONDS = 86_400
+# A miss that read an original just before it changed may store its variant after
+# the purge; a second purge this much later (beyond the API function's 25 s timeout)
+# removes it.  SQS delays a message by at most 900 s.
+DEFAULT_RECHECK_DELAY_SECONDS = 60
 # Rendered as soon as an original arrives: a gallery's thumbnail and common widths.
 DEFAULT_PRESET_SIZES = "160x160-cover,320x,640x,1280x"
 MIN_SIGNING_KEY_BYTES = 16
@@ -66,6 +70,8 @@ class Settings:
     keep_gps_metadata: bool = False
     variant_browser_max_age: int = DEFAULT_BROWSER_MAX_AGE_SECONDS
     cdn_distribution_id: str = ""
+    events_queue_url: str = ""
+    recheck_delay_seconds: int = DEFAULT_RECHECK_DELAY_SECONDS
 
     @property
     def variant_cache_control(self) -> str:
@@ -144,6 +150,10 @@ class Settings:
                 high=CDN_MAX_AGE_SECONDS,
             ),
             cdn_distribution_id=_distribution_id(env.get("CDN_DISTRIBUTION_ID", "")),
+            events_queue_url=env.get("EVENTS_QUEUE_URL", "").strip(),
+            recheck_delay_seconds=_int(
+                env, "RECHECK_DELAY_SECONDS", DEFAULT_RECHECK_DELAY_SECONDS, low=0, high=900
+            ),
         )
 
 

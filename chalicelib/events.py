@@ -23,6 +23,11 @@ SEQUENCER_WIDTH = 32
 class Change(Enum):
     CREATED = "created"  # ObjectCreated:* (Put, Post, Copy, CompleteMultipartUpload)
     REMOVED = "removed"  # ObjectRemoved:* (Delete, DeleteMarkerCreated)
+    RECHECK = "recheck"  # ours: purge again later, for misses that were still rendering
+
+
+# The body of a recheck message; S3 never sends this shape.
+RECHECK = "Recheck"
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,8 @@ def parse_message(record: dict[str, Any]) -> list[ObjectEvent]:
         raise MalformedEvent(f"message {message_id}: the body is not a JSON object")
     if body.get("Event") == "s3:TestEvent":
         return []
+    if RECHECK in body:
+        return [_recheck(body[RECHECK], message_id)]
     records = body.get("Records")
     if not isinstance(records, list):
         raise MalformedEvent(f"message {message_id}: no Records")
@@ -78,6 +85,19 @@ def _object_event(item: Any, message_id: str) -> ObjectEvent:
         )
     except (KeyError, TypeError, ValueError) as err:
         raise MalformedEvent(f"message {message_id}: not an S3 object event ({err!r})") from err
+
+
+def recheck_body(bucket: str, key: str) -> str:
+    """The message that asks for a key's variants to be checked against its original again."""
+    return json.dumps({RECHECK: {"bucket": bucket, "key": key}})
+
+
+def _recheck(item: Any, message_id: str) -> ObjectEvent:
+    if not isinstance(item, dict) or not all(
+        isinstance(item.get(name), str) and item[name] for name in ("bucket", "key")
+    ):
+        raise MalformedEvent(f"message {message_id}: a recheck needs a bucket and a key")
+    return ObjectEvent(Change.RECHECK, item["bucket"], item["key"], "", message_id)
 
 
 def _change(event_name: str) -> Change:

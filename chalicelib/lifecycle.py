@@ -10,6 +10,9 @@ nothing to do:
   the uploader's usage in one transaction → notify.
 * **removed** → skip if stale → purge every variant not made from whatever
   is stored now (nothing, usually) → store a tombstone → notify.
+* **recheck** (our own delayed message, sent with each of the above) → purge
+  once more: a miss that read the old original just before it changed can
+  store its variant after the first purge, at most a function timeout later.
 
 S3 delivers at least once and in any order.  The record's sequencer makes
 each event count once: a redelivered one finds itself applied; a late
@@ -26,9 +29,11 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from datetime import datetime
 from enum import Enum
 from typing import Any
 from urllib.parse import quote
@@ -36,9 +41,9 @@ from urllib.parse import quote
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.catalog import Catalog, OriginalRecord, State, tombstone
-from chalicelib.config import Settings
+from chalicelib.config import DEFAULT_RECHECK_DELAY_SECONDS, Settings
 from chalicelib.errors import ServiceError, StorageUnavailable
-from chalicelib.events import Change, MalformedEvent, ObjectEvent, parse_message
+from chalicelib.events import Change, MalformedEvent, ObjectEvent, parse_message, recheck_body
 from chalicelib.facts import describe
 from chalicelib.ledger import Ledger, original_prefix
 from chalicelib.service import SOURCE_ETAG, ResizeService
@@ -57,6 +62,7 @@ class Outcome(Enum):
     ALREADY_APPLIED = "already applied"  # a redelivery
     STALE = "stale"  # a newer event of the key was applied first
     SUPERSEDED = "superseded"  # the object changed again since; that event will do the work
+    RECHECKED = "rechecked"  # variants checked against the original once more
 
 
 class LostRace(StorageUnavailable):
@@ -64,35 +70,56 @@ class LostRace(StorageUnavailable):
 
 
 class Purger:
-    """Deletes every stored variant of an original (and its ledger entry) not made from one ETag."""
+    """Deletes every stored variant of an original (and its ledger entry) not made from one ETag.
 
-    def __init__(self, variants: ImageStore, cdn: CdnInvalidator | None = None) -> None:
+    A ledger entry whose variant isn't stored yet is a render in flight (a
+    miss claims the entry first) unless it is older than ``in_flight_seconds``:
+    it is kept, so the recheck that follows finds that variant once stored.
+    """
+
+    def __init__(
+        self,
+        variants: ImageStore,
+        cdn: CdnInvalidator | None = None,
+        *,
+        in_flight_seconds: int = DEFAULT_RECHECK_DELAY_SECONDS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._variants = variants
         self._cdn = cdn
+        self._in_flight_seconds = in_flight_seconds
+        self._clock = clock
 
     def purge(self, key: str, keep_etag: str | None) -> list[str]:
         """Delete what isn't from ``keep_etag`` (None: everything); the variant keys removed."""
-        names = self._variants.list_all_names(original_prefix(key))
-        if not names:
+        prefix = original_prefix(key)
+        listed = self._variants.list_all(prefix)
+        if not listed:
             return []
-        entries = Ledger.from_names(names).entries(key)
+        entries = Ledger.from_names(listed).entries(key)  # variant key → its entry's key
         found = dict(zip(entries, _HEADS.map(self._variants.head, entries), strict=True))
+        in_flight = {
+            entries[variant]
+            for variant, info in found.items()
+            if info is None and not self._is_old(listed[entries[variant][len(prefix) :]])
+        }
         stale = [
             variant
             for variant, info in found.items()
-            if info is None or keep_etag is None or info.metadata.get(SOURCE_ETAG) != keep_etag
+            if info is not None
+            and (keep_etag is None or info.metadata.get(SOURCE_ETAG) != keep_etag)
         ]
-        kept_entries = {entries[variant] for variant in entries if variant not in stale}
+        kept = {entries[variant] for variant, info in found.items() if info is not None}
+        kept = (kept - {entries[variant] for variant in stale}) | in_flight
         # Variants first, entries last: a crash in between leaves entries to find next time.
-        removed = [variant for variant in stale if found[variant] is not None]
-        self._variants.delete_many(removed)
-        prefix = original_prefix(key)
-        self._variants.delete_many(
-            prefix + name for name in names if prefix + name not in kept_entries
-        )
-        if removed and self._cdn is not None:
-            self._cdn.invalidate(removed)
-        return removed
+        self._variants.delete_many(stale)
+        self._variants.delete_many(prefix + name for name in listed if prefix + name not in kept)
+        if stale and self._cdn is not None:
+            self._cdn.invalidate(stale)
+        return stale
+
+    def _is_old(self, written: datetime) -> bool:
+        return self._clock() - written.timestamp() > self._in_flight_seconds
 
 
 class CdnInvalidator:
@@ -120,6 +147,25 @@ class CdnInvalidator:
                 raise StorageUnavailable(
                     "the CDN did not take the invalidation", repr(err)
                 ) from err
+
+
+class Rechecker:
+    """Asks, through the events queue, for a key's variants to be purged once more, later."""
+
+    def __init__(self, client: Any, queue_url: str, delay_seconds: int) -> None:
+        self._client = client
+        self._queue_url = queue_url
+        self._delay_seconds = delay_seconds
+
+    def schedule(self, bucket: str, key: str) -> None:
+        try:
+            self._client.send_message(
+                QueueUrl=self._queue_url,
+                MessageBody=recheck_body(bucket, key),
+                DelaySeconds=self._delay_seconds,
+            )
+        except (ClientError, BotoCoreError) as err:
+            raise StorageUnavailable("the events queue is unavailable", repr(err)) from err
 
 
 class Notifier:
@@ -161,6 +207,7 @@ class OriginalLifecycle:
         catalog: Catalog,
         purger: Purger,
         notifier: Notifier | None = None,
+        rechecker: Rechecker | None = None,
     ) -> None:
         self._settings = settings
         self._originals = originals
@@ -168,6 +215,7 @@ class OriginalLifecycle:
         self._catalog = catalog
         self._purger = purger
         self._notifier = notifier
+        self._rechecker = rechecker
 
     def handle_batch(self, records: list[dict[str, Any]]) -> dict[str, Any]:
         """A Lambda SQS batch: every message handled; the failed ones reported for redelivery."""
@@ -188,6 +236,8 @@ class OriginalLifecycle:
         return {"batchItemFailures": failures}
 
     def handle(self, event: ObjectEvent) -> Outcome:
+        if event.change is Change.RECHECK:
+            return self._recheck(event)
         previous = self._catalog.get(event.key)
         if previous is not None and previous.sequencer >= event.sequencer:
             return self._already_seen(previous, event)
@@ -201,12 +251,18 @@ class OriginalLifecycle:
             return Outcome.SUPERSEDED
         self._purger.purge(event.key, keep_etag=info.etag)
         record = self._processed(event, Version(info, self._uploader(event.key, info)))
-        return self._store(record, previous)
+        return self._store(record, previous, event)
 
     def _removed(self, event: ObjectEvent, previous: OriginalRecord | None) -> Outcome:
         current = self._originals.head(event.key)  # a newer upload's variants must stay
         self._purger.purge(event.key, keep_etag=current.etag if current else None)
-        return self._store(tombstone(previous, event.key, event.sequencer), previous)
+        return self._store(tombstone(previous, event.key, event.sequencer), previous, event)
+
+    def _recheck(self, event: ObjectEvent) -> Outcome:
+        """Purge what isn't made from the original stored now; nothing else changes."""
+        current = self._originals.head(event.key)
+        self._purger.purge(event.key, keep_etag=current.etag if current else None)
+        return Outcome.RECHECKED
 
     def _processed(self, event: ObjectEvent, version: Version) -> OriginalRecord:
         """Ready with its facts and presets, or rejected with the reason a miss would give."""
@@ -234,7 +290,12 @@ class OriginalLifecycle:
             return replace(record, state=State.REJECTED, error_code=err.code)
         return replace(record, facts=facts.to_dict(), presets=presets)
 
-    def _store(self, record: OriginalRecord, previous: OriginalRecord | None) -> Outcome:
+    def _store(
+        self, record: OriginalRecord, previous: OriginalRecord | None, event: ObjectEvent
+    ) -> Outcome:
+        if self._rechecker is not None:
+            # Before the record: if this fails, the event comes back and schedules again.
+            self._rechecker.schedule(event.bucket, event.key)
         if self._notifier is None:
             record = replace(record, notified=True)
         if not self._catalog.apply(record, previous):

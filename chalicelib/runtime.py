@@ -19,7 +19,7 @@ from botocore.config import Config
 from chalicelib.catalog import Catalog
 from chalicelib.config import Settings
 from chalicelib.errors import Misconfigured
-from chalicelib.lifecycle import CdnInvalidator, Notifier, OriginalLifecycle, Purger
+from chalicelib.lifecycle import CdnInvalidator, Notifier, OriginalLifecycle, Purger, Rechecker
 from chalicelib.service import ResizeService
 from chalicelib.storage import ImageStore
 from chalicelib.uploads import UploadService
@@ -110,13 +110,23 @@ def get_lifecycle() -> OriginalLifecycle:
         if settings.notify_topic_arn
         else None
     )
+    rechecker = (
+        Rechecker(
+            boto3.client("sqs", config=_aws_config()),
+            settings.events_queue_url,
+            settings.recheck_delay_seconds,
+        )
+        if settings.events_queue_url
+        else None
+    )
     return OriginalLifecycle(
         settings,
         ImageStore(client, settings.originals),
         get_service(),
         get_catalog(),
-        Purger(variants, cdn),
+        Purger(variants, cdn, in_flight_seconds=settings.recheck_delay_seconds),
         notifier,
+        rechecker,
     )
 
 

@@ -136,18 +136,19 @@ class ImageStore:
                     "storage is unavailable, try again", repr(response["Errors"][:5])
                 )
 
-    def list_all_names(self, prefix: str) -> list[str]:
-        """Every key name under ``prefix``, the prefix removed, however many pages it takes."""
-        names: list[str] = []
+    def list_all(self, prefix: str) -> dict[str, datetime]:
+        """Every key under ``prefix`` (the prefix removed) → when it was written; all pages."""
+        found: dict[str, datetime] = {}
         token: dict[str, str] = {}
         while True:
             try:
                 response = self._client.list_objects_v2(Bucket=self._bucket, Prefix=prefix, **token)
             except (ClientError, BotoCoreError) as err:
                 raise _unavailable(err) from err
-            names += [item["Key"][len(prefix) :] for item in response.get("Contents", [])]
+            for item in response.get("Contents", []):
+                found[item["Key"][len(prefix) :]] = item["LastModified"]
             if not response.get("IsTruncated"):
-                return names
+                return found
             token = {"ContinuationToken": response["NextContinuationToken"]}
 
     def list_names(self, prefix: str, limit: int) -> list[str]:

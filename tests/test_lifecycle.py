@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 from io import BytesIO
 from typing import Any
 from urllib.parse import quote_plus
@@ -23,7 +24,15 @@ from PIL import Image
 from chalicelib.catalog import TABLE_SCHEMA, Catalog, State
 from chalicelib.config import Settings
 from chalicelib.grammar import parse_size
-from chalicelib.lifecycle import CdnInvalidator, Notifier, OriginalLifecycle, Outcome, Purger
+from chalicelib.ledger import output_entry
+from chalicelib.lifecycle import (
+    CdnInvalidator,
+    Notifier,
+    OriginalLifecycle,
+    Outcome,
+    Purger,
+    Rechecker,
+)
 from chalicelib.service import SOURCE_ETAG, ResizeService
 from chalicelib.storage import ImageStore
 from tests import corpus
@@ -48,6 +57,7 @@ class Aws:
         topic = sns.create_topic(Name="image-events")["TopicArn"]
         self.sqs = boto3.client("sqs", region_name="us-east-1")
         self.inbox = self.sqs.create_queue(QueueName="inbox")["QueueUrl"]
+        self.events_queue = self.sqs.create_queue(QueueName="image-events")["QueueUrl"]
         inbox_arn = self.sqs.get_queue_attributes(QueueUrl=self.inbox, AttributeNames=["QueueArn"])[
             "Attributes"
         ]["QueueArn"]
@@ -71,6 +81,7 @@ class Aws:
             self.catalog,
             Purger(variants),  # no CDN; one test below puts one in front
             Notifier(sns, topic),
+            Rechecker(self.sqs, self.events_queue, delay_seconds=0),
         )
         self._sequencers = itertools.count(0x5F00000000000000)
         self._messages = itertools.count(1)
@@ -122,6 +133,16 @@ class Aws:
             .get(SOURCE_ETAG, "")
             for item in listed
         }
+
+    def queued_rechecks(self) -> list[dict[str, Any]]:
+        """The recheck messages the lifecycle sent itself, as Lambda would hand them over."""
+        received = self.sqs.receive_message(QueueUrl=self.events_queue, MaxNumberOfMessages=10)
+        messages = received.get("Messages", [])
+        for message in messages:
+            self.sqs.delete_message(
+                QueueUrl=self.events_queue, ReceiptHandle=message["ReceiptHandle"]
+            )
+        return [{"messageId": m["MessageId"], "body": m["Body"]} for m in messages]
 
     def notifications(self) -> list[dict[str, Any]]:
         received = self.sqs.receive_message(QueueUrl=self.inbox, MaxNumberOfMessages=10)
@@ -377,3 +398,61 @@ def _parsed(record: dict[str, Any]) -> Any:
 
     [event] = parse_message(record)
     return event
+
+
+def late_miss(aws: Aws, size: str, canonical: str, etag: str, body: bytes) -> Any:
+    """A miss as service.py makes one: its ledger entry now, its variant when ``store()`` runs."""
+    aws.s3.put_object(Bucket=BUCKET, Key=output_entry(KEY, canonical, size), Body=b"")
+
+    def store() -> None:
+        aws.s3.put_object(
+            Bucket=BUCKET, Key=f"{size}/{KEY}", Body=body, Metadata={SOURCE_ETAG: etag}
+        )
+
+    return store
+
+
+def test_a_recheck_removes_a_variant_a_slow_miss_stored_after_the_purge(aws: Aws) -> None:
+    aws.handle(aws.put(KEY, photo((1200, 900))))
+    old_etag = aws.s3.head_object(Bucket=ORIGINALS, Key=KEY)["ETag"]
+    aws.queued_rechecks()
+    # A miss read the old original and claimed its entry; the overwrite's purge runs...
+    store = late_miss(aws, "500x", "500x375", old_etag, b"old pixels")
+    aws.handle(aws.put(KEY, photo((800, 800))))
+    assert any(key.endswith("=500x") for key in aws.variants())  # its claim is kept
+    store()  # ...and only then the miss stores its variant of the old picture.
+    [recheck] = aws.queued_rechecks()
+    assert json.loads(recheck["body"]) == {"Recheck": {"bucket": ORIGINALS, "key": KEY}}
+    assert aws.handle(recheck) == []
+    new_etag = aws.s3.head_object(Bucket=ORIGINALS, Key=KEY)["ETag"]
+    stored = aws.variants()
+    assert f"500x/{KEY}" not in stored
+    assert not any(key.endswith("=500x") for key in stored)
+    assert {etag for key, etag in stored.items() if not key.startswith("_")} == {new_etag}
+    assert aws.queued_rechecks() == []  # a recheck schedules nothing more
+    assert aws.catalog.usage("alice").originals == 1  # and counts nothing
+
+
+def test_a_delete_schedules_a_recheck_that_keeps_nothing(aws: Aws) -> None:
+    aws.handle(aws.put(KEY, photo()))
+    store = late_miss(aws, "77x", "77x58", '"x"', b"late")
+    aws.handle(aws.delete(KEY))
+    store()
+    rechecks = aws.queued_rechecks()
+    assert len(rechecks) == 2  # one for the upload, one for the delete
+    assert aws.handle(*rechecks) == []
+    assert aws.variants() == {}
+
+
+def test_a_claim_older_than_any_render_is_released(aws: Aws) -> None:
+    aws.handle(aws.put(KEY, photo()))
+    late_miss(aws, "77x", "77x58", '"x"', b"never stored")
+    later = OriginalLifecycle(
+        aws.settings,
+        ImageStore(aws.s3, ORIGINALS),
+        aws.service,
+        aws.catalog,
+        Purger(ImageStore(aws.s3, BUCKET), clock=lambda: time.time() + 3600),
+    )
+    assert later.handle_batch([aws.delete(KEY)]) == {"batchItemFailures": []}
+    assert aws.variants() == {}

@@ -366,10 +366,12 @@ def test_the_events_function_may_delete_variants_never_originals(
     originals = {action for action, resource in granted if "pics-originals" in resource}
     assert originals == {"s3:GetObject", "s3:ListBucket"}
     assert ("sns:Publish", str({"Ref": "EventsTopic"})) in granted
+    # Lambda's poller needs the first three; the handler sends its own delayed rechecks.
     assert {action for action, _ in granted if action.startswith("sqs:")} == {
         "sqs:ReceiveMessage",
         "sqs:DeleteMessage",
         "sqs:GetQueueAttributes",
+        "sqs:SendMessage",
     }
     assert not any(action.endswith("*") for action, _ in granted)
 
@@ -447,6 +449,7 @@ def test_the_metadata_table_is_the_one_the_code_creates_locally(template: dict[s
     assert variables["METADATA_TABLE"] == {"Ref": "MetadataTable"}
     assert variables["NOTIFY_TOPIC_ARN"] == {"Ref": "EventsTopic"}
     assert variables["CDN_DISTRIBUTION_ID"] == {"Ref": "Distribution"}
+    assert variables["EVENTS_QUEUE_URL"] == {"Ref": "EventsQueue"}
 
 
 def test_listing_uploads_needs_a_user_pool_token_too(template: dict[str, Any]) -> None:

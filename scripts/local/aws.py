@@ -124,4 +124,6 @@ def app_aws_env(resources: EventResources) -> dict[str, str]:
         "AWS_ENDPOINT_URL_SNS": endpoint,
         "METADATA_TABLE": resources.table_name,
         "NOTIFY_TOPIC_ARN": resources.topic_arn,
+        # The handler sends its own delayed rechecks to the queue it reads.
+        "EVENTS_QUEUE_URL": resources.queue_url,
     }
