@@ -545,10 +545,26 @@ def resample(image: Image.Image, geometry: Geometry) -> Image.Image:
         image.load()
         return image
     reduction = (box[2] - box[0]) / geometry.content[0]
-    # reducing_gap=2: whole-factor box reduction first while ≥ 2× remains
-    # (Pillow's thumbnail default). A 12 MP WebP to 1000 px resamples in 50 ms
-    # instead of 137, 55.8 dB PSNR from a plain Lanczos.
-    return image.resize(geometry.content, resampling_filter(reduction), box=box, reducing_gap=2.0)
+    return image.resize(
+        geometry.content,
+        resampling_filter(reduction),
+        box=box,
+        reducing_gap=reducing_gap(box, geometry.content),
+    )
+
+
+def reducing_gap(box: tuple[float, float, float, float], size: tuple[int, int]) -> float:
+    """How much of a reduction Pillow's box ``reduce`` does before Lanczos takes over.
+
+    2 (Pillow's thumbnail default): whole-factor box reduction first while ≥ 2×
+    remains; a 12 MP WebP to 1000 px resamples in 50 ms instead of 137, 55.8 dB
+    PSNR from a plain Lanczos.  When both sides shrink by the same whole factor
+    (a 2000² PNG to 1000²), 1: the box reduction is the whole resize, 11 ms
+    instead of 49, 49.7 dB PSNR from Lanczos on a photo (README, PNG).
+    """
+    factors = ((box[2] - box[0]) / size[0], (box[3] - box[1]) / size[1])
+    whole = factors[0] == factors[1] and factors[0] >= 2 and factors[0].is_integer()
+    return 1.0 if whole else 2.0
 
 
 def resampling_filter(reduction: float) -> Image.Resampling:
