@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 
 from chalicelib.errors import Misconfigured, ServiceError
 from chalicelib.grammar import ResizeSpec, parse_size
-from chalicelib.imaging import ImagingLimits
 from chalicelib.ledger import MAX_BUDGET
+from chalicelib.limits import ImagingLimits
 
 CACHE_CONTROL_VARIANT = "public, max-age=31536000, immutable"
 MIN_SIGNING_KEY_BYTES = 16

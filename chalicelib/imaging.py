@@ -26,6 +26,7 @@ from chalicelib.errors import (
     UnsupportedImage,
 )
 from chalicelib.grammar import OUTPUT_FORMATS, Fit, OutputFormat, ResizeSpec
+from chalicelib.limits import ImagingLimits
 
 log = logging.getLogger(__name__)
 
@@ -99,18 +100,6 @@ OUTPUT_BYTES_PER_PIXEL = {
 ANIMATION_FRAME_BYTES = 9
 # Each composited source frame: Pillow's canvas, its RGBA copy, the premultiplied copy.
 ANIMATION_SOURCE_BYTES = 13
-
-
-@dataclass(frozen=True)
-class ImagingLimits:
-    """Policy the pipeline needs: a background, the animation budget, the decode limits."""
-
-    background: tuple[int, int, int] = (255, 255, 255)
-    max_frames: int = 300
-    # frames × the larger of the original's canvas (every frame's extent) and the output canvas
-    max_animation_pixels: int = 50_000_000
-    max_source_pixels: int = 60_000_000  # checked from the header, before decoding
-    max_render_bytes: int = 640 * 2**20  # the memory model's estimate of one render's peak
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,11 @@
 """Lazy getters for settings, the S3 client and the service.
 
-Nothing is built at import time (cold starts pay only for what a request
-uses) and tests can swap any piece by calling :func:`reset`.  A lock makes
-the first build happen once: `chalice local` serves requests on threads, and
-boto3's default session is not safe to build clients from concurrently.
+Nothing is imported or built at import time: a health check loads neither
+boto3 nor Pillow, and a request refused before any I/O (a 4xx) builds no S3
+client, since the service's stores reach the client through LazyClient.
+Tests can swap any piece by calling :func:`reset`.  A lock makes the first
+build happen once: `chalice local` serves requests on threads, and boto3's
+default session is not safe to build clients from concurrently.
 """
 
 from __future__ import annotations
@@ -11,15 +13,13 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
-
-import boto3
-from botocore.config import Config
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from chalicelib.config import Settings
-from chalicelib.service import ResizeService
-from chalicelib.storage import ImageStore
-from chalicelib.uploads import UploadService
+
+if TYPE_CHECKING:
+    from chalicelib.service import ResizeService
+    from chalicelib.uploads import UploadService
 
 T = TypeVar("T")
 _build_lock = threading.RLock()
@@ -44,6 +44,9 @@ def get_settings() -> Settings:
 
 @_built_once
 def get_s3_client() -> Any:
+    import boto3  # ~120 ms of CPU: only once a request needs S3
+    from botocore.config import Config
+
     settings = get_settings()
     config = Config(
         connect_timeout=settings.s3_connect_timeout,
@@ -60,8 +63,11 @@ def get_s3_client() -> Any:
 
 @_built_once
 def get_service() -> ResizeService:
+    from chalicelib.service import ResizeService
+    from chalicelib.storage import ImageStore
+
     settings = get_settings()
-    client = get_s3_client()
+    client = LazyClient()
     return ResizeService(
         settings, ImageStore(client, settings.bucket), ImageStore(client, settings.originals)
     )
@@ -69,7 +75,16 @@ def get_service() -> ResizeService:
 
 @_built_once
 def get_uploads() -> UploadService:
-    return UploadService(get_settings(), get_s3_client())
+    from chalicelib.uploads import UploadService
+
+    return UploadService(get_settings(), LazyClient())
+
+
+class LazyClient:
+    """The S3 client, built on the first call made through it (get_s3_client)."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(get_s3_client(), name)
 
 
 def reset() -> None:
