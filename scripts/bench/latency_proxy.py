@@ -41,6 +41,7 @@ class LatencyProxy:
         self.latency = latency
         self.calls: list[Call] = []
         self._lock = threading.Lock()
+        self._local = threading.local()  # each handler thread's upstream connection
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -60,14 +61,23 @@ class LatencyProxy:
         return sorted(calls, key=lambda call: call.start)
 
     def forward(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Any:
-        connection = http.client.HTTPConnection(self.upstream_host, self.upstream_port, timeout=60)
+        """Send the request upstream on this thread's kept-alive connection, so the proxy
+        adds its delay and little else; once more on a new one if the server had closed it."""
         try:
-            connection.request(method, path, body=body or None, headers=headers)
-            response = connection.getresponse()
-            data = response.read()
-            return response.status, response.getheaders(), data
-        finally:
-            connection.close()
+            return _send(self._connection(), method, path, headers, body)
+        except (http.client.HTTPException, ConnectionError):
+            self._connection().close()
+            self._local.connection = None
+            return _send(self._connection(), method, path, headers, body)
+
+    def _connection(self) -> http.client.HTTPConnection:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = http.client.HTTPConnection(
+                self.upstream_host, self.upstream_port, timeout=60
+            )
+            self._local.connection = connection
+        return connection
 
     def __enter__(self) -> LatencyProxy:
         self._thread.start()
@@ -76,6 +86,18 @@ class LatencyProxy:
     def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def _send(
+    connection: http.client.HTTPConnection,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    body: bytes,
+) -> tuple[int, list[tuple[str, str]], bytes]:
+    connection.request(method, path, body=body or None, headers=headers)
+    response = connection.getresponse()
+    return response.status, response.getheaders(), response.read()
 
 
 def sequential_round_trips(calls: Iterable[Call]) -> int:
