@@ -80,8 +80,9 @@ def load_certificates_once(client: Any) -> bool:
     manager = getattr(session, "_manager", None)
     context = getattr(manager, "connection_pool_kw", {}).get("ssl_context")
     verify = getattr(session, "_verify", None)
-    if not isinstance(session, URLLib3Session) or context is None or not verify:
-        return False
+    https = str(getattr(client.meta, "endpoint_url", "")).startswith("https:")
+    if not https or not isinstance(session, URLLib3Session) or context is None or not verify:
+        return False  # plain HTTP (a local S3) loads no bundle at all
     context.load_verify_locations(cafile=get_cert_path(verify))
     set_up = session._setup_ssl_cert
 

@@ -139,3 +139,14 @@ def test_a_client_that_does_not_verify_is_left_alone() -> None:
         aws_secret_access_key="x",
     )
     assert not load_certificates_once(client)
+
+
+def test_a_plain_http_endpoint_loads_no_bundle() -> None:
+    client = boto3.client(
+        "s3",
+        endpoint_url="http://127.0.0.1:9",
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+    )
+    assert not load_certificates_once(client)
