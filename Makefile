@@ -59,10 +59,13 @@ $(BENCH_STAMP): requirements-bench.txt $(PY_STAMP)
 
 # The pipeline table (scripts/bench/pipeline.py), then miss/hit timing through the local stack.
 # BENCH_ARGS="--quick" for fewer rounds, "--photos DIR" for your own JPEGs.
+# It ends with four lines, each measured in this run (scripts/bench/summary.py).
 bench: install $(BENCH_STAMP)
+	rm -f .local/bench/*.summary
 	$(BIN)/python scripts/bench/pipeline.py $(BENCH_ARGS)
 	$(BIN)/python scripts/bench/bombs.py $(BENCH_ARGS)
 	$(BIN)/python scripts/bench/stack.py $(BENCH_ARGS)
+	@$(BIN)/python scripts/bench/summary.py
 
 # One SAM template (app + bucket + website rule + policy + CloudFront) and the
 # Lambda zip, linted and inspected; refuses to run on a venv older than 3.12.

@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 
 from chalicelib.errors import Misconfigured, ServiceError
 from chalicelib.grammar import ResizeSpec, parse_size
-from chalicelib.imaging import ImagingLimits
 from chalicelib.ledger import MAX_BUDGET
+from chalicelib.limits import ImagingLimits
 
 # Variants: the CDN keeps them a year (an overwrite or delete invalidates its
 # paths); browsers revalidate after VARIANT_BROWSER_MAX_AGE (an ETag match is a

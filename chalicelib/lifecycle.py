@@ -42,7 +42,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.catalog import Catalog, OriginalRecord, State, tombstone
 from chalicelib.config import DEFAULT_RECHECK_DELAY_SECONDS, Settings
-from chalicelib.errors import ServiceError, StorageUnavailable
+from chalicelib.errors import OriginalNotFound, ServiceError, StorageUnavailable
 from chalicelib.events import Change, MalformedEvent, ObjectEvent, parse_message, recheck_body
 from chalicelib.facts import describe
 from chalicelib.ledger import Ledger, original_prefix
@@ -67,6 +67,10 @@ class Outcome(Enum):
 
 class LostRace(StorageUnavailable):
     """Another event of the same key was applied while this one was handled: retry it."""
+
+
+class Superseded(Exception):
+    """The original changed or went while this event was handled; its own event follows."""
 
 
 class Purger:
@@ -250,7 +254,10 @@ class OriginalLifecycle:
         if info is None or (event.etag is not None and info.etag != event.etag):
             return Outcome.SUPERSEDED
         self._purger.purge(event.key, keep_etag=info.etag)
-        record = self._processed(event, Version(info, self._uploader(event.key, info)))
+        try:
+            record = self._processed(event, Version(info, self._uploader(event.key, info)))
+        except Superseded:
+            return Outcome.SUPERSEDED
         return self._store(record, previous, event)
 
     def _removed(self, event: ObjectEvent, previous: OriginalRecord | None) -> Outcome:
@@ -276,13 +283,17 @@ class OriginalLifecycle:
             created_at=event.time or version.info.last_modified.isoformat(),
         )
         try:
-            original = self._service.fetch_original(event.key, version.info)
+            original = self._service.fetch_original(event.key)
+            if original.etag != version.info.etag:
+                raise Superseded(event.key)
             facts = describe(
-                original, self._settings.imaging, with_gps=self._settings.keep_gps_metadata
+                original.body, self._settings.imaging, with_gps=self._settings.keep_gps_metadata
             )
             presets = self._service.prerender(
-                event.key, original, version.info.etag, self._settings.preset_sizes
+                event.key, original.body, original.etag, self._settings.preset_sizes
             )
+        except OriginalNotFound as err:
+            raise Superseded(event.key) from err
         except ServiceError as err:
             if err.status >= 500:
                 raise

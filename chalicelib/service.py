@@ -1,28 +1,28 @@
 """The resize flow, one direction: parse → check policy → fetch → transform → store → redirect.
 
-Every check that needs no I/O runs first; every check that needs only
-metadata (HEAD, LIST) runs before the original is downloaded; the pixel
-count is checked from the image header before decoding.
+Every check that needs no I/O runs first; the variant's HEAD, the ledger's
+LIST and the original's GET go out together, and the original's size is
+checked from the GET's headers before its body is read; the pixel count is
+checked from the image header before decoding.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import suppress
 from dataclasses import dataclass
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from chalicelib.config import Settings
 from chalicelib.errors import (
-    EmptyOriginal,
     InvalidKey,
     InvalidSize,
     NonCanonicalSize,
     NotAVariantUrl,
-    OriginalNotFound,
-    OriginalTooManyBytes,
     RedirectLoop,
     SizeNotAllowed,
     StorageUnavailable,
@@ -46,16 +46,20 @@ from chalicelib.ledger import (
     output_entry,
 )
 from chalicelib.signing import require_signature_segment, sign, verify
-from chalicelib.storage import ImageStore, ObjectInfo
+from chalicelib.storage import ImageStore, ObjectInfo, Original
 
-# A miss's three metadata look-ups are independent; made concurrently they cost
-# one S3 round trip instead of three.  Threads start on first use and are kept
-# (boto3 clients are thread-safe).
+# A miss's look-ups (the variant's HEAD, the ledger's LIST, the original's
+# GET) are independent; made concurrently they cost one S3 round trip instead
+# of three, and the ledger claim's PUT overlaps the render.  Threads start on
+# first use and are kept (boto3 clients are thread-safe).
 _LOOKUPS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="s3-lookup")
 
 
 # The x-amz-meta- name on every variant and redirect object: the original's ETag it was made from.
 SOURCE_ETAG = "source-etag"
+
+T = TypeVar("T")
+
 # Entries of the ledger are empty objects; nothing should cache them.
 _LEDGER_ENTRY = {"content_type": "application/octet-stream", "cache_control": "no-store"}
 # One LIST page: all a ledger holds within the budget, or the first page without one.
@@ -64,10 +68,14 @@ _LEDGER_PAGE = 1000
 
 @dataclass(frozen=True)
 class Lookup:
-    """What S3 knows before any download: the variant, the original, its ledger."""
+    """What S3 says in the first round trip: the variant, the ledger, the original's GET.
+
+    The original is still a future: when the variant exists, whatever its
+    GET found (even no original) does not matter.
+    """
 
     variant: ObjectInfo | None
-    original: ObjectInfo | None
+    original: Future[Original]
     ledger: Ledger
 
 
@@ -122,9 +130,8 @@ class ResizeService:
         if found.variant is not None:
             self._check_not_looping(found.variant)
             return self.public_url(request.variant_key)
-        original = self._fetch_original(request.key, found.original)
-        assert found.original is not None  # _fetch_original refuses a missing one
-        made = self._make(request, original, found.original.etag, found.ledger)
+        original = found.original.result()
+        made = self._make(request, original.body, original.etag, found.ledger)
         return self.public_url(made.key)
 
     def prerender(
@@ -220,17 +227,25 @@ class ResizeService:
         return VariantRequest(request.spec, request.key, signature)
 
     def _look_up(self, request: VariantRequest) -> Lookup:
-        """The variant, the original and the original's ledger, in one round trip."""
-        lookups = [
-            _LOOKUPS.submit(self._store.head, request.variant_key),
-            _LOOKUPS.submit(self._originals.head, request.key),
-            _LOOKUPS.submit(self._store.list_names, original_prefix(request.key), self._listing()),
-        ]
+        """The variant, the original's ledger and the original itself, in one round trip.
+
+        The original's GET checks its size from the response headers before
+        reading the body (ImageStore.get_original): an oversized original is
+        never downloaded.  Should the variant exist after all (concurrent
+        first requests), that download was for nothing; it is bounded by
+        MAX_SOURCE_BYTES and rare next to the round trip every miss saves.
+        """
+        variant = _LOOKUPS.submit(self._store.head, request.variant_key)
+        ledger = _LOOKUPS.submit(
+            self._store.list_names, original_prefix(request.key), self._listing()
+        )
+        original = _LOOKUPS.submit(
+            self._originals.get_original, request.key, self._settings.max_source_bytes
+        )
         # Let every look-up finish before one's failure answers: nothing keeps
         # retrying after the response (on Lambda, into the next invocation).
-        wait(lookups)
-        variant, original, ledger = (lookup.result() for lookup in lookups)
-        return Lookup(variant, original, Ledger.from_names(ledger))
+        wait([variant, ledger, original])
+        return Lookup(variant.result(), original, Ledger.from_names(ledger.result()))
 
     def _read_ledger(self, key: str) -> Ledger:
         return Ledger.from_names(self._store.list_names(original_prefix(key), self._listing()))
@@ -284,23 +299,9 @@ class ResizeService:
                 "CDN path and check that redirects are not cached (scripts/ops/doctor.py)."
             )
 
-    def fetch_original(self, key: str, info: ObjectInfo | None) -> bytes:
-        """The original's bytes, refused from ``info`` when too large or empty (presets too)."""
-        return self._fetch_original(key, info)
-
-    def _fetch_original(self, key: str, info: ObjectInfo | None) -> bytes:
-        """Size checks from the HEAD, so an oversized original is never downloaded."""
-        if info is None:
-            raise OriginalNotFound("the original image does not exist", key)
-        limit = self._settings.max_source_bytes
-        if info.size > limit:
-            raise OriginalTooManyBytes(
-                f"the original is {info.size} bytes, over the limit of {limit}"
-            )
-        if info.size == 0:
-            raise EmptyOriginal("the original is empty")
-        # If-Match: the bytes are the ones the HEAD measured, or none at all.
-        return self._originals.get(key, etag=info.etag, max_bytes=limit)
+    def fetch_original(self, key: str) -> Original:
+        """An original's bytes and ETag, refused when over MAX_SOURCE_BYTES or empty (presets)."""
+        return self._originals.get_original(key, self._settings.max_source_bytes)
 
     def _check_budget(self, canonical_token: str, ledger: Ledger) -> None:
         """At most MAX_VARIANTS_PER_ORIGINAL distinct outputs of one original (0: no cap).
@@ -324,9 +325,12 @@ class ResizeService:
         after an overwrite keeps exactly the variants made from the new one.
         """
         entry = output_entry(request.key, canonical, request.path)
-        reserved = self._store.put_new(entry, b"", **_LEDGER_ENTRY)
+        # The claim's PUT is under way before rendering starts and has landed
+        # before the variant is stored; its round trip overlaps the render.
+        claim = _started(self._store.put_new, entry, b"", **_LEDGER_ENTRY)
         try:
             rendered = render(original, request.spec, self._settings.imaging)
+            claim.result()
             self._store.put_new(
                 request.variant_key,
                 rendered.body,
@@ -335,10 +339,10 @@ class ResizeService:
                 metadata={SOURCE_ETAG: etag},
             )
         except BaseException:
-            if reserved:
-                # The budget must not keep a slot for pixels that were never
-                # stored; if S3 is down too, the slot stays (a lost slot, not data).
-                with suppress(StorageUnavailable):
+            # The budget must not keep a slot for pixels that were never
+            # stored; if S3 is down too, the slot stays (a lost slot, not data).
+            with suppress(StorageUnavailable):
+                if claim.result():
                     self._store.delete(entry)
             raise
 
@@ -363,6 +367,19 @@ class ResizeService:
             redirect_to=self.public_url(target_key),
             metadata={SOURCE_ETAG: etag},
         )
+
+
+def _started(call: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]:
+    """``call`` running on the look-up threads, returned once it has begun (not finished)."""
+    begun = threading.Event()
+
+    def run() -> T:
+        begun.set()
+        return call(*args, **kwargs)
+
+    future = _LOOKUPS.submit(run)
+    begun.wait()
+    return future
 
 
 def nearest_allowed(spec: ResizeSpec, allowed: frozenset[ResizeSpec]) -> ResizeSpec | None:

@@ -9,7 +9,12 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.errors import OriginalNotFound, OriginalTooManyBytes, StorageUnavailable
+from chalicelib.errors import (
+    EmptyOriginal,
+    OriginalNotFound,
+    OriginalTooManyBytes,
+    StorageUnavailable,
+)
 
 # S3 says "this object is not there" with any of these error codes.
 _MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
@@ -19,6 +24,12 @@ _ALREADY_WRITTEN = frozenset({"PreconditionFailed", "ConditionalRequestConflict"
 
 # S3's DeleteObjects takes at most this many keys a request.
 DELETE_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class Original:
+    body: bytes
+    etag: str
 
 
 @dataclass(frozen=True)
@@ -53,27 +64,24 @@ class ImageStore:
             {name.lower(): value for name, value in response.get("Metadata", {}).items()},
         )
 
-    def get(self, key: str, *, etag: str | None = None, max_bytes: int | None = None) -> bytes:
-        """The object's bytes, the version with ``etag`` if given, never more than ``max_bytes``."""
-        options = {"IfMatch": etag} if etag else {}
+    def get_original(self, key: str, max_bytes: int) -> Original:
+        """An original's bytes and ETag in one streaming GET, its size checked before reading.
+
+        The size, the bytes and the ETag all come from this one response, so
+        no replacement of the object can slip between measuring and reading.
+        An oversized original is refused from ``Content-Length`` with the body
+        unread (its connection is closed); at most ``max_bytes + 1`` bytes are
+        ever read, and a body shorter than its ``Content-Length`` is an error.
+        """
         try:
-            response = self._client.get_object(Bucket=self._bucket, Key=key, **options)
-            # Read one byte past the limit: a body swapped for a bigger one since
-            # the HEAD can't make us buffer it whole.
-            body = response["Body"].read(max_bytes + 1 if max_bytes else None)
+            response = self._client.get_object(Bucket=self._bucket, Key=key)
+            return _read_original(response, max_bytes)
         except ClientError as err:
             if error_code(err) in _MISSING:
                 raise OriginalNotFound("the original image does not exist", key) from err
-            if error_code(err) == "PreconditionFailed":
-                raise StorageUnavailable(
-                    "the original changed while reading it, try again"
-                ) from err
             raise _unavailable(err) from err
         except BotoCoreError as err:
             raise _unavailable(err) from err
-        if max_bytes is not None and len(body) > max_bytes:
-            raise OriginalTooManyBytes(f"the original is larger than {max_bytes} bytes")
-        return body
 
     def put_new(
         self,
@@ -160,6 +168,27 @@ class ImageStore:
         except (ClientError, BotoCoreError) as err:
             raise _unavailable(err) from err
         return [item["Key"][len(prefix) :] for item in response.get("Contents", [])]
+
+
+def _read_original(response: dict[str, Any], max_bytes: int) -> Original:
+    body = response["Body"]
+    size = int(response["ContentLength"])
+    if size > max_bytes:
+        body.close()  # the body stays unread: the connection is dropped, not drained
+        raise OriginalTooManyBytes(f"the original is {size} bytes, over the limit of {max_bytes}")
+    if size == 0:
+        body.close()
+        raise EmptyOriginal("the original is empty")
+    data = body.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        body.close()
+        raise OriginalTooManyBytes(f"the original is larger than {max_bytes} bytes")
+    if len(data) != size:
+        raise StorageUnavailable(
+            "the original was cut short while reading it, try again",
+            f"{len(data)} of {size} bytes",
+        )
+    return Original(data, response["ETag"])
 
 
 def error_code(err: ClientError) -> str:

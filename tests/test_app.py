@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
@@ -14,7 +16,7 @@ from hypothesis import strategies as st
 from chalicelib import runtime
 from chalicelib.website import apply_routing_rules, website_configuration
 from tests import bad_inputs, corpus
-from tests.conftest import BUCKET, PUBLIC_URL
+from tests.conftest import BUCKET, PUBLIC_URL, ROOT
 
 API_URL = "https://api.example.com"
 
@@ -313,3 +315,27 @@ def test_meta_without_a_table_is_a_clear_500(client: Any) -> None:
     response = client.http.get("/meta/photos/cat.jpg")
     assert response.status_code == 500
     assert json.loads(response.body)["code"] == "misconfigured"
+
+
+COLD_START = """
+import json, os, sys
+os.environ.update(IMAGE_BUCKET="images", PUBLIC_URL="https://img.example.com",
+                  AWS_DEFAULT_REGION="us-east-1")
+import app
+from chalice.test import Client
+loaded = {"import": ["boto3" in sys.modules, "PIL" in sys.modules]}
+with Client(app.app) as client:
+    for name, path in (("health", "/health"), ("4xx", "/resize/0x0/a.jpg")):
+        status = client.http.get(path).status_code
+        loaded[name] = [status, "boto3" in sys.modules]
+print(json.dumps(loaded))
+"""
+
+
+def test_a_cold_start_loads_boto3_only_for_a_request_that_reaches_s3() -> None:
+    """A fresh interpreter: importing the app, a health check and a 4xx leave boto3 unloaded."""
+    done = subprocess.run(
+        [sys.executable, "-c", COLD_START], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    loaded = json.loads(done.stdout)
+    assert loaded == {"import": [False, False], "health": [200, False], "4xx": [400, False]}

@@ -7,14 +7,18 @@ and no timing assertions: the machine is shared, only the harness logic is check
 from __future__ import annotations
 
 import re
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import BytesIO
 from pathlib import Path
 
 import pytest
+import requests
 from PIL import Image
 
 from chalicelib import imaging
-from scripts.bench import photos
+from scripts.bench import latency_proxy, photos
 from scripts.bench import pipeline as bench
 from tests import corpus
 
@@ -146,3 +150,68 @@ def test_user_photos_are_the_jpegs_in_the_directory(
         photos.get_photos(empty)
     with pytest.raises(photos.PhotosUnavailable, match="not a directory"):
         photos.get_photos(tmp_path / "a.jpeg")
+
+
+def call(start: float, end: float) -> latency_proxy.Call:
+    return latency_proxy.Call("GET", "/", start, end)
+
+
+@pytest.mark.parametrize(
+    ("calls", "expected"),
+    [
+        ([], 0),
+        ([call(0, 20), call(1, 21), call(2, 22)], 1),  # three together: one round trip
+        ([call(0, 20), call(1, 21), call(25, 45), call(60, 80)], 3),
+        ([call(0, 20), call(10, 70), call(30, 50)], 2),  # the long one overlaps both
+    ],
+)
+def test_sequential_round_trips(calls: list[latency_proxy.Call], expected: int) -> None:
+    assert latency_proxy.sequential_round_trips(calls) == expected
+
+
+class Echo(BaseHTTPRequestHandler):
+    """Answers each request with its method, path and body."""
+
+    protocol_version = "HTTP/1.1"
+
+    def answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = f"{self.command} {self.path} ".encode() + self.rfile.read(length)
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    do_GET = do_HEAD = do_PUT = do_DELETE = answer
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+@pytest.fixture
+def upstream() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_latency_proxy_forwards_every_method_and_records_it(upstream: str) -> None:
+    with latency_proxy.LatencyProxy(upstream, latency=0.001) as proxy, requests.Session() as http:
+        assert http.put(f"{proxy.url}/b/k", data=b"body").content == b"PUT /b/k body"
+        head = http.head(f"{proxy.url}/b/k")
+        assert (head.status_code, head.headers["Content-Length"]) == (200, str(len("HEAD /b/k ")))
+        assert http.get(f"{proxy.url}/b?list-type=2").content == b"GET /b?list-type=2 "
+        assert http.delete(f"{proxy.url}/b/k").content == b"DELETE /b/k "
+        calls = proxy.take_calls()
+    assert [(c.method, c.path) for c in calls] == [
+        ("PUT", "/b/k"),
+        ("HEAD", "/b/k"),
+        ("GET", "/b?list-type=2"),
+        ("DELETE", "/b/k"),
+    ]
+    assert latency_proxy.sequential_round_trips(calls) == 4  # one after another

@@ -10,7 +10,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from PIL import GifImagePlugin, Image, JpegImagePlugin, TiffImagePlugin, WebPImagePlugin
 
-from chalicelib import preflight
+from chalicelib import imaging, preflight
 from chalicelib.errors import (
     InvalidImage,
     NonCanonicalSize,
@@ -446,3 +446,26 @@ def test_padded_16_bit_png_is_not_clipped(
     pixel = image.getpixel((128, 2))
     assert _close(pixel if isinstance(pixel, tuple) else (pixel,), bar, tolerance=2)
     corpus.gradient_row(image.crop((0, 16, 256, 32)))  # the 256×16 ramp, centred
+
+
+@pytest.mark.parametrize(
+    ("box", "size", "expected"),
+    [
+        ((0, 0, 2000, 2000), (1000, 1000), 1.0),  # both sides halved: the box reduction is all
+        ((0, 0, 2000, 1500), (500, 375), 1.0),
+        ((0, 0, 2000, 2000), (300, 300), 2.0),  # 6.67×: reduce, then Lanczos
+        ((0, 0, 2000, 1000), (1000, 250), 2.0),  # different factors per side
+        ((0, 0, 1500, 1500), (1000, 1000), 2.0),  # under 2×
+    ],
+)
+def test_reducing_gap(
+    box: tuple[float, float, float, float], size: tuple[int, int], expected: float
+) -> None:
+    assert imaging.reducing_gap(box, size) == expected
+
+
+def test_a_whole_factor_reduction_is_a_box_reduction() -> None:
+    original = corpus.encode(corpus.quadrants((800, 600)), "PNG")
+    rendered = render(original, parse_size("400x", 4096))
+    expected = corpus.opened(original).reduce(2)
+    assert corpus.opened(rendered.body).convert("RGB").tobytes() == expected.tobytes()

@@ -135,7 +135,11 @@ def test_package_checks_report_nothing_wrong(report: package.ZipReport) -> None:
 def test_zip_imports_pillow_alone_and_renders(packaged: Path) -> None:
     result = package.smoke_test(packaged / "deployment.zip")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["13.0.0", "image/jpeg", "320", "240", "jpg", "webp", "zlib"]
+    pillow, scaled_webp = result.stdout.splitlines()
+    assert pillow.split() == ["13.0.0", "image/jpeg", "320", "240", "jpg", "webp", "zlib"]
+    library, *sizes = scaled_webp.split()
+    assert re.fullmatch(r"pillow\.libs/libwebp-[0-9a-f]+\.so\.\d+(\.\d+)*", library), library
+    assert sizes == ["160", "120", "False", "160", "120"]  # through libwebp, then without it
 
 
 # --- the checks themselves catch what they are for ------------------------------------------

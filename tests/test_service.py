@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from botocore.response import StreamingBody
 
 from chalicelib import service as service_module
 from chalicelib.config import Settings
@@ -16,6 +18,7 @@ from chalicelib.errors import (
     RedirectLoop,
     SignatureRequired,
     SizeNotAllowed,
+    StorageUnavailable,
     VariantBudgetExhausted,
 )
 from chalicelib.grammar import parse_size
@@ -46,10 +49,12 @@ def keys(s3: Any) -> set[str]:
 def test_oversized_original_is_refused_without_downloading(
     s3: Any, settings: Settings, original: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The GET's Content-Length refuses it: its body is never read."""
+
     def no_download(*_: object, **__: object) -> bytes:
         raise AssertionError("the original was downloaded")
 
-    monkeypatch.setattr(ImageStore, "get", no_download)
+    monkeypatch.setattr(StreamingBody, "read", no_download)
     service = make_service(s3, dataclasses.replace(settings, max_source_bytes=1000))
     with pytest.raises(OriginalTooManyBytes) as info:
         service.resize("100x", original.split("/"))
@@ -287,3 +292,59 @@ def test_originals_are_read_from_their_own_bucket_and_variants_written_to_the_pu
     assert "cat.jpg" not in keys(s3)
     with pytest.raises(OriginalNotFound):
         ResizeService(settings, ImageStore(s3, BUCKET)).resize("200x", ["cat.jpg"])
+
+
+def test_a_found_variant_answers_whatever_the_originals_get_found(
+    s3: Any, settings: Settings, original: str
+) -> None:
+    """The original's GET runs alongside the variant's HEAD; a race's winner needs neither."""
+    service = make_service(s3, settings)
+    service.resize("100x", original.split("/"))
+    s3.delete_object(Bucket=BUCKET, Key=original)
+    assert service.resize("100x", original.split("/")).endswith("/100x/photos/cat.jpg")
+    with pytest.raises(OriginalNotFound):
+        service.resize("200x", original.split("/"))
+
+
+def test_the_claim_goes_out_before_the_render_and_lands_before_the_variant(
+    s3: Any, settings: Settings, original: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The render waits here until the claim is stored: only a claim already under way lands."""
+    events: list[str] = []
+    claimed = threading.Event()
+    put_new, render = ImageStore.put_new, service_module.render
+
+    def recorded_put(self: ImageStore, key: str, *args: Any, **kwargs: Any) -> bool:
+        kind = "claim" if key.startswith("_variants/") else "variant"
+        events.append(f"{kind} sent")
+        written = put_new(self, key, *args, **kwargs)
+        events.append(f"{kind} stored")
+        if kind == "claim":
+            claimed.set()
+        return written
+
+    def render_once_claimed(*args: Any, **kwargs: Any) -> Any:
+        assert claimed.wait(timeout=30), "the claim was not sent before rendering"
+        events.append("render")
+        return render(*args, **kwargs)
+
+    monkeypatch.setattr(ImageStore, "put_new", recorded_put)
+    monkeypatch.setattr(service_module, "render", render_once_claimed)
+    make_service(s3, settings).resize("100x", original.split("/"))
+    assert events == ["claim sent", "claim stored", "render", "variant sent", "variant stored"]
+
+
+def test_a_failed_claim_stores_no_variant(
+    s3: Any, settings: Settings, original: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    put_new = ImageStore.put_new
+
+    def failing_claim(self: ImageStore, key: str, *args: Any, **kwargs: Any) -> bool:
+        if key.startswith("_variants/"):
+            raise StorageUnavailable("storage is unavailable, try again")
+        return put_new(self, key, *args, **kwargs)
+
+    monkeypatch.setattr(ImageStore, "put_new", failing_claim)
+    with pytest.raises(StorageUnavailable):
+        make_service(s3, settings).resize("100x", original.split("/"))
+    assert keys(s3) == {original}

@@ -53,7 +53,14 @@ sys.path.insert(0, str(ROOT))
 from chalicelib import imaging  # noqa: E402
 from chalicelib.grammar import ResizeSpec, parse_size  # noqa: E402
 from scripts.bench import photos as photo_source  # noqa: E402
-from scripts.bench.timing import CPU, WALL, interleaved, median, peak_rss_kib  # noqa: E402
+from scripts.bench.timing import (  # noqa: E402
+    CPU,
+    WALL,
+    interleaved,
+    median,
+    peak_rss_kib,
+    write_summary,
+)
 
 OUTPUTS = ("300x300", "1000x1000")
 # The largest dimension the grammar accepts at all; specs are always built by the parser.
@@ -89,6 +96,7 @@ class Row:
     ms: dict[str, float]
     wall_per_cpu: float
     peak_mib: dict[str, float]
+    format: str = "JPEG"  # the original's, as Pillow names it
 
     def ratio(self, other: str) -> float | None:
         if other not in self.ms or self.ms[other] <= 0:
@@ -287,7 +295,7 @@ def measure(photo: photo_source.Photo, token: str, rounds: int, pyvips: ModuleTy
     output = f"{token} → {job.target[0]}×{job.target[1]}"
     source = describe_source(photo, data)
     is_jpeg = job.source_format == "JPEG"
-    return Row(photo.name, source, output, is_jpeg, ms, wall_per_cpu, memory)
+    return Row(photo.name, source, output, is_jpeg, ms, wall_per_cpu, memory, job.source_format)
 
 
 HEADER = (
@@ -320,9 +328,26 @@ def worst_jpeg_ratio(rows: list[Row]) -> float:
     return max(found)
 
 
+def worst_vips_ratio(rows: list[Row], source_format: str) -> float | None:
+    """render/vips at its worst for originals of ``source_format``; None without libvips."""
+    found = [r.ratio("vips") for r in rows if r.format == source_format]
+    ratios = [ratio for ratio in found if ratio is not None]
+    return max(ratios) if ratios else None
+
+
 def summary(rows: list[Row]) -> str:
     """The last line of the output, for people and scripts alike."""
     return f"worst JPEG ratio to floor: {worst_jpeg_ratio(rows):.2f}"
+
+
+def summaries(rows: list[Row]) -> list[str]:
+    """The closing lines: JPEG against the floor, WebP and PNG against libvips."""
+    lines = [summary(rows)]
+    for pillow_name, shown_name in (("WEBP", "WebP"), ("PNG", "PNG")):
+        worst = worst_vips_ratio(rows, pillow_name)
+        shown = f"{worst:.2f}" if worst is not None else "– (no libvips, or no such original)"
+        lines.append(f"worst {shown_name} ratio to libvips: {shown}")
+    return lines
 
 
 def table(rows: list[Row]) -> list[str]:
@@ -368,7 +393,9 @@ def main() -> int:
             rows.append(measure(photo, token, rounds, pyvips))
             print(f"  measured {photo.name} {token}", file=sys.stderr, flush=True)
     print("\n".join(table(rows)))
-    print(summary(rows))
+    closing = summaries(rows)
+    write_summary("pipeline", closing)
+    print("\n".join(closing))
     return 0
 
 

@@ -19,6 +19,13 @@ The miss is broken down per hop (``requests`` times each response's headers)
 and into the app's render, called directly in this process on the same bytes
 right after each miss, versus everything else (S3 round trips, HTTP, routing).
 
+A second stack then puts the app's S3 calls behind scripts/bench/latency_proxy.py,
+which delays each by 20 ms (as a network round trip to S3 would; loopback
+has none), and reports the API hop (the function's part of a miss), the
+render, and how many S3 calls ran one after another.  Its median of API hop
+minus render is the last line, written to .local/bench/ for `make bench`'s
+summary as well.
+
 Times are wall-clock: the work spans three processes.
 
     python scripts/bench/stack.py [--quick] [--photos DIR]
@@ -40,8 +47,9 @@ sys.path.insert(0, str(ROOT))
 
 from chalicelib.imaging import render  # noqa: E402
 from scripts.bench import photos as photo_source  # noqa: E402
+from scripts.bench.latency_proxy import LatencyProxy, sequential_round_trips  # noqa: E402
 from scripts.bench.pipeline import spec_for  # noqa: E402
-from scripts.bench.timing import median, percentile, timed  # noqa: E402
+from scripts.bench.timing import median, percentile, timed, write_summary  # noqa: E402
 from scripts.local.stack import LocalStack, free_port  # noqa: E402
 
 KEY = "bench/photo.jpg"
@@ -49,6 +57,7 @@ SERIES = (300, 1000)  # output box sides; each repetition takes 1 px off to get 
 MISSES, QUICK_MISSES = 15, 5
 HITS, QUICK_HITS = 100, 20
 MISS_HOPS = ("website 404 → 307", "API: get + render + put → 307", "GET variant from S3")
+S3_LATENCY_MS = 20
 
 
 @dataclass
@@ -118,6 +127,61 @@ def report(cold: float, series: dict[int, Samples], hit_samples: dict[str, list[
         print(row(f"hit {token}", values))
 
 
+def latency_misses(
+    session: requests.Session,
+    stack: LocalStack,
+    proxy: LatencyProxy,
+    data: bytes,
+    side: int,
+    n: int,
+) -> Samples:
+    """n true misses with every S3 call of the app delayed; the API hop against the render."""
+    samples = Samples()
+    for step in range(1, n + 1):
+        token = f"{side - step}x{side - step}"
+        proxy.take_calls()
+        _, hops = get_miss(session, stack, token)
+        calls = proxy.take_calls()
+        render_ms, _ = timed(lambda token=token: render(data, spec_for(token)))
+        api_ms = hops[MISS_HOPS.index("API: get + render + put → 307")]
+        samples.add("API hop (the function's part)", api_ms)
+        samples.add("render (direct)", render_ms)
+        samples.add("API hop - render", api_ms - render_ms)
+        samples.add("S3 calls", float(len(calls)))
+        samples.add("sequential S3 round trips", float(sequential_round_trips(calls)))
+    return samples
+
+
+def with_latency(data: bytes, n: int) -> dict[int, Samples]:
+    """A stack whose app reaches s3rver through the latency proxy; the browser does not."""
+    s3_port = free_port()
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        LatencyProxy(f"http://127.0.0.1:{s3_port}", S3_LATENCY_MS / 1000) as proxy,
+    ):
+        app_env = {"S3_ENDPOINT_URL": proxy.url}
+        stack = LocalStack(Path(tmp), s3_port=s3_port, api_port=free_port(), app_env=app_env)
+        with stack, requests.Session() as session:
+            stack.s3_client().put_object(Bucket=stack.bucket, Key=KEY, Body=data)
+            get_miss(session, stack, "300x300")  # cold: the client and its connections
+            return {side: latency_misses(session, stack, proxy, data, side, n) for side in SERIES}
+
+
+def latency_summary(series: dict[int, Samples]) -> str:
+    """The worst series' median of API hop minus render: what S3 adds to a miss."""
+    worst = max(median(s.by_name["API hop - render"]) for s in series.values())
+    return f"miss at {S3_LATENCY_MS} ms S3 latency minus render: {worst:.0f} ms"
+
+
+def report_latency(series: dict[int, Samples]) -> None:
+    print(f"\nEvery S3 call of the app delayed by {S3_LATENCY_MS} ms (latency proxy):")
+    print("| what | n | median | p90 |")
+    print("|---|---|---|---|")
+    for side, samples in series.items():
+        for name, values in samples.by_name.items():
+            print(row(f"~{side} px: {name}", values))
+
+
 def stack_photo(found: list[photo_source.Photo]) -> photo_source.Photo:
     """The 12 MP JPEG by default; with the user's photos, their first JPEG."""
     named = [p for p in found if p.name == "jpeg-12mp"]
@@ -147,6 +211,11 @@ def main() -> int:
             hit_samples = {t: hits(session, stack, t, n_hit) for t in existing}
     report(cold, series, hit_samples)
     print("Medians of parts need not add up to the median of the whole.")
+    delayed = with_latency(data, n_miss)
+    report_latency(delayed)
+    summary = latency_summary(delayed)
+    write_summary("stack", [summary])
+    print(summary)
     return 0
 
 

@@ -82,3 +82,12 @@ def peak_rss_kib() -> int:
         if line.startswith("VmHWM:"):
             return int(line.split()[1])
     raise RuntimeError("no VmHWM in /proc/self/status: peak memory needs Linux")
+
+
+SUMMARY_DIR = Path(__file__).resolve().parents[2] / ".local" / "bench"
+
+
+def write_summary(name: str, lines: list[str]) -> None:
+    """A benchmark's closing lines, for the end of `make bench` (scripts/bench/summary.py)."""
+    SUMMARY_DIR.mkdir(parents=True, exist_ok=True)
+    (SUMMARY_DIR / f"{name}.summary").write_text("\n".join(lines) + "\n")

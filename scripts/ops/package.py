@@ -152,7 +152,8 @@ def wheel_tag_fits(tag: str, python_tag: str, machine: str) -> bool:
 
 
 def smoke_test(zip_path: Path) -> subprocess.CompletedProcess[str]:
-    """Import Pillow from the zip alone (``-I -S``: no site-packages) and render a JPEG."""
+    """Import Pillow from the zip alone (``-I -S``: no site-packages) and render a JPEG; then
+    a WebP through the zip's bundled libwebp (its path is printed), and without it."""
     code = (
         "import sys; sys.path.insert(0, sys.argv[1])\n"
         "from io import BytesIO\n"
@@ -165,6 +166,16 @@ def smoke_test(zip_path: Path) -> subprocess.CompletedProcess[str]:
         "out = render(buffer.getvalue(), parse_size('320x', 4096))\n"
         "print(PIL.__version__, out.content_type, out.width, out.height,\n"
         "      *(f for f in ('jpg', 'webp', 'zlib') if features.check(f)))\n"
+        # The scaled WebP decode loads the zip's own libwebp, and falls back without it.
+        "import os\n"
+        "from chalicelib import webp\n"
+        "lib = webp.library()\n"
+        "buffer = BytesIO(); Image.new('RGB', (640, 480), 'teal').save(buffer, 'WEBP')\n"
+        "scaled = render(buffer.getvalue(), parse_size('160x', 4096))\n"
+        "webp.library.cache_clear(); webp.library_candidates = lambda: []\n"
+        "fallback = render(buffer.getvalue(), parse_size('160x', 4096))\n"
+        "print(os.path.relpath(lib._name, sys.argv[1]) if lib else 'no-libwebp',\n"
+        "      scaled.width, scaled.height, webp.available(), fallback.width, fallback.height)\n"
     )
     with tempfile.TemporaryDirectory() as extracted:
         with zipfile.ZipFile(zip_path) as archive:
