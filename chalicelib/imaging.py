@@ -457,7 +457,7 @@ def scaled_webp(original: bytes, image: Image.Image, geometry: Geometry) -> Imag
         return None
     size = scaled_decode_size(geometry)
     try:
-        decoded = webp.decode_scaled(original, size, alpha=image.mode == "RGBA")
+        decoded = webp.decode_scaled(original, image.size, size, alpha=image.mode == "RGBA")
     except webp.ScaledDecodeError as err:
         log.warning("libwebp's scaled decode failed, Pillow decodes instead: %s", err)
         return None
