@@ -1,7 +1,7 @@
 """Imaging: original bytes in, variant bytes out.  Pure: no I/O, no settings lookups.
 
 A short list of steps, each a no-op when it has nothing to do:
-open → plan the geometry → shrink on load (JPEG) → normalise the mode →
+open → plan the geometry → shrink on load (JPEG; still WebP through libwebp) → normalise the mode →
 resize (with the crop box) → upright (EXIF) → sRGB → pad → encode.
 Resizing comes before rotation and colour conversion, so those touch few pixels.
 """
