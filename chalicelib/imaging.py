@@ -1,7 +1,7 @@
 """Imaging: original bytes in, variant bytes out.  Pure: no I/O, no settings lookups.
 
 A short list of steps, each a no-op when it has nothing to do:
-open → plan the geometry → shrink on load (JPEG) → normalise the mode →
+open → plan the geometry → shrink on load (JPEG; still WebP through libwebp) → normalise the mode →
 resize (with the crop box) → upright (EXIF) → sRGB → pad → encode.
 Resizing comes before rotation and colour conversion, so those touch few pixels.
 """
@@ -457,7 +457,7 @@ def scaled_webp(original: bytes, image: Image.Image, geometry: Geometry) -> Imag
         return None
     size = scaled_decode_size(geometry)
     try:
-        decoded = webp.decode_scaled(original, size, alpha=image.mode == "RGBA")
+        decoded = webp.decode_scaled(original, image.size, size, alpha=image.mode == "RGBA")
     except webp.ScaledDecodeError as err:
         log.warning("libwebp's scaled decode failed, Pillow decodes instead: %s", err)
         return None

@@ -175,8 +175,12 @@ def available() -> bool:
     return library() is not None
 
 
-def decode_scaled(data: bytes, size: tuple[int, int], alpha: bool) -> Image.Image | None:
-    """A still WebP decoded straight to ``size``; None when libwebp is not usable here.
+def decode_scaled(
+    data: bytes, source: tuple[int, int], size: tuple[int, int], alpha: bool
+) -> Image.Image | None:
+    """A still WebP of ``source`` size decoded straight to ``size``; None when libwebp is not
+    usable here.  ``source`` is what Pillow read from the container, and what the
+    limits were checked against: the bitstream must say the same.
 
     With ``alpha`` the result is Pillow's ``RGBa`` (colour premultiplied by
     alpha, what resampling needs; ``convert("RGBA")`` undoes it), else ``RGB``.
@@ -192,15 +196,21 @@ def decode_scaled(data: bytes, size: tuple[int, int], alpha: bool) -> Image.Imag
     status = lib.WebPGetFeaturesInternal(
         data, len(data), ctypes.byref(config.input), DECODER_ABI_VERSION
     )
-    _check_features(status, config.input, size)
+    _check_features(status, config.input, source, size)
     return _decode_into(lib, data, config, size, alpha)
 
 
-def _check_features(status: int, features: BitstreamFeatures, size: tuple[int, int]) -> None:
+def _check_features(
+    status: int, features: BitstreamFeatures, source: tuple[int, int], size: tuple[int, int]
+) -> None:
     if status != VP8_STATUS_OK:
         raise ScaledDecodeError(f"WebPGetFeatures: status {status}")
     if features.has_animation:
         raise ScaledDecodeError("an animation: WebPDecode would give its first frame only")
+    if (features.width, features.height) != source:
+        raise ScaledDecodeError(
+            f"the bitstream is {features.width}×{features.height}, the container said {source}"
+        )
     width, height = size
     if not (0 < width <= features.width and 0 < height <= features.height):
         raise ScaledDecodeError(

@@ -72,7 +72,8 @@ def test_a_library_without_the_symbols_is_skipped(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(webp, "library_candidates", lambda: [libc, "/nonexistent/libwebp.so.7"])
     try:
         assert webp.library() is None
-        assert webp.decode_scaled(corpus.in_format("WEBP"), (10, 10), alpha=False) is None
+        original = corpus.in_format("WEBP")
+        assert webp.decode_scaled(original, (400, 300), (10, 10), alpha=False) is None
     finally:
         webp.library.cache_clear()
 
@@ -80,31 +81,34 @@ def test_a_library_without_the_symbols_is_skipped(monkeypatch: pytest.MonkeyPatc
 @pytest.mark.parametrize(("alpha", "mode"), [(False, "RGB"), (True, "RGBa")])
 def test_decode_scaled_gives_the_asked_size_and_mode(alpha: bool, mode: str) -> None:
     original = corpus.encode(photo_like((640, 480), "RGBA" if alpha else "RGB"), "WEBP")
-    decoded = webp.decode_scaled(original, (160, 90), alpha=alpha)
+    decoded = webp.decode_scaled(original, (640, 480), (160, 90), alpha=alpha)
     assert decoded is not None
     assert (decoded.size, decoded.mode) == ((160, 90), mode)
     assert decoded.getpixel((10, 10))[:3] == pytest.approx(corpus.RED, abs=40)
 
 
 @pytest.mark.parametrize(
-    ("data", "size"),
+    ("data", "source", "size"),
     [
-        (b"RIFF\x10\x00\x00\x00WEBPVP8 garbage!", (10, 10)),  # not a bitstream
-        (corpus.in_format("WEBP", (40, 30)), (41, 30)),  # larger than the original
-        (corpus.in_format("WEBP", (40, 30)), (0, 30)),
-        (corpus.animated("WEBP"), (10, 10)),  # would decode the first frame only
+        (b"RIFF\x10\x00\x00\x00WEBPVP8 garbage!", (10, 10), (10, 10)),  # not a bitstream
+        (corpus.in_format("WEBP", (40, 30)), (40, 30), (41, 30)),  # larger than the original
+        (corpus.in_format("WEBP", (40, 30)), (40, 30), (0, 30)),
+        (corpus.in_format("WEBP", (40, 30)), (80, 60), (20, 15)),  # not what the limits saw
+        (corpus.animated("WEBP"), (200, 100), (10, 10)),  # would decode the first frame only
     ],
-    ids=["garbage", "enlarging", "zero", "animation"],
+    ids=["garbage", "enlarging", "zero", "other size", "animation"],
 )
-def test_decode_scaled_refuses_what_does_not_check_out(data: bytes, size: tuple[int, int]) -> None:
+def test_decode_scaled_refuses_what_does_not_check_out(
+    data: bytes, source: tuple[int, int], size: tuple[int, int]
+) -> None:
     with pytest.raises(webp.ScaledDecodeError):
-        webp.decode_scaled(data, size, alpha=False)
+        webp.decode_scaled(data, source, size, alpha=False)
 
 
 def test_a_truncated_webp_fails_as_it_does_through_pillow() -> None:
     original = corpus.encode(photo_like((640, 480)), "WEBP")
     with pytest.raises(webp.ScaledDecodeError):
-        webp.decode_scaled(original[: len(original) // 2], (100, 75), alpha=False)
+        webp.decode_scaled(original[: len(original) // 2], (640, 480), (100, 75), alpha=False)
 
 
 def test_a_still_webp_is_never_decoded_by_pillow(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -202,7 +206,7 @@ def test_render_falls_back_to_pillow_without_the_library(without_libwebp: None) 
 
 
 def test_a_failed_scaled_decode_falls_back_to_pillow(monkeypatch: pytest.MonkeyPatch) -> None:
-    def fail(data: bytes, size: tuple[int, int], alpha: bool) -> None:
+    def fail(data: bytes, source: tuple[int, int], size: tuple[int, int], alpha: bool) -> None:
         raise webp.ScaledDecodeError("status 3")
 
     monkeypatch.setattr(webp, "decode_scaled", fail)

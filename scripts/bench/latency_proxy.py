@@ -41,7 +41,8 @@ class LatencyProxy:
         self.upstream_port = parts.port or 80
         self.latency = latency
         self.calls: list[Call] = []
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
+        self._in_flight = 0  # requests arrived and not yet recorded
         self._local = threading.local()  # each handler thread's upstream connection
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
@@ -51,13 +52,24 @@ class LatencyProxy:
     def url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
+    def arrived(self) -> None:
+        with self._lock:
+            self._in_flight += 1
+
     def record(self, call: Call) -> None:
         with self._lock:
             self.calls.append(call)
+            self._in_flight -= 1
+            self._lock.notify_all()
 
-    def take_calls(self) -> list[Call]:
-        """The calls recorded since the last take, oldest first."""
+    def take_calls(self, timeout: float = 10.0) -> list[Call]:
+        """The calls recorded since the last take, oldest first, once none is in flight.
+
+        A call is recorded just after its answer was sent, so the client may
+        have its answer a moment before the record exists: wait for it.
+        """
         with self._lock:
+            self._lock.wait_for(lambda: self._in_flight == 0, timeout)
             calls, self.calls = self.calls, []
         return sorted(calls, key=lambda call: call.start)
 
@@ -127,6 +139,13 @@ def _handler(proxy: LatencyProxy) -> Any:
 
         def relay(self) -> None:
             start = time.monotonic()
+            proxy.arrived()
+            try:
+                self.answer()
+            finally:
+                proxy.record(Call(self.command, self.path, start, time.monotonic()))
+
+        def answer(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             headers = {k: v for k, v in self.headers.items() if k.lower() not in DROPPED_HEADERS}
@@ -145,7 +164,6 @@ def _handler(proxy: LatencyProxy) -> Any:
                 self.end_headers()
                 self.wfile.write(data)
             self.wfile.flush()
-            proxy.record(Call(self.command, self.path, start, time.monotonic()))
 
         do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = relay
 
