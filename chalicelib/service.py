@@ -36,7 +36,6 @@ from chalicelib.grammar import (
     parse_key,
     parse_size,
 )
-from chalicelib.imaging import canonical_spec, inspect, render
 from chalicelib.ledger import (
     LEDGER_ROOT,
     Ledger,
@@ -270,6 +269,8 @@ class ResizeService:
         is taken as made (a miss renders it again: its first render may have
         failed after claiming the entry).
         """
+        from chalicelib.imaging import canonical_spec, inspect  # Pillow: only once there is work
+
         source = inspect(original, request.spec, self._settings.imaging)
         canonical = canonical_spec(source.size, request.spec).token
         stored_path = ledger.outputs.get(canonical)
@@ -329,6 +330,8 @@ class ResizeService:
         # before the variant is stored; its round trip overlaps the render.
         claim = _started(self._store.put_new, entry, b"", **_LEDGER_ENTRY)
         try:
+            from chalicelib.imaging import render
+
             rendered = render(original, request.spec, self._settings.imaging)
             claim.result()
             self._store.put_new(

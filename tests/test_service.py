@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from botocore.response import StreamingBody
 
-from chalicelib import service as service_module
+from chalicelib import imaging
 from chalicelib.config import Settings
 from chalicelib.errors import (
     OriginalNotFound,
@@ -166,13 +166,13 @@ def wide(s3: Any) -> str:
 
 def count_renders(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     rendered: list[str] = []
-    real_render = service_module.render
+    real_render = imaging.render
 
     def counting(original: bytes, spec: Any, limits: Any = None) -> Any:
         rendered.append(spec.token)
         return real_render(original, spec, limits)
 
-    monkeypatch.setattr(service_module, "render", counting)
+    monkeypatch.setattr(imaging, "render", counting)
     return rendered
 
 
@@ -273,7 +273,7 @@ def test_a_failed_render_gives_its_budget_slot_back(
     def failing(*_: object, **__: object) -> None:
         raise RuntimeError("encoder crashed")
 
-    monkeypatch.setattr(service_module, "render", failing)
+    monkeypatch.setattr(imaging, "render", failing)
     with pytest.raises(RuntimeError):
         service.resize("100x", ["a.jpg"])
     assert keys(s3) == {"a.jpg"}
@@ -312,7 +312,7 @@ def test_the_claim_goes_out_before_the_render_and_lands_before_the_variant(
     """The render waits here until the claim is stored: only a claim already under way lands."""
     events: list[str] = []
     claimed = threading.Event()
-    put_new, render = ImageStore.put_new, service_module.render
+    put_new, render = ImageStore.put_new, imaging.render
 
     def recorded_put(self: ImageStore, key: str, *args: Any, **kwargs: Any) -> bool:
         kind = "claim" if key.startswith("_variants/") else "variant"
@@ -329,7 +329,7 @@ def test_the_claim_goes_out_before_the_render_and_lands_before_the_variant(
         return render(*args, **kwargs)
 
     monkeypatch.setattr(ImageStore, "put_new", recorded_put)
-    monkeypatch.setattr(service_module, "render", render_once_claimed)
+    monkeypatch.setattr(imaging, "render", render_once_claimed)
     make_service(s3, settings).resize("100x", original.split("/"))
     assert events == ["claim sent", "claim stored", "render", "variant sent", "variant stored"]
 
