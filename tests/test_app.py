@@ -313,3 +313,27 @@ def test_meta_without_a_table_is_a_clear_500(client: Any) -> None:
     response = client.http.get("/meta/photos/cat.jpg")
     assert response.status_code == 500
     assert json.loads(response.body)["code"] == "misconfigured"
+
+
+def test_meta_answers_page_origins_across_origins_its_404s_too(
+    lifecycle_app: Any, s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The demo page lives on the website's origin, the API on another.
+    monkeypatch.setenv("CORS_ORIGINS", "https://app.example.com")
+    runtime.reset()
+    page = {"Origin": "https://app.example.com"}
+    missing = lifecycle_app.http.get("/meta/photos/gone.jpg", headers=page)
+    assert missing.status_code == 404
+    assert missing.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
+    stranger = lifecycle_app.http.get(
+        "/meta/photos/gone.jpg", headers={"Origin": "https://x.example"}
+    )
+    assert "Access-Control-Allow-Origin" not in stranger.headers
+    body = corpus.jpeg((64, 48))
+    etag = s3.put_object(Bucket="originals", Key="photos/a.jpg", Body=body)["ETag"]
+    lifecycle_app.lambda_.invoke(
+        "on_original_event", sqs_event_for(lifecycle_app, "photos/a.jpg", etag, len(body))
+    )
+    found = lifecycle_app.http.get("/meta/photos/a.jpg", headers=page)
+    assert found.status_code == 200
+    assert found.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
