@@ -231,7 +231,8 @@ async function upload(file) {
   } catch (err) {
     status.textContent = '';
     progress.hidden = true;
-    if (err.status === 401) signedOut(`Your sign-in was refused: ${err.message} Sign in again.`);
+    if (err.status === 401) signedOut(`Your sign-in was refused: ${err.message}. Sign in again.`);
+    else if (err instanceof ApiError) show($('upload-error'), `Can’t upload “${file.name}”: ${err.message}.`);
     else show($('upload-error'), err.message);
   }
 }
