@@ -526,3 +526,18 @@ def test_s3s_own_refusals_read_as_sentences(open_page: Callable[..., Any], stack
             [refused.status_code, refused.text, form],
         )
         assert sentence.startswith(wanted), sentence
+
+
+def test_a_size_that_fails_to_load_shows_a_sentence_not_a_broken_image(
+    open_page: Callable[..., Any], uploaded_photo: str
+) -> None:
+    page = open_page(1280, 1)
+    # The network drops the AVIF (a flaky connection, a proxy that refuses the type).
+    page.context.route("**/320x.avif/**", lambda route: route.abort())
+    page.evaluate("key => { location.hash = 'key=' + encodeURIComponent(key); }", uploaded_photo)
+    page.wait_for_selector("#item-state[data-state='ready']")
+    by_kind = {shown["kind"]: shown for shown in wait_for_gallery(page)}
+    assert by_kind["picture"]["result"] == "error"
+    assert "This size could not be loaded" in by_kind["picture"]["caption"]
+    assert by_kind["responsive"]["result"] == "hit"
+    assert broken_images(page) == []
