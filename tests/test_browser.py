@@ -11,6 +11,10 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from io import BytesIO
@@ -22,7 +26,7 @@ import pytest
 import requests
 from PIL import Image, ImageOps
 
-from scripts.local.stack import APP_EVENT_HANDLER, EventSettings
+from scripts.local.stack import APP_EVENT_HANDLER, EventSettings, free_port
 from tests import corpus
 from tests.conftest import ROOT, started_stack
 
@@ -541,3 +545,64 @@ def test_a_size_that_fails_to_load_shows_a_sentence_not_a_broken_image(
     assert "This size could not be loaded" in by_kind["picture"]["caption"]
     assert by_kind["responsive"]["result"] == "hit"
     assert broken_images(page) == []
+
+
+@pytest.fixture
+def make_run(tmp_path: Path, browser: Any) -> Iterator[list[str]]:
+    """`make run` itself (scripts/local/stack.py main) on free ports; the lines it prints."""
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "LOCAL_DATA_DIR": str(tmp_path / "local"),
+        **{name: str(free_port()) for name in ("S3_PORT", "API_PORT", "AWS_PORT")},
+    }
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "scripts" / "local" / "stack.py")],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    lines: list[str] = []
+    assert process.stdout is not None
+    reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)
+    reader.start()
+    try:
+        yield lines
+    finally:
+        process.send_signal(signal.SIGTERM)  # it stops every server it started
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def test_a_new_user_opens_the_page_make_run_prints_and_sees_an_upload_at_many_sizes(
+    make_run: list[str], browser: Any, tmp_path: Path
+) -> None:
+    def page_line() -> bool:
+        return any(line.startswith("Page: ") for line in make_run)
+
+    eventually(page_line, "make run to print its Page: line")
+    printed = next(line for line in make_run if line.startswith("Page: "))
+    url = printed.split()[1]
+    token = re.search(r"sign in with (\S+),", printed)
+    assert token, printed
+    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2)
+    try:
+        page = context.new_page()
+        page.set_default_timeout(WAIT_MS)
+        page.goto(url)
+        assert token.group(1) in page.locator("#token-hint").inner_text()
+        sign_in(page, token.group(1))
+        page.wait_for_selector("#upload:not([hidden])")
+        upload(page, photo_file(tmp_path, "first photo.jpg", corpus.jpeg(PHOTO_SIZE)))
+        images = wait_for_gallery(page)
+        assert len(images) == 6
+        assert all(shown["result"] in ("hit", "miss") for shown in images), images
+        assert broken_images(page) == []
+    finally:
+        context.close()
