@@ -26,6 +26,7 @@ import pytest
 import requests
 from PIL import Image, ImageOps
 
+from scripts.local import samples
 from scripts.local.stack import APP_EVENT_HANDLER, EventSettings, free_port
 from tests import corpus
 from tests.conftest import ROOT, started_stack
@@ -224,10 +225,10 @@ def photo_file(tmp_path: Path, name: str, body: bytes) -> Path:
     return path
 
 
-def screenshot(page: Any, name: str) -> Path:
+def screenshot(page: Any, name: str, *, full_page: bool = True) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    page.screenshot(path=str(path), full_page=full_page)
     return path
 
 
@@ -594,7 +595,7 @@ def test_a_new_user_opens_the_page_make_run_prints_and_sees_an_upload_at_many_si
     url = printed.split()[1]
     token = re.search(r"sign in with (\S+),", printed)
     assert token, printed
-    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2)
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
     try:
         page = context.new_page()
         page.set_default_timeout(WAIT_MS)
@@ -602,10 +603,16 @@ def test_a_new_user_opens_the_page_make_run_prints_and_sees_an_upload_at_many_si
         assert token.group(1) in page.locator("#token-hint").inner_text()
         sign_in(page, token.group(1))
         page.wait_for_selector("#upload:not([hidden])")
-        upload(page, photo_file(tmp_path, "first photo.jpg", corpus.jpeg(PHOTO_SIZE)))
+        upload(page, photo_file(tmp_path, "first photo.jpg", samples.photo(PHOTO_SIZE)))
         images = wait_for_gallery(page)
         assert len(images) == 6
         assert all(shown["result"] in ("hit", "miss") for shown in images), images
         assert broken_images(page) == []
+        # The README's screenshot (docs/page.png) is the first of these.
+        screenshot(page, "make-run-1280", full_page=False)
+        screenshot(page, "make-run-1280-full")
+        page.set_viewport_size({"width": 390, "height": 844})
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        screenshot(page, "make-run-390-full")
     finally:
         context.close()
