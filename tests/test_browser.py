@@ -616,3 +616,31 @@ def test_a_new_user_opens_the_page_make_run_prints_and_sees_an_upload_at_many_si
         screenshot(page, "make-run-390-full")
     finally:
         context.close()
+
+
+def test_an_avif_dropped_on_the_page_shows_without_asking_for_its_own_format(
+    open_page: Callable[..., Any], stack: Any
+) -> None:
+    # Dropped, not chosen; and AVIF, so the AVIF source must leave the format out
+    # (asking for an original's own format is a non-canonical size: a 400).
+    body = corpus.in_format("AVIF", (800, 600))
+    page = signed_in(open_page(1280, 1), stack)
+    page.evaluate(
+        """(bytes) => {
+            const file = new File([new Uint8Array(bytes)], 'dropped.avif', {type: 'image/avif'});
+            const transfer = new DataTransfer();
+            transfer.items.add(file);
+            const zone = document.getElementById('drop-zone');
+            for (const type of ['dragover', 'drop']) {
+                zone.dispatchEvent(new DragEvent(type, {dataTransfer: transfer, bubbles: true}));
+            }
+        }""",
+        list(body),
+    )
+    page.wait_for_selector("#item-state[data-state='ready']")
+    assert page.locator("[data-fact='format']").inner_text() == "AVIF"
+    by_kind = {shown["kind"]: shown for shown in wait_for_gallery(page)}
+    assert by_kind["picture"]["token"] == "320x"
+    assert all(shown["result"] in ("hit", "miss") for shown in by_kind.values()), by_kind
+    check_sizes(list(by_kind.values()), (800, 600), slot=640)
+    assert broken_images(page) == []
