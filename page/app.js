@@ -301,8 +301,30 @@ async function showItem(key, { justUploaded = false, filename = null } = {}) {
     show($('item-error'), rejectionSentence(meta.error_code));
     return;
   }
-  setItemState('ready', `Ready: ${meta.width}×${meta.height} ${meta.format}; presets ${Object.keys(meta.presets || {}).join(', ') || 'none'}.`);
+  setItemState('ready', readySentence(meta));
+  await refreshIfReplaced(key, meta);
+  if (state.shownKey !== key) return;
   showGallery(key, meta);
+}
+
+// A replaced original keeps its URLs, and this browser may hold the old
+// variants for their max-age (a day).  When the record's ETag is not the one
+// this browser last showed, every URL the gallery uses is fetched again past the
+// cache, so the cache holds the new variants before any <img> asks.
+async function refreshIfReplaced(key, meta) {
+  const remembered = `image-resizer-etag:${key}`;
+  const seen = localStorage.getItem(remembered);
+  localStorage.setItem(remembered, meta.etag);
+  if (!seen || seen === meta.etag) return;
+  setItemState('refreshing', 'Replaced since this browser last showed it: fetching its sizes again…');
+  const urls = galleryTokens(meta).map((token) => variantUrl(key, token));
+  await Promise.all(urls.map((url) => fetch(url, { cache: 'reload', mode: 'no-cors' }).catch(() => null)));
+  setItemState('ready', readySentence(meta));
+}
+
+function readySentence(meta) {
+  const presets = Object.keys(meta.presets || {}).join(', ') || 'none';
+  return `Ready: ${meta.width}×${meta.height} ${meta.format}; presets ${presets}.`;
 }
 
 function showFacts(meta) {
@@ -334,6 +356,27 @@ function inFormat(token, extension, meta) {
   return (meta.format || '').toLowerCase() === extension ? token : `${token}.${extension}`;
 }
 
+const RESPONSIVE_WIDTHS = ['320x', '640x', '1280x'];
+const PICTURE_SIZES = ['320x', '320x@2x'];
+const PICTURE_FORMATS = [['image/avif', 'avif'], ['image/webp', 'webp']];
+const COVERS = [['160x160-cover', 160, 160], ['240x135-cover', 240, 135], ['120x160-cover', 120, 160]];
+const RETINA = '200x@2x';
+
+function twice(token) {
+  return token.replace(/^(\d*x\d*(?:-cover)?)/, '$1@2x');
+}
+
+// Every size token the gallery may ask for.
+function galleryTokens(meta) {
+  return [
+    ...RESPONSIVE_WIDTHS,
+    ...PICTURE_FORMATS.flatMap(([, extension]) => PICTURE_SIZES.map((token) => inFormat(token, extension, meta))),
+    ...PICTURE_SIZES,
+    ...COVERS.flatMap(([token]) => [token, twice(token)]),
+    RETINA,
+  ];
+}
+
 function showGallery(key, meta) {
   const url = (token) => variantUrl(key, token);
   const density = (tokens) => tokens.map((token, i) => `${url(token)} ${i + 1}x`).join(', ');
@@ -341,37 +384,37 @@ function showGallery(key, meta) {
   gallery.append(
     figure('responsive', 'srcset with widths 320w, 640w, 1280w; sizes 320px, 640px from 720px wide screens', () => {
       const img = image(meta);
-      img.srcset = ['320x', '640x', '1280x'].map((token) => `${url(token)} ${token.slice(0, -1)}w`).join(', ');
+      img.srcset = RESPONSIVE_WIDTHS.map((token) => `${url(token)} ${token.slice(0, -1)}w`).join(', ');
       img.sizes = '(min-width: 720px) 640px, 320px';
       img.src = url('640x');
       return img;
     }),
     figure('picture', '<picture>: AVIF, else WebP, else the original’s format (1x, 2x)', () => {
       const picture = document.createElement('picture');
-      for (const [type, extension] of [['image/avif', 'avif'], ['image/webp', 'webp']]) {
+      for (const [type, extension] of PICTURE_FORMATS) {
         const source = document.createElement('source');
         source.type = type;
-        source.srcset = density([inFormat('320x', extension, meta), inFormat('320x@2x', extension, meta)]);
+        source.srcset = density(PICTURE_SIZES.map((token) => inFormat(token, extension, meta)));
         picture.append(source);
       }
       const img = image(meta);
-      img.srcset = density(['320x', '320x@2x']);
-      img.src = url('320x');
+      img.srcset = density(PICTURE_SIZES);
+      img.src = url(PICTURE_SIZES[0]);
       picture.append(img);
       return picture;
     }),
-    ...[['160x160-cover', 160, 160], ['240x135-cover', 240, 135], ['120x160-cover', 120, 160]].map(
+    ...COVERS.map(
       ([token, width, height]) => figure('cover', `${token}, 1x and @2x`, () => {
         const img = image({ width, height });
-        img.srcset = density([token, token.replace('-cover', '-cover@2x')]);
+        img.srcset = density([token, twice(token)]);
         img.src = url(token);
         return img;
       }),
     ),
-    figure('retina', '200x@2x on every screen: 400 pixels shown 200 px wide', () => {
+    figure('retina', `${RETINA} on every screen: 400 pixels shown 200 px wide`, () => {
       const img = image(meta);
       // No src: it would be a 1x candidate, and the image would claim 400 CSS px.
-      img.srcset = `${url('200x@2x')} 2x`;
+      img.srcset = `${url(RETINA)} 2x`;
       return img;
     }),
   );

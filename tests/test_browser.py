@@ -415,12 +415,12 @@ def test_a_replaced_image_shows_its_new_content_after_the_purge(
     same_browser.reload()
     # A new visit (a fresh cache) at another width too.
     new_visit = open_page(390, 2, f"#key={quote(key, safe='')}")
-    for shown, slot in ((same_browser, 640), (new_visit, 320)):
+    for name, shown, slot in (("same browser", same_browser, 640), ("new", new_visit, 320)):
         shown.wait_for_selector("#item-state[data-state='ready']")
         assert shown.locator("[data-fact='etag']").inner_text() != before
         images = wait_for_gallery(shown)
         for kind in ("responsive", "picture", "cover", "retina"):
-            assert close(shown_colours(shown, kind), wanted), kind
+            assert close(shown_colours(shown, kind), wanted), (name, kind, images)
         check_sizes(images, PHOTO_SIZE, slot=slot)
 
 
