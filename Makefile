@@ -83,6 +83,7 @@ deploy: deploy-settings package
 		--capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND --no-fail-on-empty-changeset
 	$(AWS_CLI) cloudformation describe-stacks --stack-name $(STACK_NAME) \
 		--query 'Stacks[0].Outputs[].[OutputKey,OutputValue]' --output text
+	$(BIN)/python scripts/ops/publish_page.py --stack $(STACK_NAME) --region $(AWS_REGION)
 
 deploy-settings:
 	@test -n "$(STACK_NAME)" -a -n "$(BUCKET_NAME)" -a -n "$(ORIGINALS_BUCKET_NAME)" -a -n "$(ARTIFACT_BUCKET)" || { \

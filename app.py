@@ -48,8 +48,13 @@ def resize(size: str, **key_segments: str) -> Response:
     return redirect(runtime.get_service().resize(size, _segments(key_segments)))
 
 
-@json_errors
 def meta(**key_segments: str) -> Response:
+    # The demo page (page/) reads it from the website's origin, its 404s too.
+    return _with_cors(_meta(**key_segments))
+
+
+@json_errors
+def _meta(**key_segments: str) -> Response:
     """An original's record: its facts and processing state (404 until its event is handled)."""
     key = parse_key(_segments(key_segments))
     record = runtime.get_catalog().get(key)

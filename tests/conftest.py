@@ -89,3 +89,18 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """The local stack for the whole session."""
     with started_stack(tmp_path_factory, "stack", {"MAX_DIMENSION": "2000"}) as stack:
         yield stack
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say loudly when the browser tests did not run: a quiet skip reads as a pass."""
+    skipped = [
+        report
+        for report in terminalreporter.stats.get("skipped", [])
+        if "test_browser.py" in report.nodeid
+    ]
+    if not skipped:
+        return
+    longrepr = skipped[0].longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+    terminalreporter.write_sep("!", f"{len(skipped)} BROWSER TESTS SKIPPED", red=True, bold=True)
+    terminalreporter.write_line(reason.removeprefix("Skipped: "), red=True, bold=True)

@@ -343,3 +343,27 @@ def test_a_cold_start_loads_boto3_only_for_a_request_that_reaches_s3() -> None:
         "health": [200, False, False],
         "4xx": [400, False, False],  # refused by the grammar: neither S3 nor Pillow needed
     }
+
+
+def test_meta_answers_page_origins_across_origins_its_404s_too(
+    lifecycle_app: Any, s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The demo page lives on the website's origin, the API on another.
+    monkeypatch.setenv("CORS_ORIGINS", "https://app.example.com")
+    runtime.reset()
+    page = {"Origin": "https://app.example.com"}
+    missing = lifecycle_app.http.get("/meta/photos/gone.jpg", headers=page)
+    assert missing.status_code == 404
+    assert missing.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
+    stranger = lifecycle_app.http.get(
+        "/meta/photos/gone.jpg", headers={"Origin": "https://x.example"}
+    )
+    assert "Access-Control-Allow-Origin" not in stranger.headers
+    body = corpus.jpeg((64, 48))
+    etag = s3.put_object(Bucket="originals", Key="photos/a.jpg", Body=body)["ETag"]
+    lifecycle_app.lambda_.invoke(
+        "on_original_event", sqs_event_for(lifecycle_app, "photos/a.jpg", etag, len(body))
+    )
+    found = lifecycle_app.http.get("/meta/photos/a.jpg", headers=page)
+    assert found.status_code == 200
+    assert found.headers["Access-Control-Allow-Origin"] == "https://app.example.com"

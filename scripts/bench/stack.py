@@ -162,7 +162,7 @@ def with_latency(data: bytes, n: int) -> dict[int, Samples]:
         app_env = {"S3_ENDPOINT_URL": proxy.url}
         stack = LocalStack(Path(tmp), s3_port=s3_port, api_port=free_port(), app_env=app_env)
         with stack, requests.Session() as session:
-            stack.s3_client().put_object(Bucket=stack.bucket, Key=KEY, Body=data)
+            stack.put_original(KEY, data)
             get_miss(session, stack, "300x300")  # cold: the client and its connections
             return {side: latency_misses(session, stack, proxy, data, side, n) for side in SERIES}
 

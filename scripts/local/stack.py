@@ -46,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 from scripts.local import aws  # noqa: E402
 from scripts.local.samples import sample_originals  # noqa: E402
 from scripts.ops.configure_bucket import configure_bucket, configure_originals  # noqa: E402
+from scripts.ops.publish_page import INDEX_KEY, local_config, publish_page  # noqa: E402
 
 S3RVER_CREDENTIALS = aws.FAKE_CREDENTIALS
 # The bearer token `make run` accepts for uploads unless UPLOAD_TOKEN says otherwise.
@@ -98,6 +99,7 @@ class LocalStack:
         events_bucket: str | None = None,
         event_handler: str | None = None,
         events: EventSettings | None = None,
+        page: bool = False,
     ) -> None:
         self.data_dir = data_dir
         self.host = host
@@ -115,6 +117,9 @@ class LocalStack:
         # "module:attribute" of a Lambda handler; None starts no poller.
         self.event_handler = event_handler
         self.events = events or EventSettings()
+        # Publish the demo page (page/) into the website bucket: off by default,
+        # since tests count the bucket's objects.
+        self.page = page
         self._aws: aws.EventResources | None = None
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
 
@@ -130,6 +135,11 @@ class LocalStack:
     def public_url(self) -> str:
         """The website base: path-style, so any HTTP client reaches it without DNS tricks."""
         return f"{self.s3_url}/{self.bucket}"
+
+    @property
+    def page_url(self) -> str:
+        """The demo page, served by the website like any object (once started with page=True)."""
+        return f"{self.public_url}/{INDEX_KEY}"
 
     @property
     def page_origins(self) -> tuple[str, ...]:
@@ -190,6 +200,9 @@ class LocalStack:
         client = self.s3_client()
         configure_bucket(client, self.bucket, self.api_url, create=True, public_read=True)
         configure_originals(client, self.originals_bucket, self.page_origins, create=True)
+        if self.page:
+            config = local_config(self.api_url, self.public_url, self.upload_token)
+            publish_page(client, self.bucket, config)
         self.start_api()
         if self.event_handler:
             self.start_poller()
@@ -368,12 +381,14 @@ def main() -> int:
         aws_port=int(os.environ.get("AWS_PORT", "4566")),
         # The app's own events handler unless told otherwise ("" turns the poller off).
         event_handler=os.environ.get("EVENT_HANDLER", APP_EVENT_HANDLER) or None,
+        page=True,
     )
     with stack:
         keys = stack.upload_samples()
         example = stack.data_dir / "example.jpg"
         example.write_bytes(sample_originals()[keys[0]][0])
-        print(f"\nWebsite (public base): {stack.public_url}")
+        print(f"\nPage: {stack.page_url}  (sign in with {stack.upload_token}, upload a photo)")
+        print(f"Website (public base): {stack.public_url}")
         print(f"Resize API:            {stack.api_url}/resize/<size>/<key>")
         print(f"Uploads:               POST {stack.api_url}/uploads (Bearer {stack.upload_token})")
         print(

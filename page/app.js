@@ -1,0 +1,603 @@
+// The demo page: sign in, upload a photo straight to S3 through POST /uploads,
+// then see it at many sizes through the public website, with its record from
+// GET /meta and, for each variant, whether it was a miss or a hit.
+// Plain JavaScript, no build step.  config.json is written next to this file by
+// whoever publishes the page (scripts/ops/publish_page.py).
+'use strict';
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+// A page-side test hook, never a server setting: wait this long between getting
+// the signed form and posting the file, so a test can let the form expire.
+const UPLOAD_DELAY_MS = Math.max(0, Number(params.get('upload_delay_ms')) || 0);
+const TOKEN_STORAGE = 'image-resizer-token';
+const META_POLL_MS = 500;
+const META_WAIT_MS = 60000;
+const PAGE_SIZE = 12;
+
+const state = { config: null, token: null, cursor: null, maxBytes: null, shownKey: null };
+
+// Misses are told apart by their redirect through the API, which needs every
+// entry of the page's life: the default buffer (250) fills on a busy page.
+performance.setResourceTimingBufferSize(2000);
+
+class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+function show(element, text) {
+  element.textContent = text;
+  element.hidden = !text;
+}
+
+function formatBytes(bytes) {
+  if (bytes >= 1024 * 1024) return `${(bytes / (1024 * 1024)).toFixed(1)} MB`;
+  if (bytes >= 1024) return `${Math.round(bytes / 1024)} KB`;
+  return `${bytes} bytes`;
+}
+
+// Keys are percent-encoded segment by segment, as the API writes them.
+function keyPath(key) {
+  return key.split('/').map(encodeURIComponent).join('/');
+}
+
+function variantUrl(key, token) {
+  return `${state.config.public_url}/${token}/${keyPath(key)}`;
+}
+
+// GET /meta is public and sent without credentials: a simple request, no preflight.
+async function api(method, path, body, { signed = true } = {}) {
+  const headers = signed ? { Authorization: `Bearer ${state.token}` } : {};
+  const options = { method, headers };
+  if (body !== undefined) {
+    headers['Content-Type'] = 'application/json';
+    options.body = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(`${state.config.api_url}${path}`, options);
+  } catch (err) {
+    throw new ApiError(0, 'unreachable', `The API at ${state.config.api_url} can't be reached (${err.message}).`);
+  }
+  const text = await response.text();
+  let document = null;
+  try {
+    document = text ? JSON.parse(text) : null;
+  } catch (err) {
+    document = null;
+  }
+  if (!response.ok) {
+    const code = (document && document.code) || `http_${response.status}`;
+    const message = (document && document.message) || `The API answered ${response.status}.`;
+    throw new ApiError(response.status, code, message);
+  }
+  return document;
+}
+
+// S3 answers a refused form POST with XML; say what it means in a sentence.
+function s3Sentence(status, xml, form) {
+  const parsed = new DOMParser().parseFromString(xml || '<x/>', 'application/xml');
+  const code = parsed.querySelector('Code')?.textContent || '';
+  const message = parsed.querySelector('Message')?.textContent || '';
+  if (code === 'AccessDenied' && /expired/i.test(message)) {
+    return `The upload form expired before the file was sent (a form is valid for ${form.expires_in} seconds). Choose the file again to get a new form.`;
+  }
+  if (code === 'EntityTooLarge') {
+    return `The file is larger than the ${formatBytes(form.max_bytes)} an upload may be.`;
+  }
+  if (code === 'EntityTooSmall') return 'The file is empty.';
+  if (code === 'SignatureDoesNotMatch') return 'The storage refused the upload form’s signature. Please try again.';
+  if (code === 'AccessDenied') return `The storage refused the upload: ${message || 'access denied'}`;
+  if (status === 0) return 'The upload was interrupted or blocked (network or CORS). Please try again.';
+  return `The storage refused the upload (${status}${code ? ` ${code}` : ''})${message ? `: ${message}` : '.'}`;
+}
+
+// Why an original was rejected, in words (the record has only the code).
+const REJECTIONS = {
+  unsupported_format: 'This file is not an image the service can read, whatever its name says (for example a PDF renamed .jpg).',
+  invalid_image: 'This image is damaged and can’t be decoded.',
+  empty_original: 'This file is empty.',
+  original_too_many_bytes: 'This file is too large to process.',
+  original_too_many_pixels: 'This image has too many pixels to process.',
+  original_too_complex: 'This image would take too much memory to process.',
+};
+
+function rejectionSentence(code) {
+  return REJECTIONS[code] || `The service could not make any size of this file (${code || 'no reason given'}).`;
+}
+
+// --- sign in -----------------------------------------------------------------
+
+function setUpSignIn() {
+  const cognito = state.config.sign_in === 'cognito';
+  $('token-label').textContent = cognito ? 'Cognito ID token' : 'Upload token';
+  $('token-hint').textContent = cognito
+    ? 'Paste an ID token from your user pool (for example from aws cognito-idp initiate-auth). A hosted sign-in page is not built yet.'
+    : state.config.token_hint || '';
+  $('sign-in-form').addEventListener('submit', async (event) => {
+    event.preventDefault();
+    await signIn($('token').value.trim());
+  });
+  $('sign-out').addEventListener('click', () => {
+    sessionStorage.removeItem(TOKEN_STORAGE);
+    location.hash = '';
+    location.reload();
+  });
+}
+
+async function signIn(token) {
+  show($('sign-in-error'), '');
+  state.token = token;
+  try {
+    await loadUploads(true);
+  } catch (err) {
+    state.token = null;
+    sessionStorage.removeItem(TOKEN_STORAGE);
+    show($('sign-in-error'), err.status === 401 ? `That token was refused: ${err.message}` : err.message);
+    return;
+  }
+  sessionStorage.setItem(TOKEN_STORAGE, token);
+  $('sign-in').hidden = true;
+  $('signed-in').hidden = false;
+  $('upload').hidden = false;
+  $('uploads').hidden = false;
+}
+
+function signedOut(message) {
+  sessionStorage.removeItem(TOKEN_STORAGE);
+  state.token = null;
+  $('sign-in').hidden = false;
+  $('signed-in').hidden = true;
+  $('upload').hidden = true;
+  $('uploads').hidden = true;
+  show($('sign-in-error'), message);
+}
+
+// --- upload ------------------------------------------------------------------
+
+function setUpUpload() {
+  const input = $('file');
+  const zone = $('drop-zone');
+  input.addEventListener('change', () => {
+    if (input.files.length) upload(input.files[0]);
+    input.value = ''; // the same file chosen again is a new upload
+  });
+  zone.addEventListener('dragover', (event) => {
+    event.preventDefault();
+    zone.classList.add('dragging');
+  });
+  zone.addEventListener('dragleave', () => zone.classList.remove('dragging'));
+  zone.addEventListener('drop', (event) => {
+    event.preventDefault();
+    zone.classList.remove('dragging');
+    if (event.dataTransfer.files.length) upload(event.dataTransfer.files[0]);
+  });
+}
+
+function postForm(form, file, onProgress) {
+  // XMLHttpRequest, not fetch: only it reports upload progress.
+  return new Promise((resolve, reject) => {
+    const data = new FormData();
+    for (const [name, value] of Object.entries(form.upload.fields)) data.append(name, value);
+    data.append('file', file); // S3 wants the file last
+    const request = new XMLHttpRequest();
+    request.open('POST', form.upload.url);
+    request.upload.addEventListener('progress', (event) => {
+      if (event.lengthComputable) onProgress(event.loaded / event.total);
+    });
+    request.addEventListener('load', () => {
+      if (request.status >= 200 && request.status < 300) resolve();
+      else reject(new Error(s3Sentence(request.status, request.responseText, form)));
+    });
+    request.addEventListener('error', () => reject(new Error(s3Sentence(0, '', form))));
+    request.send(data);
+  });
+}
+
+async function upload(file) {
+  const status = $('upload-status');
+  const progress = $('upload-progress');
+  show($('upload-error'), '');
+  progress.hidden = true;
+  if (!file.type) {
+    show($('upload-error'), `The browser can’t tell what kind of file “${file.name}” is; choose a JPEG, PNG, GIF, WebP, AVIF, BMP or TIFF.`);
+    return;
+  }
+  if (state.maxBytes && file.size > state.maxBytes) {
+    show($('upload-error'), `“${file.name}” is ${formatBytes(file.size)}; an upload may be at most ${formatBytes(state.maxBytes)}.`);
+    return;
+  }
+  try {
+    status.textContent = `Asking for an upload form for “${file.name}”…`;
+    // The declared size lets the API refuse an over-limit file before any byte is sent.
+    const form = await api('POST', '/uploads', { filename: file.name, content_type: file.type, size: file.size });
+    state.maxBytes = form.max_bytes;
+    if (UPLOAD_DELAY_MS) await new Promise((resolve) => setTimeout(resolve, UPLOAD_DELAY_MS));
+    status.textContent = `Uploading “${file.name}” (${formatBytes(file.size)})…`;
+    progress.value = 0;
+    progress.hidden = false;
+    await postForm(form, file, (fraction) => {
+      progress.value = Math.round(fraction * 100);
+    });
+    progress.value = 100;
+    status.textContent = `Uploaded “${file.name}”.`;
+    location.hash = `key=${encodeURIComponent(form.key)}`;
+    await showItem(form.key, { justUploaded: true, filename: file.name });
+    await loadUploads(true);
+  } catch (err) {
+    status.textContent = '';
+    progress.hidden = true;
+    if (err.status === 401) signedOut(`Your sign-in was refused: ${err.message}. Sign in again.`);
+    else if (err instanceof ApiError) show($('upload-error'), `Can’t upload “${file.name}”: ${err.message}.`);
+    else show($('upload-error'), err.message);
+  }
+}
+
+// --- one original: its record and its gallery ----------------------------------
+
+async function fetchMeta(key) {
+  try {
+    return await api('GET', `/meta/${keyPath(key)}`, undefined, { signed: false });
+  } catch (err) {
+    if (err.code === 'not_found') return null;
+    throw err;
+  }
+}
+
+async function waitForMeta(key) {
+  const deadline = Date.now() + META_WAIT_MS;
+  const started = Date.now();
+  for (;;) {
+    const meta = await fetchMeta(key);
+    if (meta || Date.now() > deadline) return meta;
+    const seconds = Math.round((Date.now() - started) / 1000);
+    setItemState('processing', `Processing: the events pipeline is reading the upload (${seconds} s)…`);
+    await new Promise((resolve) => setTimeout(resolve, META_POLL_MS));
+  }
+}
+
+function setItemState(name, text) {
+  const element = $('item-state');
+  element.dataset.state = name;
+  element.textContent = text;
+}
+
+function fileName(key) {
+  return key.split('/').pop();
+}
+
+async function showItem(key, { justUploaded = false, filename = null } = {}) {
+  state.shownKey = key;
+  const section = $('item');
+  section.hidden = false;
+  $('item-title').textContent = filename || fileName(key);
+  show($('item-error'), '');
+  $('item-facts').replaceChildren();
+  $('gallery').replaceChildren();
+  $('timing-note').hidden = true;
+  setItemState('loading', 'Looking up its record…');
+  let meta;
+  try {
+    meta = justUploaded ? await waitForMeta(key) : await fetchMeta(key);
+  } catch (err) {
+    setItemState('error', 'Its record could not be read.');
+    show($('item-error'), err.message);
+    return;
+  }
+  if (state.shownKey !== key) return; // another item was opened meanwhile
+  if (!meta) {
+    setItemState('not_found', justUploaded
+      ? 'Not processed yet: the events pipeline has not reached this upload. Reload in a moment.'
+      : 'Not found: this image was deleted, or its upload has not been processed yet.');
+    return;
+  }
+  showFacts(meta);
+  if (meta.state === 'rejected') {
+    setItemState('rejected', 'Rejected: no size of this file can be made.');
+    show($('item-error'), rejectionSentence(meta.error_code));
+    return;
+  }
+  setItemState('ready', readySentence(meta));
+  await refreshIfReplaced(key, meta);
+  if (state.shownKey !== key) return;
+  showGallery(key, meta);
+}
+
+// A replaced original keeps its URLs, and this browser may hold the old
+// variants for their max-age (a day).  When the record's ETag is not the one
+// this browser last showed, every URL the gallery uses is fetched again past the
+// cache, so the cache holds the new variants before any <img> asks.
+async function refreshIfReplaced(key, meta) {
+  const remembered = `image-resizer-etag:${key}`;
+  const seen = localStorage.getItem(remembered);
+  localStorage.setItem(remembered, meta.etag);
+  if (!seen || seen === meta.etag) return;
+  setItemState('refreshing', 'Replaced since this browser last showed it: fetching its sizes again…');
+  const urls = galleryTokens(meta).map((token) => variantUrl(key, token));
+  await Promise.all(urls.map((url) => fetch(url, { cache: 'reload', mode: 'no-cors' }).catch(() => null)));
+  setItemState('ready', readySentence(meta));
+}
+
+function readySentence(meta) {
+  const presets = Object.keys(meta.presets || {}).join(', ') || 'none';
+  return `Ready: ${meta.width}×${meta.height} ${meta.format}; presets ${presets}.`;
+}
+
+function showFacts(meta) {
+  const facts = [
+    ['State', meta.state + (meta.error_code ? ` (${meta.error_code})` : '')],
+    ['Size', meta.width ? `${meta.width}×${meta.height} px (upright)` : ''],
+    ['Format', meta.format ? `${meta.format}${meta.frames > 1 ? `, ${meta.frames} frames` : ''}` : ''],
+    ['Bytes', formatBytes(meta.bytes)],
+    ['Taken', meta.taken_at || ''],
+    ['Camera', [meta.camera_make, meta.camera_model].filter(Boolean).join(' ')],
+    ['Stored', meta.created_at],
+    ['ETag', meta.etag],
+  ];
+  const list = $('item-facts');
+  for (const [name, value] of facts) {
+    if (!value) continue;
+    const term = document.createElement('dt');
+    term.textContent = name;
+    const detail = document.createElement('dd');
+    detail.textContent = value;
+    detail.dataset.fact = name.toLowerCase();
+    list.append(term, detail);
+  }
+}
+
+// Asking for the original's own format explicitly is not a canonical size:
+// leave the format out when it is the original's.
+function inFormat(token, extension, meta) {
+  return (meta.format || '').toLowerCase() === extension ? token : `${token}.${extension}`;
+}
+
+const RESPONSIVE_WIDTHS = ['320x', '640x', '1280x'];
+const PICTURE_SIZES = ['320x', '320x@2x'];
+const PICTURE_FORMATS = [['image/avif', 'avif'], ['image/webp', 'webp']];
+const COVERS = [['160x160-cover', 160, 160], ['240x135-cover', 240, 135], ['120x160-cover', 120, 160]];
+const RETINA = '200x@2x';
+
+function twice(token) {
+  return token.replace(/^(\d*x\d*(?:-cover)?)/, '$1@2x');
+}
+
+// Every size token the gallery may ask for.
+function galleryTokens(meta) {
+  return [
+    ...RESPONSIVE_WIDTHS,
+    ...PICTURE_FORMATS.flatMap(([, extension]) => PICTURE_SIZES.map((token) => inFormat(token, extension, meta))),
+    ...PICTURE_SIZES,
+    ...COVERS.flatMap(([token]) => [token, twice(token)]),
+    RETINA,
+  ];
+}
+
+function showGallery(key, meta) {
+  const url = (token) => variantUrl(key, token);
+  const density = (tokens) => tokens.map((token, i) => `${url(token)} ${i + 1}x`).join(', ');
+  const gallery = $('gallery');
+  gallery.append(
+    figure('responsive', 'srcset with widths 320w, 640w, 1280w; sizes 320px, 640px from 720px wide screens', () => {
+      const img = image(meta);
+      img.srcset = RESPONSIVE_WIDTHS.map((token) => `${url(token)} ${token.slice(0, -1)}w`).join(', ');
+      img.sizes = '(min-width: 720px) 640px, 320px';
+      img.src = url('640x');
+      return img;
+    }),
+    figure('picture', '<picture>: AVIF, else WebP, else the original’s format (1x, 2x)', () => {
+      const picture = document.createElement('picture');
+      for (const [type, extension] of PICTURE_FORMATS) {
+        const source = document.createElement('source');
+        source.type = type;
+        source.srcset = density(PICTURE_SIZES.map((token) => inFormat(token, extension, meta)));
+        picture.append(source);
+      }
+      const img = image(meta);
+      img.srcset = density(PICTURE_SIZES);
+      img.src = url(PICTURE_SIZES[0]);
+      picture.append(img);
+      return picture;
+    }),
+    ...COVERS.map(
+      ([token, width, height]) => figure('cover', `${token}, 1x and @2x`, () => {
+        const img = image({ width, height });
+        img.srcset = density([token, twice(token)]);
+        img.src = url(token);
+        return img;
+      }),
+    ),
+    figure('retina', `${RETINA} on every screen: 400 pixels shown 200 px wide`, () => {
+      const img = image(meta);
+      // No src: it would be a 1x candidate, and the image would claim 400 CSS px.
+      img.srcset = `${url(RETINA)} 2x`;
+      return img;
+    }),
+  );
+  $('timing-note').hidden = false;
+}
+
+// An <img> hidden until it loads, with the aspect ratio reserved from the record.
+function image(box) {
+  const img = document.createElement('img');
+  img.alt = '';
+  img.decoding = 'async';
+  if (box.width && box.height) {
+    img.width = box.width;
+    img.height = box.height;
+  }
+  return img;
+}
+
+function figure(kind, label, build) {
+  const element = document.createElement('figure');
+  element.className = `variant ${kind}`;
+  element.dataset.kind = kind;
+  element.dataset.result = 'loading';
+  const frame = document.createElement('div');
+  frame.className = 'frame';
+  const content = build();
+  frame.append(content);
+  const caption = document.createElement('figcaption');
+  const what = document.createElement('span');
+  what.className = 'what';
+  what.textContent = label;
+  const result = document.createElement('span');
+  result.className = 'result';
+  result.textContent = 'loading…';
+  caption.append(what, result);
+  element.append(frame, caption);
+  const img = content.tagName === 'IMG' ? content : content.querySelector('img');
+  img.alt = `${fileName(state.shownKey)}: ${label}`;
+  img.addEventListener('load', () => loaded(element, img, result));
+  img.addEventListener('error', () => failed(element, img, result));
+  return element;
+}
+
+function tokenOf(url) {
+  const path = new URL(url).pathname;
+  const base = new URL(state.config.public_url).pathname.replace(/\/$/, '');
+  return decodeURIComponent(path.slice(base.length + 1).split('/')[0]);
+}
+
+async function loaded(element, img, result) {
+  img.classList.add('loaded');
+  const timing = await variantTiming(img.currentSrc);
+  element.dataset.result = timing.result;
+  element.dataset.token = tokenOf(img.currentSrc);
+  const time = timing.ms === null ? '' : ` in ${Math.round(timing.ms)} ms`;
+  result.textContent = `${element.dataset.token}: shown ${img.naturalWidth}×${img.naturalHeight} px; ${timing.result}${time}${timing.detail ? ` (${timing.detail})` : ''}`;
+}
+
+function failed(element, img, result) {
+  // Never a broken-image icon: the image goes, a sentence takes its place.
+  img.classList.add('failed');
+  element.dataset.result = 'error';
+  element.classList.add('error');
+  result.textContent = 'This size could not be loaded: the original may have been deleted or replaced by something that is not an image.';
+}
+
+// Hit or miss, from Resource Timing.  A miss is the website's 307 to the resize
+// API and the API's 307 back: a cross-origin redirect, after which the browser
+// zeroes the entry's detail (responseStart, transferSize, responseStatus)
+// because those responses send no Timing-Allow-Origin.  A hit from the same
+// origin as the page keeps them.  Variants on another origin than the page hide
+// their detail either way, so there the answer is "unknown".
+async function variantTiming(url) {
+  let entries = performance.getEntriesByName(url, 'resource');
+  for (let tries = 0; !entries.length && tries < 10; tries += 1) {
+    // The entry can be queued just after the load event.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    entries = performance.getEntriesByName(url, 'resource');
+  }
+  if (!entries.length) return { result: 'hit', ms: null, detail: 'already loaded by this page' };
+  const entry = entries[0];
+  if (new URL(url).origin !== location.origin) {
+    return { result: 'unknown', ms: entry.duration, detail: 'another origin hides the timing detail' };
+  }
+  if (entry.responseStart === 0) return { result: 'miss', ms: entry.duration, detail: 'made by the resize API' };
+  if (entry.redirectEnd > 0) return { result: 'hit', ms: entry.duration, detail: 'another spelling of a stored size' };
+  if (entry.transferSize === 0 && entry.decodedBodySize > 0) {
+    return { result: 'hit', ms: entry.duration, detail: 'from the browser’s cache' };
+  }
+  return { result: 'hit', ms: entry.duration, detail: '' };
+}
+
+// --- earlier uploads -------------------------------------------------------------
+
+async function loadUploads(fromStart) {
+  const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
+  if (!fromStart && state.cursor) query.set('cursor', state.cursor);
+  const answer = await api('GET', `/uploads?${query}`);
+  const list = $('upload-list');
+  if (fromStart) list.replaceChildren();
+  for (const record of answer.uploads) list.append(uploadEntry(record));
+  state.cursor = answer.next_cursor;
+  $('more-uploads').hidden = !answer.next_cursor;
+  const usage = answer.usage;
+  $('usage').textContent = `${usage.originals} original${usage.originals === 1 ? '' : 's'}, ${formatBytes(usage.bytes)} in all.`;
+  if (!answer.uploads.length && fromStart) {
+    const empty = document.createElement('li');
+    empty.className = 'hint';
+    empty.textContent = 'Nothing yet: upload a photo above.';
+    list.append(empty);
+  }
+}
+
+function uploadEntry(record) {
+  const item = document.createElement('li');
+  const button = document.createElement('button');
+  button.type = 'button';
+  button.className = 'upload-entry';
+  button.dataset.key = record.key;
+  const thumbnail = record.presets && record.presets['160x160-cover'];
+  if (thumbnail) {
+    const img = document.createElement('img');
+    img.alt = '';
+    img.width = 64;
+    img.height = 64;
+    img.addEventListener('load', () => img.classList.add('loaded'));
+    img.addEventListener('error', () => img.classList.add('failed'));
+    img.src = thumbnail;
+    button.append(img);
+  } else {
+    const placeholder = document.createElement('span');
+    placeholder.className = 'placeholder';
+    placeholder.textContent = record.state === 'rejected' ? '✕' : '…';
+    placeholder.setAttribute('aria-hidden', 'true');
+    button.append(placeholder);
+  }
+  const text = document.createElement('span');
+  text.className = 'entry-text';
+  const name = document.createElement('span');
+  name.className = 'entry-name';
+  name.textContent = fileName(record.key);
+  const detail = document.createElement('span');
+  detail.className = 'hint';
+  const facts = record.state === 'rejected' ? `rejected (${record.error_code})` : `${record.width}×${record.height} ${record.format}`;
+  detail.textContent = `${facts}, ${formatBytes(record.bytes)}, ${record.created_at}`;
+  text.append(name, detail);
+  button.append(text);
+  button.addEventListener('click', () => {
+    location.hash = `key=${encodeURIComponent(record.key)}`;
+  });
+  item.append(button);
+  return item;
+}
+
+function keyFromHash() {
+  const match = /^#key=(.+)$/.exec(location.hash);
+  return match ? decodeURIComponent(match[1]) : null;
+}
+
+// --- start -------------------------------------------------------------------------
+
+async function start() {
+  try {
+    const response = await fetch('config.json', { cache: 'no-cache' });
+    if (!response.ok) throw new Error(`config.json answered ${response.status}`);
+    state.config = await response.json();
+  } catch (err) {
+    show($('page-error'), `This page is not set up: ${err.message}. Publish it with scripts/ops/publish_page.py or make run.`);
+    $('sign-in').hidden = true;
+    return;
+  }
+  setUpSignIn();
+  setUpUpload();
+  $('more-uploads').addEventListener('click', () => loadUploads(false).catch((err) => show($('uploads-error'), err.message)));
+  window.addEventListener('hashchange', () => {
+    const key = keyFromHash();
+    if (key && key !== state.shownKey) showItem(key);
+  });
+  const saved = sessionStorage.getItem(TOKEN_STORAGE);
+  if (saved) await signIn(saved);
+  const key = keyFromHash();
+  if (key) await showItem(key);
+  document.body.dataset.ready = 'true';
+}
+
+start();

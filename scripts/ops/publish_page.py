@@ -1,0 +1,103 @@
+#!/usr/bin/env python3
+"""Publish the demo page (page/) into the public variants bucket, with its config.json.
+
+The page is three static files at the bucket's root (``index.html``,
+``app.js``, ``style.css``) plus ``config.json``, which tells it where the API
+and the website are and how users sign in.  Root keys never collide with
+variants (``<size>/<key>``).  `make run` publishes it into s3rver
+(scripts/local/stack.py); `make deploy` runs this file against the stack:
+
+    python scripts/ops/publish_page.py --stack image-resizer --region eu-west-1
+
+It reads the stack's outputs (ApiURL, PublicURL, BucketName, UserPoolId,
+UserPoolClientId) and prints the page's address.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+ROOT = Path(__file__).resolve().parents[2]
+PAGE_DIR = ROOT / "page"
+PAGE_FILES = {
+    "index.html": "text/html; charset=utf-8",
+    "app.js": "text/javascript; charset=utf-8",
+    "style.css": "text/css; charset=utf-8",
+}
+CONFIG_KEY = "config.json"
+INDEX_KEY = "index.html"
+# Browsers and the CDN ask again every time (a 304 when unchanged), so a
+# republished page shows at once; variants keep their long lifetimes.
+PAGE_CACHE_CONTROL = "no-cache"
+
+
+def local_config(api_url: str, public_url: str, upload_token: str) -> dict[str, str]:
+    """The page's config for `make run`: its dev token is printed there anyway."""
+    return {
+        "api_url": api_url,
+        "public_url": public_url,
+        "sign_in": "token",
+        "token_hint": f"make run accepts the token {upload_token}.",
+    }
+
+
+def stack_config(outputs: Mapping[str, str], region: str) -> dict[str, str]:
+    """The page's config for a deployed stack: users sign in with a Cognito ID token."""
+    return {
+        "api_url": outputs["ApiURL"].rstrip("/"),
+        "public_url": outputs["PublicURL"].rstrip("/"),
+        "sign_in": "cognito",
+        "region": region,
+        "user_pool_id": outputs.get("UserPoolId", ""),
+        "user_pool_client_id": outputs.get("UserPoolClientId", ""),
+    }
+
+
+def publish_page(client: Any, bucket: str, config: Mapping[str, str]) -> list[str]:
+    """Put the page's files and its config.json at the root of ``bucket``; the keys written."""
+    objects = {key: ((PAGE_DIR / key).read_bytes(), kind) for key, kind in PAGE_FILES.items()}
+    objects[CONFIG_KEY] = (
+        json.dumps(dict(config), indent=2).encode(),
+        "application/json; charset=utf-8",
+    )
+    for key, (body, content_type) in objects.items():
+        client.put_object(
+            Bucket=bucket,
+            Key=key,
+            Body=body,
+            ContentType=content_type,
+            CacheControl=PAGE_CACHE_CONTROL,
+        )
+    return list(objects)
+
+
+def stack_outputs(stack: str, region: str) -> dict[str, str]:
+    described = boto3.client("cloudformation", region_name=region).describe_stacks(StackName=stack)
+    return {o["OutputKey"]: o["OutputValue"] for o in described["Stacks"][0].get("Outputs", [])}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stack", required=True, help="the CloudFormation stack's name")
+    parser.add_argument("--region", required=True)
+    args = parser.parse_args(argv)
+    outputs = stack_outputs(args.stack, args.region)
+    missing = [name for name in ("ApiURL", "PublicURL", "BucketName") if name not in outputs]
+    if missing:
+        print(f"stack {args.stack} has no output {', '.join(missing)}", file=sys.stderr)
+        return 1
+    client = boto3.client("s3", region_name=args.region)
+    publish_page(client, outputs["BucketName"], stack_config(outputs, args.region))
+    print(f"Page: {outputs['PublicURL'].rstrip('/')}/{INDEX_KEY}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""The demo page's publisher: the files, their types and lifetimes, the config it writes."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from scripts.ops.publish_page import PAGE_DIR, local_config, publish_page, stack_config
+from tests.conftest import BUCKET
+
+OUTPUTS = {
+    "ApiURL": "https://abc123.execute-api.eu-west-1.amazonaws.com/api/",
+    "PublicURL": "https://d111.cloudfront.net",
+    "BucketName": "my-images",
+    "UserPoolId": "eu-west-1_AbC",
+    "UserPoolClientId": "client123",
+}
+
+
+def test_the_page_goes_to_the_bucket_root_with_types_and_no_cache(s3: Any) -> None:
+    keys = publish_page(s3, BUCKET, local_config("http://api", "http://web/images", "tok"))
+    assert keys == ["index.html", "app.js", "style.css", "config.json"]
+    for key, kind in (
+        ("index.html", "text/html; charset=utf-8"),
+        ("app.js", "text/javascript; charset=utf-8"),
+        ("style.css", "text/css; charset=utf-8"),
+        ("config.json", "application/json; charset=utf-8"),
+    ):
+        stored = s3.get_object(Bucket=BUCKET, Key=key)
+        assert stored["ContentType"] == kind
+        assert stored["CacheControl"] == "no-cache"
+        if key != "config.json":
+            assert stored["Body"].read() == (PAGE_DIR / key).read_bytes()
+    config = json.loads(s3.get_object(Bucket=BUCKET, Key="config.json")["Body"].read())
+    assert config == {
+        "api_url": "http://api",
+        "public_url": "http://web/images",
+        "sign_in": "token",
+        "token_hint": "make run accepts the token tok.",
+    }
+
+
+def test_a_stack_page_signs_in_with_the_stacks_user_pool() -> None:
+    assert stack_config(OUTPUTS, "eu-west-1") == {
+        "api_url": "https://abc123.execute-api.eu-west-1.amazonaws.com/api",
+        "public_url": "https://d111.cloudfront.net",
+        "sign_in": "cognito",
+        "region": "eu-west-1",
+        "user_pool_id": "eu-west-1_AbC",
+        "user_pool_client_id": "client123",
+    }
