@@ -261,15 +261,18 @@ class OriginalLifecycle:
         return self._store(record, previous, event)
 
     def _removed(self, event: ObjectEvent, previous: OriginalRecord | None) -> Outcome:
-        current = self._originals.head(event.key)  # a newer upload's variants must stay
-        self._purger.purge(event.key, keep_etag=current.etag if current else None)
+        self._purge_against_current(event.key)  # a newer upload's variants must stay
         return self._store(tombstone(previous, event.key, event.sequencer), previous, event)
 
     def _recheck(self, event: ObjectEvent) -> Outcome:
         """Purge what isn't made from the original stored now; nothing else changes."""
-        current = self._originals.head(event.key)
-        self._purger.purge(event.key, keep_etag=current.etag if current else None)
+        self._purge_against_current(event.key)
         return Outcome.RECHECKED
+
+    def _purge_against_current(self, key: str) -> None:
+        """Keep only what the original stored now made (nothing, when there is none)."""
+        current = self._originals.head(key)
+        self._purger.purge(key, keep_etag=current.etag if current else None)
 
     def _processed(self, event: ObjectEvent, version: Version) -> OriginalRecord:
         """Ready with its facts and presets, or rejected with the reason a miss would give."""

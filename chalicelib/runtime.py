@@ -48,14 +48,9 @@ def get_settings() -> Settings:
 @_built_once
 def get_s3_client() -> Any:
     import boto3  # ~120 ms of CPU: only once a request needs S3
-    from botocore.config import Config
 
     settings = get_settings()
-    config = Config(
-        connect_timeout=settings.s3_connect_timeout,
-        read_timeout=settings.s3_read_timeout,
-        # Standard mode retries throttling, 5xx and timeouts with jittered backoff.
-        retries={"mode": "standard", "total_max_attempts": settings.s3_max_attempts},
+    config = _client_config(
         # Local S3 servers answer on one host, not <bucket>.host.
         s3={"addressing_style": "path"} if settings.s3_endpoint_url else None,
         # Presigned upload forms are signed like requests: SigV4, in the function's region.
@@ -129,15 +124,22 @@ def aws_client(service: str) -> Any:
     ``AWS_ENDPOINT_URL_<SERVICE>`` points it at a local endpoint (botocore reads it).
     """
     import boto3
+
+    return boto3.client(service, config=_client_config())
+
+
+def _client_config(**options: Any) -> Any:
+    """Every client's timeouts and retries, from the settings, plus ``options``."""
     from botocore.config import Config
 
     settings = get_settings()
-    config = Config(
+    return Config(
         connect_timeout=settings.s3_connect_timeout,
         read_timeout=settings.s3_read_timeout,
+        # Standard mode retries throttling, 5xx and timeouts with jittered backoff.
         retries={"mode": "standard", "total_max_attempts": settings.s3_max_attempts},
+        **options,
     )
-    return boto3.client(service, config=config)
 
 
 @_built_once

@@ -17,6 +17,7 @@ from chalicelib import runtime
 from chalicelib.website import apply_routing_rules, website_configuration
 from tests import bad_inputs, corpus
 from tests.conftest import BUCKET, PUBLIC_URL, ROOT
+from tests.s3_events import notification
 
 API_URL = "https://api.example.com"
 
@@ -272,24 +273,10 @@ def lifecycle_app(s3: Any, client: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 def sqs_event_for(client: Any, key: str, etag: str, size: int) -> Any:
-    body = {
-        "Records": [
-            {
-                "eventName": "ObjectCreated:Put",
-                "eventTime": "2026-12-01T12:00:00.000Z",
-                "s3": {
-                    "bucket": {"name": "originals"},
-                    "object": {
-                        "key": quote(key),
-                        "eTag": etag.strip('"'),
-                        "size": size,
-                        "sequencer": "0055AED6DCD90281E5",
-                    },
-                },
-            }
-        ]
-    }
-    return client.events.generate_sqs_event(message_bodies=[json.dumps(body)])
+    body = notification(
+        "ObjectCreated:Put", key, "0055AED6DCD90281E5", eTag=etag.strip('"'), size=size
+    )
+    return client.events.generate_sqs_event(message_bodies=[body])
 
 
 def test_the_sqs_handler_records_an_upload_and_meta_answers_it(lifecycle_app: Any, s3: Any) -> None:

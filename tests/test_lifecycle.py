@@ -13,7 +13,6 @@ import json
 import time
 from io import BytesIO
 from typing import Any
-from urllib.parse import quote_plus
 
 import boto3
 import pytest
@@ -37,6 +36,7 @@ from chalicelib.service import SOURCE_ETAG, ResizeService
 from chalicelib.storage import ImageStore
 from tests import corpus
 from tests.conftest import BUCKET, PUBLIC_URL
+from tests.s3_events import notification
 
 ORIGINALS = "originals"
 TABLE = "image-metadata"
@@ -100,24 +100,9 @@ class Aws:
         self, name: str, key: str, etag: str | None = None, size: int | None = None
     ) -> dict[str, Any]:
         """One SQS record carrying one S3 notification, as Lambda hands it over."""
-        found: dict[str, Any] = {
-            "key": quote_plus(key, safe="/"),
-            "sequencer": f"{next(self._sequencers):X}",
-        }
-        if etag is not None:
-            found.update(eTag=etag.strip('"'), size=size)
-        body = {
-            "Records": [
-                {
-                    "eventVersion": "2.1",
-                    "eventSource": "aws:s3",
-                    "eventName": name,
-                    "eventTime": "2026-12-01T12:00:00.000Z",
-                    "s3": {"bucket": {"name": ORIGINALS}, "object": found},
-                }
-            ]
-        }
-        return {"messageId": f"m{next(self._messages)}", "body": json.dumps(body)}
+        found = {} if etag is None else {"eTag": etag.strip('"'), "size": size}
+        body = notification(name, key, f"{next(self._sequencers):X}", ORIGINALS, **found)
+        return {"messageId": f"m{next(self._messages)}", "body": body}
 
     def handle(self, *records: dict[str, Any]) -> list[str]:
         """Handle one batch; the ids of the messages that failed."""

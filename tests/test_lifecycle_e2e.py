@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -21,6 +21,7 @@ import requests
 from scripts.local.stack import APP_EVENT_HANDLER, EventSettings, LocalStack
 from tests import corpus
 from tests.conftest import started_stack
+from tests.s3_events import notification
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -39,22 +40,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         events=EventSettings(visibility_timeout=2, max_receive_count=MAX_RECEIVES),
     ) as started:
         yield started
-
-
-def upload(stack: LocalStack, body: bytes, filename: str = "photo.jpg") -> dict[str, Any]:
-    """Through POST /uploads and the presigned form, as a browser would."""
-    created = requests.post(
-        f"{stack.api_url}/uploads",
-        json={"filename": filename, "content_type": "image/jpeg"},
-        headers={"Authorization": f"Bearer {stack.upload_token}"},
-        timeout=30,
-    ).json()
-    form = created["upload"]
-    stored = requests.post(
-        form["url"], data=form["fields"], files={"file": (filename, body)}, timeout=30
-    )
-    assert stored.status_code == 201, stored.text
-    return created  # type: ignore[no-any-return]
 
 
 def meta(stack: LocalStack, key: str) -> dict[str, Any] | None:
@@ -95,16 +80,11 @@ def notifications_for(stack: LocalStack, key: str) -> list[dict[str, Any]]:
 
 
 def queues_drained(stack: LocalStack) -> bool:
-    sqs = stack.aws_client("sqs")
-    attributes = sqs.get_queue_attributes(
-        QueueUrl=stack.events_queue_url,
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return all(int(value) == 0 for value in attributes.values())
+    return stack.queue_depth(stack.events_queue_url) == 0
 
 
 def test_upload_overwrite_delete_through_the_pipeline(stack: LocalStack) -> None:
-    first = upload(stack, corpus.jpeg((1200, 900)))
+    first = stack.upload(corpus.jpeg((1200, 900)))
     key = first["key"]
     record = meta_with(stack, key, state="ready")
     assert (record["width"], record["height"], record["format"]) == (1200, 900, "JPEG")
@@ -139,39 +119,15 @@ def test_upload_overwrite_delete_through_the_pipeline(stack: LocalStack) -> None
 
 
 def test_a_non_image_is_rejected_and_nothing_is_rendered(stack: LocalStack) -> None:
-    created = upload(stack, b"%PDF-1.7 this is not a photo", "report.jpg")
+    created = stack.upload(b"%PDF-1.7 this is not a photo", "report.jpg")
     record = meta_with(stack, created["key"], state="rejected")
     assert record["error_code"] == "unsupported_format"
     assert variants_of(stack, created["key"]) == set()
     wait_for(lambda: queues_drained(stack), "the queue to drain")
 
 
-def notification(key: str, name: str, sequencer: str, **found: Any) -> str:
-    """An S3 notification body for ``key``, as s3rver (and S3) would send it."""
-    return json.dumps(
-        {
-            "Records": [
-                {
-                    "eventVersion": "2.1",
-                    "eventSource": "aws:s3",
-                    "eventName": name,
-                    "eventTime": "2026-12-01T12:00:00.000Z",
-                    "s3": {
-                        "bucket": {"name": "originals"},
-                        "object": {
-                            "key": quote_plus(key, safe="/"),
-                            "sequencer": sequencer,
-                            **found,
-                        },
-                    },
-                }
-            ]
-        }
-    )
-
-
 def test_duplicate_and_reordered_deliveries_leave_the_same_state(stack: LocalStack) -> None:
-    created = upload(stack, corpus.jpeg((800, 600)))
+    created = stack.upload(corpus.jpeg((800, 600)))
     key = created["key"]
     meta_with(stack, key, state="ready")
     head = stack.s3_client().head_object(Bucket=stack.originals_bucket, Key=key)
@@ -190,13 +146,13 @@ def test_duplicate_and_reordered_deliveries_leave_the_same_state(stack: LocalSta
     applied = item["sequencer"]["S"].lstrip("0")
     for body in (
         notification(
-            key,
             "ObjectCreated:Post",
+            key,
             applied,
             eTag=head["ETag"].strip('"'),
             size=head["ContentLength"],
         ),
-        notification(key, "ObjectRemoved:Delete", "0" * 17 + "1"),
+        notification("ObjectRemoved:Delete", key, "0" * 17 + "1"),
     ):
         sqs.send_message(QueueUrl=stack.events_queue_url, MessageBody=body)
     wait_for(lambda: queues_drained(stack), "the injected messages to be handled")
@@ -212,7 +168,7 @@ def test_duplicate_and_reordered_deliveries_leave_the_same_state(stack: LocalSta
 
 def test_a_message_that_keeps_failing_ends_in_the_dead_letter_queue(stack: LocalStack) -> None:
     sqs = stack.aws_client("sqs")
-    good = upload(stack, corpus.jpeg((300, 200)))
+    good = stack.upload(corpus.jpeg((300, 200)))
     # A batch with a message the handler can never handle, beside a good one.
     sqs.send_message(QueueUrl=stack.events_queue_url, MessageBody="not an S3 notification")
     meta_with(stack, good["key"], state="ready")

@@ -88,20 +88,7 @@ def photo(seed: int) -> bytes:
 
 def upload(stack: LocalStack, body: bytes, number: int) -> Upload:
     started = time.monotonic()
-    answer = requests.post(
-        f"{stack.api_url}/uploads",
-        json={"filename": f"burst {number}.jpg", "content_type": "image/jpeg"},
-        headers={"Authorization": f"Bearer {stack.upload_token}"},
-        timeout=TIMEOUT,
-    )
-    answer.raise_for_status()
-    created = answer.json()
-    form = created["upload"]
-    stored = requests.post(
-        form["url"], data=form["fields"], files={"file": ("photo.jpg", body)}, timeout=TIMEOUT
-    )
-    if stored.status_code != 201:
-        raise RuntimeError(f"S3 answered {stored.status_code}: {stored.text[:200]}")
+    created = stack.upload(body, f"burst {number}.jpg")
     return Upload(created["key"], len(body), started, time.monotonic())
 
 
@@ -123,21 +110,13 @@ def records(stack: LocalStack) -> tuple[list[dict[str, Any]], dict[str, int]]:
             return found, page["usage"]
 
 
-def queue_depth(stack: LocalStack, url: str) -> int:
-    attributes = stack.aws_client("sqs").get_queue_attributes(
-        QueueUrl=url,
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return sum(int(value) for value in attributes.values())
-
-
 def wait_for_drain(stack: LocalStack, expected: int, timeout: float = DRAIN_TIMEOUT) -> float:
     """When the last of ``expected`` records was handled and the queue was empty."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         stats = json.loads(stack.poller_stats_path.read_text())
         handled = stats["messages_succeeded"] + stats["messages_failed"]
-        if handled >= expected and queue_depth(stack, stack.events_queue_url) == 0:
+        if handled >= expected and stack.queue_depth(stack.events_queue_url) == 0:
             return time.monotonic()
         time.sleep(0.2)
     raise TimeoutError(f"the events queue did not drain within {timeout:.0f} s")
@@ -194,7 +173,7 @@ def verify(stack: LocalStack, report: BurstReport, presets: Sequence[str]) -> No
         report.add("usage", f"{usage} != {wanted}")
     for key in set(by_key) - {upload.key for upload in report.uploads}:
         report.add("record nobody uploaded", key)
-    dead = queue_depth(stack, stack.events_dlq_url)
+    dead = stack.queue_depth(stack.events_dlq_url)
     if dead:
         report.add("dead-lettered", f"{dead} message(s)")
     if report.peak_concurrency > report.max_concurrency:

@@ -42,13 +42,15 @@ class EventResources:
     notifications_queue_url: str
 
 
-def aws_client(service: str, endpoint_url: str) -> Any:
+def aws_client(service: str, endpoint_url: str, config: Any = None) -> Any:
+    """A client of a local server (moto, s3rver) with the credentials both accept."""
     return boto3.client(
         service,
         endpoint_url=endpoint_url,
         region_name=REGION,
         aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        config=config,
     )
 
 

@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import boto3
 import requests
 from botocore.config import Config
 
@@ -180,16 +179,18 @@ class LocalStack:
     def aws_client(self, service: str) -> Any:
         return aws.aws_client(service, self.aws_url)
 
+    def queue_depth(self, queue_url: str) -> int:
+        """Messages waiting in a local queue or in flight (delayed ones not counted)."""
+        attributes = self.aws_client("sqs").get_queue_attributes(
+            QueueUrl=queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return sum(int(value) for value in attributes.values())
+
     def s3_client(self) -> Any:
-        return boto3.client(
-            "s3",
-            endpoint_url=self.s3_url,
-            region_name="us-east-1",
-            aws_access_key_id=S3RVER_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=S3RVER_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-            # SigV4, as S3 wants it (and as scripts/local/post_policy.js checks forms).
-            config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
-        )
+        # SigV4, as S3 wants it (and as scripts/local/post_policy.js checks forms).
+        config = Config(signature_version="s3v4", s3={"addressing_style": "path"})
+        return aws.aws_client("s3", self.s3_url, config)
 
     def start(self) -> LocalStack:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -306,6 +307,26 @@ class LocalStack:
         """Store an original the way an operator with credentials would (no upload form)."""
         options = {"ContentType": content_type} if content_type else {}
         self.s3_client().put_object(Bucket=self.originals_bucket, Key=key, Body=body, **options)
+
+    def upload(
+        self, body: bytes, filename: str = "photo.jpg", content_type: str = "image/jpeg"
+    ) -> dict[str, Any]:
+        """Upload as a browser does: POST /uploads, then the form POST to S3; the API's answer."""
+        answer = requests.post(
+            f"{self.api_url}/uploads",
+            json={"filename": filename, "content_type": content_type},
+            headers={"Authorization": f"Bearer {self.upload_token}"},
+            timeout=(10, 120),
+        )
+        answer.raise_for_status()
+        created: dict[str, Any] = answer.json()
+        form = created["upload"]
+        stored = requests.post(
+            form["url"], data=form["fields"], files={"file": (filename, body)}, timeout=(10, 120)
+        )
+        if stored.status_code != 201:
+            raise RuntimeError(f"S3 answered {stored.status_code}: {stored.text[:200]}")
+        return created
 
     def upload_samples(self) -> list[str]:
         for key, (body, content_type) in sample_originals().items():

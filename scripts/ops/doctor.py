@@ -405,7 +405,7 @@ def local_dead_letters(endpoint: str) -> dict[str, Any]:
     """The `make run` stack's dead-letter queue, in its moto server."""
     from scripts.local import aws
 
-    sqs = boto3.client("sqs", endpoint_url=endpoint, region_name=aws.REGION, **LOCAL_CREDENTIALS)
+    sqs = aws.aws_client("sqs", endpoint)
     try:
         url = sqs.get_queue_url(QueueName=aws.EVENTS_DLQ)["QueueUrl"]
     except (ClientError, BotoCoreError):
