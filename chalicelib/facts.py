@@ -16,10 +16,8 @@ from typing import Any
 from PIL import ExifTags, Image
 
 from chalicelib import preflight
-from chalicelib.imaging import ImagingLimits, check_pixels, open_checked
+from chalicelib.imaging import ImagingLimits, check_pixels, open_checked, stored_on_its_side
 
-_ORIENTATION = 0x0112
-_SWAPPING_ORIENTATIONS = frozenset({5, 6, 7, 8})
 _MAKE, _MODEL = 0x010F, 0x0110
 _DATE_TIME_ORIGINAL, _DATE_TIME = 0x9003, 0x0132
 _EXIF_DATE = "%Y:%m:%d %H:%M:%S"
@@ -57,7 +55,7 @@ def describe(original: bytes, limits: ImagingLimits, *, with_gps: bool = False) 
         check_pixels(image.size, limits)
         exif = image.getexif()
         width, height = image.size
-        if exif.get(_ORIENTATION, 1) in _SWAPPING_ORIENTATIONS:
+        if stored_on_its_side(image):
             width, height = height, width
         return ImageFacts(
             format="JPEG" if image.format == "MPO" else str(image.format),

@@ -212,7 +212,7 @@ def _plan_job(
     animation = _Job(output, plan(image.size, spec), _frame_count(image, structure, output))
     if animation.frames > 1 and _within_animation_budget(image, structure, animation, limits):
         return animation
-    swaps = _orientation(image) in _SWAPPING_ORIENTATIONS
+    swaps = stored_on_its_side(image)
     still = _Job(output, plan(_swap(image.size) if swaps else image.size, spec), swaps=swaps)
     shrink_on_load(image, still.stored_geometry)  # only changes what will be decoded
     check_memory(estimated_bytes(image, structure, still), limits)
@@ -655,6 +655,11 @@ def _encodable(
 
 def _area(size: tuple[int, int]) -> int:
     return size[0] * size[1]
+
+
+def stored_on_its_side(image: Image.Image) -> bool:
+    """EXIF orientation 5–8: stored turned by 90°, so width and height show swapped."""
+    return _orientation(image) in _SWAPPING_ORIENTATIONS
 
 
 def _orientation(image: Image.Image) -> int:
