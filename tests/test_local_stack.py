@@ -64,3 +64,43 @@ def test_chalice_local_accepts_a_deep_queue_of_connections(local_stack: Any) -> 
     # chalice local's own backlog of 5 overflowed under `make load`
     # (see scripts/local/chalice_local.py).
     assert listen_backlog(local_stack.api_port) >= 128
+
+
+def test_free_ports_are_outside_the_kernels_ephemeral_range(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # CI once failed 21 tests because an outgoing connection took the port handed to
+    # chalice before chalice bound it: the kernel picks those from this range.
+    from scripts.local import stack
+
+    range_file = tmp_path / "ip_local_port_range"
+    range_file.write_text("20000\t60999\n")
+    monkeypatch.setattr(stack, "EPHEMERAL_PORTS_FILE", range_file)
+    ports = [stack.free_port() for _ in range(300)]
+    assert all(10000 <= port < 20000 for port in ports)
+    assert len(set(ports)) == len(ports)
+
+
+def test_free_ports_go_above_an_ephemeral_range_that_starts_low(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from scripts.local import stack
+
+    range_file = tmp_path / "ip_local_port_range"
+    range_file.write_text("1024 50000\n")
+    monkeypatch.setattr(stack, "EPHEMERAL_PORTS_FILE", range_file)
+    assert all(50000 < stack.free_port() <= 65535 for _ in range(50))
+
+
+def test_a_port_something_listens_on_is_never_handed_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    from scripts.local import stack
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        monkeypatch.setattr(stack, "listening_ports", lambda: range(taken, taken + 1))
+        with pytest.raises(RuntimeError, match="no free port"):
+            stack.free_port()

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shlex
 import signal
 import socket
@@ -54,10 +55,51 @@ DEV_UPLOAD_TOKEN = "local-dev-token"
 APP_EVENT_HANDLER = "app:on_original_event"
 
 
+# Where the kernel picks the local port of every outgoing connection (Linux's default
+# when /proc does not say).
+EPHEMERAL_PORTS_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_handed_out: set[int] = set()
+
+
+def ephemeral_ports() -> range:
+    """The kernel's ephemeral port range, the local ports of outgoing connections."""
+    try:
+        low, high = (int(part) for part in EPHEMERAL_PORTS_FILE.read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    return range(low, high + 1)
+
+
+def listening_ports() -> range:
+    """Ports to hand to servers: outside the ephemeral range, above the well-known ones."""
+    ephemeral = ephemeral_ports()
+    if ephemeral.start - 10000 >= 1000:
+        return range(10000, ephemeral.start)
+    return range(ephemeral.stop, 65536)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    """A port nothing listens on, for a server started a while later.
+
+    Not one the kernel would pick (port 0): between this call and the server's bind,
+    any outgoing connection on the machine may take an ephemeral port, and a busy
+    stack makes hundreds (CI once saw chalice fail to bind for that reason). Outside
+    that range only another server can take it; the ports handed out in this process
+    are never handed out twice.
+    """
+    candidates = listening_ports()
+    for _ in range(200):
+        port = random.choice(candidates)
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free port in {candidates}")
 
 
 def aws_resource(field: str) -> property:
