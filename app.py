@@ -8,7 +8,13 @@ from chalice import Chalice, Response
 from chalice.app import SQSEvent
 
 from chalicelib import runtime
-from chalicelib.errors import NotAVariantUrl, NotYetKnown, OriginNotAllowed, ServiceError
+from chalicelib.errors import (
+    NotAVariantUrl,
+    NotYetKnown,
+    OriginalDeleted,
+    OriginNotAllowed,
+    ServiceError,
+)
 from chalicelib.grammar import parse_key
 from chalicelib.http import NO_STORE, cors_headers, json_errors, redirect
 from chalicelib.uploads import parse_list_request, parse_upload_request, uploader_id
@@ -58,8 +64,10 @@ def _meta(**key_segments: str) -> Response:
     """An original's record: its facts and processing state (404 until its event is handled)."""
     key = parse_key(_segments(key_segments))
     record = runtime.get_catalog().get(key)
-    if record is None or not record.live:
+    if record is None:
         raise NotYetKnown(f"nothing is known of {key!r} (yet)")
+    if not record.live:
+        raise OriginalDeleted(f"{key!r} was deleted")
     return Response(body=record.public(), status_code=200, headers=dict(NO_STORE))
 
 

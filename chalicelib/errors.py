@@ -56,10 +56,17 @@ class OriginalNotFound(ServiceError):
 
 
 class NotYetKnown(ServiceError):
-    """No record of that original: never uploaded, deleted, or its event not handled yet."""
+    """No record of that original: never uploaded, or its event not handled yet."""
 
     status = 404
     code = "not_found"
+
+
+class OriginalDeleted(ServiceError):
+    """The original's record is a tombstone: its delete was handled."""
+
+    status = 410
+    code = "original_deleted"
 
 
 class NotAVariantUrl(ServiceError):

@@ -243,7 +243,8 @@ async function fetchMeta(key) {
   try {
     return await api('GET', `/meta/${keyPath(key)}`, undefined, { signed: false });
   } catch (err) {
-    if (err.code === 'not_found') return null;
+    if (err.code === 'not_found') return null; // not processed yet, or never uploaded
+    if (err.code === 'original_deleted') return { state: 'deleted' };
     throw err;
   }
 }
@@ -292,7 +293,11 @@ async function showItem(key, { justUploaded = false, filename = null } = {}) {
   if (!meta) {
     setItemState('not_found', justUploaded
       ? 'Not processed yet: the events pipeline has not reached this upload. Reload in a moment.'
-      : 'Not found: this image was deleted, or its upload has not been processed yet.');
+      : 'Not found: nothing is known of this image, or its upload has not been processed yet.');
+    return;
+  }
+  if (meta.state === 'deleted') {
+    setItemState('deleted', 'Deleted: this image was deleted, and every size of it with it.');
     return;
   }
   showFacts(meta);

@@ -298,6 +298,25 @@ def test_the_sqs_handler_records_an_upload_and_meta_answers_it(lifecycle_app: An
     assert s3.head_object(Bucket=BUCKET, Key=f"120x/{key}")["ContentType"] == "image/jpeg"
 
 
+def test_meta_of_a_deleted_original_is_410_not_a_404(lifecycle_app: Any, s3: Any) -> None:
+    # A 404 means "not processed yet, ask again"; a deleted original never comes back.
+    body = corpus.jpeg((64, 48))
+    etag = s3.put_object(Bucket="originals", Key="photos/a.jpg", Body=body)["ETag"]
+    lifecycle_app.lambda_.invoke(
+        "on_original_event", sqs_event_for(lifecycle_app, "photos/a.jpg", etag, len(body))
+    )
+    s3.delete_object(Bucket="originals", Key="photos/a.jpg")
+    deleted = notification("ObjectRemoved:Delete", "photos/a.jpg", "0055AED6DCD90281F0")
+    answer = lifecycle_app.lambda_.invoke(
+        "on_original_event", lifecycle_app.events.generate_sqs_event(message_bodies=[deleted])
+    )
+    assert answer.payload == {"batchItemFailures": []}
+    response = lifecycle_app.http.get("/meta/photos/a.jpg")
+    assert response.status_code == 410
+    assert json.loads(response.body)["code"] == "original_deleted"
+    assert lifecycle_app.http.get("/meta/photos/b.jpg").status_code == 404
+
+
 def test_meta_without_a_table_is_a_clear_500(client: Any) -> None:
     response = client.http.get("/meta/photos/cat.jpg")
     assert response.status_code == 500

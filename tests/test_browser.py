@@ -431,9 +431,9 @@ def test_a_deleted_image_shows_the_error_state(
     key = upload(page, photo_file(tmp_path, "deleted.jpg", corpus.jpeg((800, 600))))
     wait_for_gallery(page)
     stack.s3_client().delete_object(Bucket=stack.originals_bucket, Key=key)
-    eventually(lambda: meta(stack, key).status_code == 404, "the delete to be handled")
+    eventually(lambda: meta(stack, key).status_code == 410, "the delete to be handled")
     page.reload()
-    page.wait_for_selector("#item-state[data-state='not_found']")
+    page.wait_for_selector("#item-state[data-state='deleted']")
     assert "deleted" in page.locator("#item-state").inner_text()
     assert page.locator("#gallery figure").count() == 0
     assert page.locator(f"#upload-list button[data-key='{key}']").count() == 0

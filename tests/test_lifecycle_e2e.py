@@ -47,6 +47,10 @@ def meta(stack: LocalStack, key: str) -> dict[str, Any] | None:
     return response.json() if response.status_code == 200 else None  # type: ignore[no-any-return]
 
 
+def meta_status(stack: LocalStack, key: str) -> int:
+    return requests.get(f"{stack.api_url}/meta/{quote(key)}", timeout=30).status_code
+
+
 def meta_with(stack: LocalStack, key: str, **wanted: Any) -> dict[str, Any]:
     def check() -> dict[str, Any] | None:
         found = meta(stack, key)
@@ -110,7 +114,7 @@ def test_upload_overwrite_delete_through_the_pipeline(stack: LocalStack) -> None
 
     # Delete: every variant and ledger entry goes; the website says the original is gone.
     stack.s3_client().delete_object(Bucket=stack.originals_bucket, Key=key)
-    wait_for(lambda: meta(stack, key) is None, "the record to go")
+    wait_for(lambda: meta_status(stack, key) == 410, "the record to say deleted")
     wait_for(lambda: not variants_of(stack, key), "every variant and entry to go")
     gone = website(stack, "300x", key)
     assert gone.status_code == 404
