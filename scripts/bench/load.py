@@ -37,9 +37,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
-import boto3
 import requests
-from botocore.config import Config
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,7 +48,7 @@ from chalicelib.imaging import CONTENT_TYPES, fitted_size  # noqa: E402
 from chalicelib.ledger import ALIASES, LEDGER_ROOT, OUTPUTS, original_prefix  # noqa: E402
 from scripts.bench.timing import percentile  # noqa: E402
 from scripts.local.samples import ORIENTATION_RIGHT_TOP, badge, photo  # noqa: E402
-from scripts.local.stack import S3RVER_CREDENTIALS, LocalStack, free_port  # noqa: E402
+from scripts.local.stack import LocalStack, free_port, local_s3_client  # noqa: E402
 
 ORIENTATION_TAG = 0x0112
 SWAPPING_ORIENTATIONS = frozenset({5, 6, 7, 8})
@@ -557,21 +555,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def s3rver_client(endpoint: str) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=S3RVER_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=S3RVER_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        config=Config(s3={"addressing_style": "path"}),
-    )
-
-
 @contextmanager
 def target_for(args: argparse.Namespace) -> Iterator[Target]:
     if args.public_url:
-        client = s3rver_client(args.s3_endpoint)
+        client = local_s3_client(args.s3_endpoint)
         yield Target(
             args.public_url.rstrip("/"), args.bucket, args.originals, client, args.max_dimension
         )

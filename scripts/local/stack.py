@@ -102,6 +102,14 @@ def free_port(host: str = "127.0.0.1") -> int:
     raise RuntimeError(f"no free port in {candidates}")
 
 
+def local_s3_client(endpoint_url: str) -> Any:
+    """A client of the local s3rver at ``endpoint_url``, with the credentials it accepts."""
+    # SigV4, as S3 wants it (and as scripts/local/post_policy.js checks forms); one
+    # host for every bucket, not <bucket>.host.
+    config = Config(signature_version="s3v4", s3={"addressing_style": "path"})
+    return aws.aws_client("s3", endpoint_url, config)
+
+
 def aws_resource(field: str) -> property:
     """A LocalStack property: one field (a str) of its started aws.EventResources."""
 
@@ -230,9 +238,7 @@ class LocalStack:
         return sum(int(value) for value in attributes.values())
 
     def s3_client(self) -> Any:
-        # SigV4, as S3 wants it (and as scripts/local/post_policy.js checks forms).
-        config = Config(signature_version="s3v4", s3={"addressing_style": "path"})
-        return aws.aws_client("s3", self.s3_url, config)
+        return local_s3_client(self.s3_url)
 
     def start(self) -> LocalStack:
         self.data_dir.mkdir(parents=True, exist_ok=True)
