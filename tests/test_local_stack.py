@@ -104,3 +104,14 @@ def test_a_port_something_listens_on_is_never_handed_out(monkeypatch: pytest.Mon
         monkeypatch.setattr(stack, "listening_ports", lambda: range(taken, taken + 1))
         with pytest.raises(RuntimeError, match="no free port"):
             stack.free_port()
+
+
+def test_free_ports_come_from_the_kernel_when_it_may_use_every_port(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from scripts.local import stack
+
+    range_file = tmp_path / "ip_local_port_range"
+    range_file.write_text("1024 65535\n")
+    monkeypatch.setattr(stack, "EPHEMERAL_PORTS_FILE", range_file)
+    assert 1024 <= stack.free_port() <= 65535

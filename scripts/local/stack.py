@@ -73,9 +73,8 @@ def ephemeral_ports() -> range:
 def listening_ports() -> range:
     """Ports to hand to servers: outside the ephemeral range, above the well-known ones."""
     ephemeral = ephemeral_ports()
-    if ephemeral.start - 10000 >= 1000:
-        return range(10000, ephemeral.start)
-    return range(ephemeral.stop, 65536)
+    below, above = range(10000, ephemeral.start), range(ephemeral.stop, 65536)
+    return below if len(below) >= len(above) else above
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -88,6 +87,8 @@ def free_port(host: str = "127.0.0.1") -> int:
     are never handed out twice.
     """
     candidates = listening_ports()
+    if not candidates:  # the kernel may use every port: let it pick one
+        return _kernel_picked_port(host)
     for _ in range(200):
         port = random.choice(candidates)
         if port in _handed_out:
@@ -100,6 +101,12 @@ def free_port(host: str = "127.0.0.1") -> int:
         _handed_out.add(port)
         return port
     raise RuntimeError(f"no free port in {candidates}")
+
+
+def _kernel_picked_port(host: str) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
 
 
 def local_s3_client(endpoint_url: str) -> Any:
