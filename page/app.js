@@ -49,9 +49,15 @@ function variantUrl(key, token) {
   return `${state.config.public_url}/${token}/${keyPath(key)}`;
 }
 
+// The header API Gateway's Cognito authorizer reads holds the bare ID token, as
+// AWS documents it; make run's dev token is a Bearer token.
+function authorization() {
+  return state.config.sign_in === 'cognito' ? state.token : `Bearer ${state.token}`;
+}
+
 // GET /meta is public and sent without credentials: a simple request, no preflight.
 async function api(method, path, body, { signed = true } = {}) {
-  const headers = signed ? { Authorization: `Bearer ${state.token}` } : {};
+  const headers = signed ? { Authorization: authorization() } : {};
   const options = { method, headers };
   if (body !== undefined) {
     headers['Content-Type'] = 'application/json';

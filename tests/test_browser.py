@@ -510,6 +510,34 @@ def test_a_wrong_token_is_refused_with_the_apis_words(
     assert error.is_hidden()
 
 
+def test_with_cognito_sign_in_the_page_sends_the_bare_id_token(
+    open_page: Callable[..., Any], stack: Any
+) -> None:
+    # A deployed page's config says "cognito"; its authorizer reads the token itself.
+    page = open_page(1280, 1)
+    config = requests.get(f"{stack.public_url}/config.json", timeout=30).json()
+    page.route(
+        "**/config.json",
+        lambda route: route.fulfill(json={**config, "sign_in": "cognito"}),
+    )
+    page.reload()
+    page.wait_for_selector("body[data-ready='true']")
+    sent: list[str | None] = []
+    page.on(
+        "request",
+        lambda request: (
+            sent.append(request.headers.get("authorization"))
+            if request.url.startswith(f"{stack.api_url}/uploads") and request.method == "GET"
+            else None
+        ),
+    )
+    page.get_by_label("Cognito ID token").fill("eyJ.header.token")
+    page.get_by_role("button", name="Sign in").click()
+    page.locator("#sign-in-error").wait_for(state="visible")  # the dev API refuses it
+    assert sent
+    assert set(sent) == {"eyJ.header.token"}
+
+
 def test_s3s_own_refusals_read_as_sentences(open_page: Callable[..., Any], stack: Any) -> None:
     # S3's XML, as the local S3 (post_policy.js) answers a form POST, into the page's words.
     form = requests.post(
