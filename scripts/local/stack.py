@@ -87,26 +87,19 @@ def free_port(host: str = "127.0.0.1") -> int:
     are never handed out twice.
     """
     candidates = listening_ports()
-    if not candidates:  # the kernel may use every port: let it pick one
-        return _kernel_picked_port(host)
     for _ in range(200):
-        port = random.choice(candidates)
-        if port in _handed_out:
-            continue
+        # Port 0 asks the kernel, when the ephemeral range leaves no side free.
+        wanted = random.choice(candidates) if candidates else 0
         with socket.socket() as sock:
             try:
-                sock.bind((host, port))
+                sock.bind((host, wanted))
             except OSError:
                 continue
-        _handed_out.add(port)
-        return port
+            port = int(sock.getsockname()[1])
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
     raise RuntimeError(f"no free port in {candidates}")
-
-
-def _kernel_picked_port(host: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def local_s3_client(endpoint_url: str) -> Any:
