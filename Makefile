@@ -94,7 +94,8 @@ deploy-settings:
 doctor: $(PY_STAMP)
 	$(BIN)/python scripts/ops/doctor.py $(if $(STACK_NAME),--stack $(STACK_NAME) --region $(AWS_REGION),--local)
 
-# Deletes every original and variant, then the stack.
+# Empties the variants bucket (BUCKET_NAME), then deletes the stack; the originals
+# bucket, the user pool and the metadata table are kept (DeletionPolicy: Retain).
 teardown:
 	@test -n "$(STACK_NAME)" -a -n "$(BUCKET_NAME)" || { echo "usage: make teardown STACK_NAME=... BUCKET_NAME=... CONFIRM=<BUCKET_NAME>"; exit 1; }
 	@test "$(CONFIRM)" = "$(BUCKET_NAME)" || { echo "this deletes every object in s3://$(BUCKET_NAME); run again with CONFIRM=$(BUCKET_NAME)"; exit 1; }
