@@ -320,17 +320,24 @@ async function showItem(key, { justUploaded = false, filename = null } = {}) {
 
 // A replaced original keeps its URLs, and this browser may hold the old
 // variants for their max-age (a day).  When the record's ETag is not the one
-// this browser last showed, every URL the gallery uses is fetched again past the
-// cache, so the cache holds the new variants before any <img> asks.
-async function refreshIfReplaced(key, meta) {
-  const remembered = `image-resizer-etag:${key}`;
+// this browser last showed in that place (the gallery, the list), the URLs
+// shown there are fetched again past the cache, so the cache holds the new
+// variants before any <img> asks.  True when it refetched.
+async function refetchIfReplaced(place, key, etag, urls, onRefetch = () => {}) {
+  const remembered = `image-resizer-etag:${place}:${key}`;
   const seen = localStorage.getItem(remembered);
-  localStorage.setItem(remembered, meta.etag);
-  if (!seen || seen === meta.etag) return;
-  setItemState('refreshing', 'Replaced since this browser last showed it: fetching its sizes again…');
-  const urls = galleryTokens(meta).map((token) => variantUrl(key, token));
+  localStorage.setItem(remembered, etag);
+  if (!seen || seen === etag) return false;
+  onRefetch();
   await Promise.all(urls.map((url) => fetch(url, { cache: 'reload', mode: 'no-cors' }).catch(() => null)));
-  setItemState('ready', readySentence(meta));
+  return true;
+}
+
+async function refreshIfReplaced(key, meta) {
+  const urls = galleryTokens(meta).map((token) => variantUrl(key, token));
+  const refetched = await refetchIfReplaced('gallery', key, meta.etag, urls, () =>
+    setItemState('refreshing', 'Replaced since this browser last showed it: fetching its sizes again…'));
+  if (refetched) setItemState('ready', readySentence(meta));
 }
 
 function readySentence(meta) {
@@ -553,7 +560,9 @@ function uploadEntry(record) {
     img.height = 64;
     img.addEventListener('load', () => img.classList.add('loaded'));
     img.addEventListener('error', () => img.classList.add('failed'));
-    img.src = thumbnail;
+    refetchIfReplaced('list', record.key, record.etag, [thumbnail]).finally(() => {
+      img.src = thumbnail;
+    });
     button.append(img);
   } else {
     const placeholder = document.createElement('span');

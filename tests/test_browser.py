@@ -422,6 +422,11 @@ def test_a_replaced_image_shows_its_new_content_after_the_purge(
         for kind in ("responsive", "picture", "cover", "retina"):
             assert close(shown_colours(shown, kind), wanted), (name, kind, images)
         check_sizes(images, PHOTO_SIZE, slot=slot)
+    # The list of uploads shows the new picture too (its thumbnail is a preset).
+    thumbnail = same_browser.locator(f"#upload-list button[data-key='{key}'] img.loaded")
+    thumbnail.wait_for()
+    painted = colours_at_quarters(Image.open(BytesIO(thumbnail.screenshot())))
+    assert close(painted, wanted)
 
 
 def test_a_deleted_image_shows_the_error_state(
