@@ -16,7 +16,13 @@ from typing import Any
 from PIL import ExifTags, Image
 
 from chalicelib import preflight
-from chalicelib.imaging import ImagingLimits, check_pixels, open_checked, stored_on_its_side
+from chalicelib.imaging import (
+    ImagingLimits,
+    check_pixels,
+    exif_of,
+    open_checked,
+    stored_on_its_side,
+)
 
 _MAKE, _MODEL = 0x010F, 0x0110
 _DATE_TIME_ORIGINAL, _DATE_TIME = 0x9003, 0x0132
@@ -53,9 +59,9 @@ def describe(original: bytes, limits: ImagingLimits, *, with_gps: bool = False) 
     structure = preflight.walk(original, limits.max_frames)
     with open_checked(original) as image:
         check_pixels(image.size, limits)
-        exif = image.getexif()
+        exif = exif_of(image, structure)
         width, height = image.size
-        if stored_on_its_side(image):
+        if stored_on_its_side(exif):
             width, height = height, width
         return ImageFacts(
             format="JPEG" if image.format == "MPO" else str(image.format),

@@ -77,6 +77,9 @@ PROGRESSIVE_MIN_PIXELS = 250_000
 # (see scaled_decode_size).
 SCALED_DECODE_TWICE_MAX_PIXELS = 1_000_000
 
+# Formats whose decoder scales down as it decodes (draft): decoded per output size.
+SHRINK_ON_LOAD_FORMATS = frozenset({"JPEG", "MPO"})
+
 # EXIF orientations 5–8 store the picture turned by 90°: width and height swap.
 _SWAPPING_ORIENTATIONS = frozenset({5, 6, 7, 8})
 _ORIENTATION_TAG = 0x0112
@@ -163,13 +166,31 @@ def canonical_spec(size: tuple[int, int], spec: ResizeSpec) -> ResizeSpec:
     return replace(spec, width=box_width, height=box_height, dpr=1)
 
 
-def render(original: bytes, spec: ResizeSpec, limits: ImagingLimits | None = None) -> Rendered:
-    """Resize an encoded image to ``spec`` and encode it."""
+@dataclass
+class SharedDecode:
+    """One original's full-size decode, shared by the renders of several sizes of it.
+
+    For presets: each render still runs every check, but decodes the pixels
+    only if no earlier one has.  Only decodes that don't depend on the size
+    are kept: a JPEG is drafted per size and libwebp scales a still WebP per
+    size.  One instance per original.
+    """
+
+    image: Image.Image | None = None
+
+
+def render(
+    original: bytes,
+    spec: ResizeSpec,
+    limits: ImagingLimits | None = None,
+    shared: SharedDecode | None = None,
+) -> Rendered:
+    """Resize an encoded image to ``spec`` and encode it (``shared``: across sizes of it)."""
     limits = limits or ImagingLimits()
     with _checked(original, spec, limits) as (image, job):
         if job.frames > 1:
             return _render_animation(image, job, spec, limits)
-        return _render_still(original, image, job, spec, limits)
+        return _render_still(original, image, job, spec, limits, shared)
 
 
 @dataclass(frozen=True)
@@ -212,7 +233,7 @@ def _plan_job(
     animation = _Job(output, plan(image.size, spec), _frame_count(image, structure, output))
     if animation.frames > 1 and _within_animation_budget(image, structure, animation, limits):
         return animation
-    swaps = stored_on_its_side(image)
+    swaps = stored_on_its_side(exif_of(image, structure))
     still = _Job(output, plan(_swap(image.size) if swaps else image.size, spec), swaps=swaps)
     shrink_on_load(image, still.stored_geometry)  # only changes what will be decoded
     check_memory(estimated_bytes(image, structure, still), limits)
@@ -374,11 +395,18 @@ def fitted_size(size: tuple[int, int], spec: ResizeSpec) -> tuple[int, int]:
 
 
 def _render_still(
-    original: bytes, image: Image.Image, job: _Job, spec: ResizeSpec, limits: ImagingLimits
+    original: bytes,
+    image: Image.Image,
+    job: _Job,
+    spec: ResizeSpec,
+    limits: ImagingLimits,
+    shared: SharedDecode | None,
 ) -> Rendered:
     icc_profile = image.info.get("icc_profile")
-    decoded = scaled_webp(original, image, job.stored_geometry) or normalise_mode(image)
+    decoded = scaled_webp(original, image, job.stored_geometry) or full_decode(image, shared)
     frame = unpremultiplied(resample(decoded, job.stored_geometry))
+    if shared is not None and frame is shared.image:
+        frame = frame.copy()  # the steps below change it in place; other sizes need it as it is
     ImageOps.exif_transpose(frame, in_place=True)
     frame = to_srgb(frame, icc_profile)
     frame = pad(frame, job.geometry.canvas, limits.background)
@@ -440,7 +468,7 @@ def _same_pixels(first: Image.Image, second: Image.Image) -> bool:
 
 def shrink_on_load(image: Image.Image, geometry: Geometry) -> None:
     """Let the JPEG decoder scale by 1/2, 1/4 or 1/8, staying at least as large as needed."""
-    if image.format not in ("JPEG", "MPO"):
+    if image.format not in SHRINK_ON_LOAD_FORMATS:
         return
     scale = max(c / k for c, k in zip(geometry.content, geometry.crop, strict=True))
     image.draft(None, (math.ceil(image.size[0] * scale), math.ceil(image.size[1] * scale)))
@@ -512,6 +540,17 @@ def normalise_mode(image: Image.Image) -> Image.Image:
     """``image`` in its normal_mode."""
     mode = normal_mode(image)
     return image if image.mode == mode else image.convert(mode)
+
+
+def full_decode(image: Image.Image, shared: SharedDecode | None) -> Image.Image:
+    """``image`` in its normal mode, decoded once per ``shared`` where the size doesn't matter."""
+    if shared is None or image.format in SHRINK_ON_LOAD_FORMATS:
+        return normalise_mode(image)
+    if shared.image is None:
+        decoded = normalise_mode(image)
+        decoded.load()  # decoded now, while the original's file is open
+        shared.image = decoded
+    return shared.image
 
 
 def eight_bit(image: Image.Image) -> Image.Image:
@@ -657,13 +696,22 @@ def _area(size: tuple[int, int]) -> int:
     return size[0] * size[1]
 
 
-def stored_on_its_side(image: Image.Image) -> bool:
+def exif_of(image: Image.Image, structure: preflight.Structure) -> Image.Exif:
+    """The original's EXIF, read without decoding a PNG whose metadata precedes its pixels.
+
+    Pillow's PNG reader decodes every pixel before it answers getexif(), in case
+    an eXIf chunk follows them; the walk has seen whether one does.  When none
+    does, Pillow has already read every chunk getexif() looks at, and the base
+    class's getexif() answers from them.
+    """
+    if image.format == "PNG" and not structure.metadata_after_pixels:
+        return Image.Image.getexif(image)
+    return image.getexif()
+
+
+def stored_on_its_side(exif: Image.Exif) -> bool:
     """EXIF orientation 5–8: stored turned by 90°, so width and height show swapped."""
-    return _orientation(image) in _SWAPPING_ORIENTATIONS
-
-
-def _orientation(image: Image.Image) -> int:
-    return int(image.getexif().get(_ORIENTATION_TAG, 1))
+    return int(exif.get(_ORIENTATION_TAG, 1)) in _SWAPPING_ORIENTATIONS
 
 
 def _swap(size: tuple[int, int]) -> tuple[int, int]:

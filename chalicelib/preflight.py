@@ -59,6 +59,9 @@ class Structure:
     frames: int | None = None  # frames counted, at most max_frames + 1; None: not counted
     decoder_bytes: int = 0  # memory the decoder holds besides the decoded image
     decoder_bytes_per_pixel: float = 0.0  # the same, per pixel of the size Pillow reports
+    # PNG: an eXIf or text chunk after the pixels, which Pillow reads only once it has
+    # decoded them all (so only then does it know the EXIF orientation).
+    metadata_after_pixels: bool = False
 
 
 def walk(original: bytes, max_frames: int) -> Structure:
@@ -201,9 +204,15 @@ def _scan_blocks(data: bytes, scans: list[int], frame: _Frame) -> int:
 # --- PNG ----------------------------------------------------------------------------------
 
 
+# Where Pillow finds EXIF (and an XMP orientation) in a PNG.
+_PNG_METADATA_CHUNKS = frozenset({b"eXIf", b"tEXt", b"zTXt", b"iTXt"})
+
+
 def _walk_png(data: bytes, max_frames: int) -> Structure:
-    """Count every chunk (Pillow handles each in Python, before and after IDAT) and APNG frames."""
+    """Count every chunk (Pillow handles each in Python, before and after IDAT) and APNG
+    frames; note metadata after the pixels."""
     pos, chunks, declared, controls = 8, 0, 0, 0
+    pixels_seen = metadata_after_pixels = False
     while pos + 8 <= len(data):
         length, kind = struct.unpack_from(">I4s", data, pos)
         chunks += 1
@@ -213,11 +222,16 @@ def _walk_png(data: bytes, max_frames: int) -> Structure:
             declared = struct.unpack_from(">I", data, pos + 8)[0]
         elif kind == b"fcTL":
             controls += 1
+        elif kind == b"IDAT":
+            pixels_seen = True
+        elif kind in _PNG_METADATA_CHUNKS and pixels_seen:
+            metadata_after_pixels = True
         elif kind == b"IEND":
             break
         pos += 12 + length
     # Pillow plays min(declared, present) frames; a plain PNG is one.
-    return Structure(frames=max(1, min(declared, controls)) if declared else 1)
+    frames = max(1, min(declared, controls)) if declared else 1
+    return Structure(frames=frames, metadata_after_pixels=metadata_after_pixels)
 
 
 # --- GIF ----------------------------------------------------------------------------------

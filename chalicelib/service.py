@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 from chalicelib.config import Settings
@@ -46,6 +46,9 @@ from chalicelib.ledger import (
 )
 from chalicelib.signing import require_signature_segment, sign, verify
 from chalicelib.storage import ImageStore, ObjectInfo, Original
+
+if TYPE_CHECKING:  # imaging imports Pillow: a 4xx must not pay for it
+    from chalicelib.imaging import SharedDecode
 
 # A miss's look-ups (the variant's HEAD, the ledger's LIST, the original's
 # GET) are independent; made concurrently they cost one S3 round trip instead
@@ -144,14 +147,17 @@ class ResizeService:
         redelivered upload renders nothing twice); past the budget, the rest
         wait for their first request, which answers as a miss would.
         """
+        from chalicelib.imaging import SharedDecode  # Pillow: there is an original
+
         ledger = self._read_ledger(key)
         urls: dict[str, str] = {}
+        shared = SharedDecode()  # a PNG's pixels, say, are decoded once for every preset
         for spec in specs:
             request = self._signed(VariantRequest(spec, key))
             self._check_fits(request)
             self.check_policy(request)
             try:
-                made = self._make(request, original, etag, ledger, keep_stored=True)
+                made = self._make(request, original, etag, ledger, keep_stored=True, shared=shared)
             except VariantBudgetExhausted:
                 break
             ledger = ledger.with_output(made.canonical, made.key.removesuffix(f"/{key}"))
@@ -262,6 +268,7 @@ class ResizeService:
         ledger: Ledger,
         *,
         keep_stored: bool = False,
+        shared: SharedDecode | None = None,
     ) -> Made:
         """Store the request's variant, or a redirect to the same pixels stored by another spelling.
 
@@ -281,7 +288,7 @@ class ResizeService:
                 self._store_redirect(request, target_key, ledger, etag)
             return Made(target_key, canonical)
         self._check_budget(canonical, ledger)
-        self._render_and_store(request, canonical, original, etag)
+        self._render_and_store(request, canonical, original, etag, shared)
         return Made(request.variant_key, canonical)
 
     def _check_not_looping(self, variant: ObjectInfo) -> None:
@@ -318,7 +325,12 @@ class ResizeService:
             )
 
     def _render_and_store(
-        self, request: VariantRequest, canonical: str, original: bytes, etag: str
+        self,
+        request: VariantRequest,
+        canonical: str,
+        original: bytes,
+        etag: str,
+        shared: SharedDecode | None = None,
     ) -> None:
         """Claim the output in the ledger first, so concurrent requests count it, then make it.
 
@@ -332,7 +344,7 @@ class ResizeService:
         try:
             from chalicelib.imaging import render
 
-            rendered = render(original, request.spec, self._settings.imaging)
+            rendered = render(original, request.spec, self._settings.imaging, shared)
             claim.result()
             self._store.put_new(
                 request.variant_key,

@@ -66,6 +66,23 @@ def client(s3: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     runtime.reset()
 
 
+@pytest.fixture
+def pixel_loads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The formats of the images whose pixels Pillow decodes from now on."""
+    from PIL import ImageFile
+
+    loads: list[str] = []
+    real = ImageFile.ImageFile.load
+
+    def counting(image: ImageFile.ImageFile) -> Any:
+        if image.tile:  # pixels still to decode
+            loads.append(str(image.format))
+        return real(image)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", counting)
+    return loads
+
+
 @contextmanager
 def started_stack(
     tmp_path_factory: pytest.TempPathFactory, name: str, app_env: dict[str, str], **options: Any

@@ -92,6 +92,27 @@ def png_rgba(size: tuple[int, int] = (400, 400)) -> bytes:
     return encode(image, "PNG")
 
 
+def png_on_its_side(*, exif_after_pixels: bool = False) -> bytes:
+    """400×300 quadrants stored turned (EXIF orientation 6: shown 300×400).
+
+    Pillow writes eXIf before IDAT; the PNG spec allows it after, where Pillow
+    finds it only once it has decoded every pixel.
+    """
+    exif = Image.Exif()
+    exif[ORIENTATION] = 6
+    data = encode(quadrants((400, 300)), "PNG", exif=exif.tobytes())
+    if not exif_after_pixels:
+        return data
+    chunks, pos = [], 8
+    while pos < len(data):
+        (length,) = struct.unpack_from(">I", data, pos)
+        chunks.append(data[pos : pos + 12 + length])
+        pos += 12 + length
+    exif_chunk = next(c for c in chunks if c[4:8] == b"eXIf")
+    rest = [c for c in chunks if c is not exif_chunk]
+    return data[:8] + b"".join(rest[:-1]) + exif_chunk + rest[-1]  # before IEND
+
+
 def png_palette_transparent() -> bytes:
     """A palette PNG whose index 0 is transparent, a red square in the middle."""
     image = Image.new("P", (200, 200), 0)

@@ -469,3 +469,76 @@ def test_a_whole_factor_reduction_is_a_box_reduction() -> None:
     rendered = render(original, parse_size("400x", 4096))
     expected = corpus.opened(original).reduce(2)
     assert corpus.opened(rendered.body).convert("RGB").tobytes() == expected.tobytes()
+
+
+# --- presets: several sizes of one original from one decode ---------------------------
+
+SHARED_SPECS = ["1000x", "160x160-cover", "120x", "200x100-pad", "100x.webp", "90x.jpeg"]
+
+
+SHARED_ORIGINALS: dict[str, Callable[[], bytes]] = {
+    "png-rgba": corpus.png_rgba,
+    "png-palette": corpus.png_palette_transparent,
+    "png-16bit": corpus.png_16bit_gradient,
+    "png-bilevel": corpus.bilevel,
+    "png-on-its-side": corpus.png_on_its_side,
+    "bmp": lambda: corpus.in_format("BMP"),
+    "tiff": lambda: corpus.in_format("TIFF"),
+    "avif": lambda: corpus.in_format("AVIF", quality=90),
+    "gif-first-frame": lambda: corpus.animated("GIF"),
+    "jpeg": corpus.jpeg,
+}
+
+
+@pytest.mark.parametrize("name", SHARED_ORIGINALS)
+def test_sizes_rendered_from_a_shared_decode_are_the_bytes_of_separate_renders(
+    name: str,
+) -> None:
+    # The first size is the original's own (nothing resampled), so a later size
+    # would see it if a render changed the shared pixels in place.
+    original = SHARED_ORIGINALS[name]()
+    # Other formats than the original's (its own would be non-canonical); a GIF as
+    # PNG renders its first frame still.
+    other = {"jpeg": ".png", "gif-first-frame": ".png"}.get(name)
+    tokens = [f"{t.partition('.')[0]}{other}" if other else t for t in SHARED_SPECS]
+    specs = [parse_size(token, 4096) for token in tokens]
+    shared = imaging.SharedDecode()
+    together = [render(original, spec, shared=shared) for spec in specs]
+    apart = [render(original, spec) for spec in specs]
+    assert [r.body for r in together] == [r.body for r in apart]
+
+
+@pytest.mark.parametrize(("name", "decodes"), [("png-rgba", 1), ("bmp", 1), ("jpeg", 4)])
+def test_a_shared_decode_decodes_once_unless_the_decoder_scales_per_size(
+    name: str, decodes: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    real = imaging.normalise_mode
+
+    def counting(image: Image.Image) -> Image.Image:
+        calls.append(image.mode)
+        return real(image)
+
+    monkeypatch.setattr(imaging, "normalise_mode", counting)
+    shared = imaging.SharedDecode()
+    original = SHARED_ORIGINALS[name]()
+    for token in ("160x160-cover", "120x", "300x", "90x"):
+        render(original, parse_size(token, 4096), shared=shared)
+    assert len(calls) == decodes
+
+
+@pytest.mark.parametrize("after", [False, True], ids=["exif-first", "exif-after-pixels"])
+def test_a_pngs_exif_orientation_is_honoured_wherever_its_chunk_is(after: bool) -> None:
+    rendered = render(corpus.png_on_its_side(exif_after_pixels=after), parse_size("1000x", 4096))
+    assert (rendered.width, rendered.height) == (300, 400)
+    image = corpus.opened(rendered.body)
+    assert image.getpixel((10, 10))[:3] == corpus.BLUE  # turned: the bottom-left quadrant
+
+
+def test_planning_a_png_decodes_no_pixel(pixel_loads: list[str]) -> None:
+    # Pillow decodes a whole PNG to answer getexif(), in case eXIf follows the pixels.
+    inspect(corpus.png_on_its_side(), parse_size("100x", 4096))
+    inspect(corpus.png_rgba(), parse_size("100x", 4096))
+    assert pixel_loads == []
+    inspect(corpus.png_on_its_side(exif_after_pixels=True), parse_size("100x", 4096))
+    assert pixel_loads == ["PNG"]  # only there must it look past them

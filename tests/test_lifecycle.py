@@ -32,6 +32,7 @@ from chalicelib.lifecycle import (
     Purger,
     Rechecker,
 )
+from chalicelib.limits import ImagingLimits
 from chalicelib.service import SOURCE_ETAG, ResizeService
 from chalicelib.storage import ImageStore
 from tests import corpus
@@ -180,6 +181,32 @@ def test_an_upload_gets_presets_metadata_usage_and_one_notification(aws: Aws) ->
     assert message["state"] == "ready"
     assert message["variant_url"] == f"{PUBLIC_URL}/{{size}}/{KEY}"
     assert message["presets"]["320x"] == f"{PUBLIC_URL}/320x/{KEY}"
+
+
+def test_a_png_upload_is_decoded_once_for_all_its_presets(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib import imaging
+
+    decodes: list[tuple[int, int]] = []
+    real = imaging.normalise_mode
+
+    def counting(image: Image.Image) -> Image.Image:
+        decodes.append(image.size)
+        return real(image)
+
+    monkeypatch.setattr(imaging, "normalise_mode", counting)
+    assert aws.handle(aws.put(KEY.replace(".jpg", ".png"), corpus.png_rgba((900, 600)))) == []
+    assert decodes == [(900, 600)]  # one decode, two presets stored
+    assert {f"{token}/{KEY.replace('.jpg', '.png')}" for token in PRESETS} <= set(aws.variants())
+
+
+def test_a_pngs_facts_come_from_its_header_without_decoding_it(pixel_loads: list[str]) -> None:
+    from chalicelib.facts import describe
+
+    facts = describe(corpus.png_on_its_side(), ImagingLimits())
+    assert (facts.format, facts.width, facts.height) == ("PNG", 300, 400)  # upright
+    assert pixel_loads == []
 
 
 def test_a_redelivered_event_changes_nothing_twice(aws: Aws) -> None:

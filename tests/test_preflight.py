@@ -117,6 +117,22 @@ def test_png_chunks_after_idat_count_too(monkeypatch: pytest.MonkeyPatch) -> Non
         preflight.walk(bombs.png_many_chunks(20, after_idat=True), max_frames=10)
 
 
+@pytest.mark.parametrize(
+    ("original", "after"),
+    [
+        (lambda: corpus.png_on_its_side(), False),  # Pillow writes eXIf first
+        (lambda: corpus.png_on_its_side(exif_after_pixels=True), True),
+        (lambda: bombs.png((4, 4), after_idat=bombs.png_chunk(b"tEXt", b"Comment\0hi")), True),
+        (lambda: bombs.png((4, 4), after_idat=bombs.png_chunk(b"prIv", b"")), False),
+        (corpus.png_rgba, False),
+    ],
+    ids=["exif-first", "exif-after", "text-after", "private-after", "none"],
+)
+def test_png_metadata_after_the_pixels_is_noted(original: Callable[[], bytes], after: bool) -> None:
+    # Only then must Pillow decode every pixel to learn the EXIF orientation.
+    assert preflight.walk(original(), max_frames=1).metadata_after_pixels is after
+
+
 def test_run_length_bmp_pixels_are_capped(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(preflight, "MAX_RLE_BMP_PIXELS", 100 * 100)
     preflight.walk(bombs.bmp_rle4(100), max_frames=1)
