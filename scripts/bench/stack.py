@@ -53,6 +53,7 @@ from scripts.bench.timing import median, percentile, timed, write_summary  # noq
 from scripts.local.stack import LocalStack, free_port  # noqa: E402
 
 KEY = "bench/photo.jpg"
+PNG_KEY = "bench/photo.png"  # a second series: a PNG miss must decode it once
 SERIES = (300, 1000)  # output box sides; each repetition takes 1 px off to get a new variant
 MISSES, QUICK_MISSES = 15, 5
 HITS, QUICK_HITS = 100, 20
@@ -70,13 +71,15 @@ class Samples:
         self.by_name.setdefault(name, []).append(value)
 
 
-def variant_url(stack: LocalStack, token: str) -> str:
-    return f"{stack.public_url}/{token}/{quote(KEY)}"
+def variant_url(stack: LocalStack, token: str, key: str = KEY) -> str:
+    return f"{stack.public_url}/{token}/{quote(key)}"
 
 
-def get_miss(session: requests.Session, stack: LocalStack, token: str) -> tuple[float, list[float]]:
+def get_miss(
+    session: requests.Session, stack: LocalStack, token: str, key: str = KEY
+) -> tuple[float, list[float]]:
     """One miss followed to the image: total ms and ms per hop; refuses anything but a miss."""
-    total, response = timed(lambda: session.get(variant_url(stack, token), timeout=120))
+    total, response = timed(lambda: session.get(variant_url(stack, token, key), timeout=120))
     codes = [r.status_code for r in response.history] + [response.status_code]
     if codes != [307, 307, 200]:
         raise RuntimeError(f"{token}: expected a miss (307, 307, 200), got {codes}")
@@ -91,12 +94,14 @@ def get_hit(session: requests.Session, stack: LocalStack, token: str) -> float:
     return total
 
 
-def misses(session: requests.Session, stack: LocalStack, data: bytes, side: int, n: int) -> Samples:
+def misses(
+    session: requests.Session, stack: LocalStack, data: bytes, side: int, n: int, key: str = KEY
+) -> Samples:
     """n true misses, each followed by the same render in this process (paired, interleaved)."""
     samples = Samples()
     for step in range(1, n + 1):
         token = f"{side - step}x{side - step}"
-        total, hops = get_miss(session, stack, token)
+        total, hops = get_miss(session, stack, token, key)
         render_ms, _ = timed(lambda token=token: render(data, spec_for(token)))
         samples.add("miss", total)
         for name, value in zip(MISS_HOPS, hops, strict=True):
@@ -115,14 +120,17 @@ def row(label: str, values: list[float]) -> str:
     return f"| {label} | {len(values)} | {median(values):.1f} | {p90} |"
 
 
-def report(cold: float, series: dict[int, Samples], hit_samples: dict[str, list[float]]) -> None:
+def report(
+    cold: float,
+    series: dict[str, Samples],
+    hit_samples: dict[str, list[float]],
+) -> None:
     print("| what | n | median ms | p90 ms |")
     print("|---|---|---|---|")
     print(row("cold first miss 300x300", [cold]))
-    for side, samples in series.items():
+    for label, samples in series.items():
         for name, values in samples.by_name.items():
-            label = f"miss ~{side} px" if name == "miss" else f"  {name}"
-            print(row(label, values))
+            print(row(f"miss {label}" if name == "miss" else f"  {name}", values))
     for token, values in hit_samples.items():
         print(row(f"hit {token}", values))
 
@@ -188,16 +196,22 @@ def stack_photo(found: list[photo_source.Photo]) -> photo_source.Photo:
     return (named or found)[0]
 
 
+def stack_png(found: list[photo_source.Photo]) -> photo_source.Photo | None:
+    """The 2000×2000 RGBA PNG of the default photos; None with the user's (JPEGs only)."""
+    return next((p for p in found if p.name == "png-rgba"), None)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="Miss and hit latency through the local stack.")
     parser.add_argument("--quick", action="store_true", help="fewer misses and hits")
     photo_source.add_photos_argument(parser)
     args = parser.parse_args()
     try:
-        photo = stack_photo(photo_source.get_photos(photo_source.photos_dir_from(args.photos)))
+        found = photo_source.get_photos(photo_source.photos_dir_from(args.photos))
     except photo_source.PhotosUnavailable as err:
         print(f"bench_stack: {err}", file=sys.stderr)
         return 1
+    photo, png = stack_photo(found), stack_png(found)
     n_miss, n_hit = (QUICK_MISSES, QUICK_HITS) if args.quick else (MISSES, HITS)
     data = photo.path.read_bytes()
     with tempfile.TemporaryDirectory() as tmp:
@@ -206,7 +220,12 @@ def main() -> int:
             stack.put_original(KEY, data)
             print(f"Stack: s3rver + chalice local; original {photo.name}, {len(data) / 1e6:.1f} MB")
             cold, _ = get_miss(session, stack, "300x300")
-            series = {side: misses(session, stack, data, side, n_miss) for side in SERIES}
+            series = {f"~{side} px": misses(session, stack, data, side, n_miss) for side in SERIES}
+            if png is not None:
+                png_data = png.path.read_bytes()
+                stack.put_original(PNG_KEY, png_data)
+                label = f"~300 px of {png.name}"
+                series[label] = misses(session, stack, png_data, 300, QUICK_MISSES, PNG_KEY)
             existing = ("300x300", f"{SERIES[-1] - 1}x{SERIES[-1] - 1}")
             hit_samples = {t: hits(session, stack, t, n_hit) for t in existing}
     report(cold, series, hit_samples)
