@@ -20,7 +20,7 @@ ARTIFACT_BUCKET ?=
 PACKAGE_DIR := build/package
 AWS_CLI := aws --region $(AWS_REGION)
 
-.PHONY: install run test lint bench load clean package deploy deploy-settings doctor teardown
+.PHONY: install run test test-fast lint bench load clean package deploy deploy-settings doctor teardown
 
 install: $(PY_STAMP) $(NODE_STAMP)
 
@@ -35,23 +35,29 @@ $(NODE_STAMP): package.json package-lock.json
 	touch $@
 
 run: install
-	$(BIN)/python scripts/local/stack.py
+	$(BIN)/python -m scripts.local.stack
 
 # A bounded load run on loopback against its own local stack; LOAD_ARGS, e.g.
 # `--misses 400 --hits 5000 --concurrency 64`, go to scripts/bench/load.py.
 # Then an upload burst (BURST_ARGS, e.g. `--uploads 500`) through the events pipeline.
 load: install
-	$(BIN)/python scripts/bench/load.py $(LOAD_ARGS)
-	$(BIN)/python scripts/bench/upload_burst.py $(BURST_ARGS)
+	$(BIN)/python -m scripts.bench.load $(LOAD_ARGS)
+	$(BIN)/python -m scripts.bench.upload_burst $(BURST_ARGS)
 
 lint: $(PY_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
 # pytest exits 5 when it collected nothing: that is a failure here, not a pass.
+PYTEST = run_pytest() { $(BIN)/python -m pytest "$$@"; status=$$?; \
+	if [ $$status -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$status; }; run_pytest
+
 test: install lint
-	$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
-	if [ $$status -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$status
+	@$(PYTEST) $(PYTEST_ARGS)
+
+# The edit loop: every in-process test; no local stack, browser or packaging.
+test-fast: install lint
+	@$(PYTEST) -m "not e2e and not package" $(PYTEST_ARGS)
 
 $(BENCH_STAMP): requirements-bench.txt $(PY_STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt
@@ -62,15 +68,15 @@ $(BENCH_STAMP): requirements-bench.txt $(PY_STAMP)
 # It ends with four lines, each measured in this run (scripts/bench/summary.py).
 bench: install $(BENCH_STAMP)
 	rm -f .local/bench/*.summary
-	$(BIN)/python scripts/bench/pipeline.py $(BENCH_ARGS)
-	$(BIN)/python scripts/bench/bombs.py $(BENCH_ARGS)
-	$(BIN)/python scripts/bench/stack.py $(BENCH_ARGS)
-	@$(BIN)/python scripts/bench/summary.py
+	$(BIN)/python -m scripts.bench.pipeline $(BENCH_ARGS)
+	$(BIN)/python -m scripts.bench.bombs $(BENCH_ARGS)
+	$(BIN)/python -m scripts.bench.stack $(BENCH_ARGS)
+	@$(BIN)/python -m scripts.bench.summary
 
 # One SAM template (app + bucket + website rule + policy + CloudFront) and the
 # Lambda zip, linted and inspected; refuses to run on a venv older than 3.12.
 package: $(PY_STAMP)
-	$(BIN)/python scripts/ops/package.py --out $(PACKAGE_DIR) --region $(AWS_REGION)
+	$(BIN)/python -m scripts.ops.package --out $(PACKAGE_DIR) --region $(AWS_REGION)
 
 # Needs the AWS CLI and credentials; ARTIFACT_BUCKET is any bucket you own in
 # AWS_REGION for the zip.  Running it again updates the stack in place.
@@ -83,7 +89,7 @@ deploy: deploy-settings package
 		--capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND --no-fail-on-empty-changeset
 	$(AWS_CLI) cloudformation describe-stacks --stack-name $(STACK_NAME) \
 		--query 'Stacks[0].Outputs[].[OutputKey,OutputValue]' --output text
-	$(BIN)/python scripts/ops/publish_page.py --stack $(STACK_NAME) --region $(AWS_REGION)
+	$(BIN)/python -m scripts.ops.publish_page --stack $(STACK_NAME) --region $(AWS_REGION)
 
 deploy-settings:
 	@test -n "$(STACK_NAME)" -a -n "$(BUCKET_NAME)" -a -n "$(ORIGINALS_BUCKET_NAME)" -a -n "$(ARTIFACT_BUCKET)" || { \
@@ -92,7 +98,7 @@ deploy-settings:
 
 # With STACK_NAME: the deployed stack.  Without: the `make run` stack.
 doctor: $(PY_STAMP)
-	$(BIN)/python scripts/ops/doctor.py $(if $(STACK_NAME),--stack $(STACK_NAME) --region $(AWS_REGION),--local)
+	$(BIN)/python -m scripts.ops.doctor $(if $(STACK_NAME),--stack $(STACK_NAME) --region $(AWS_REGION),--local)
 
 # Empties the variants bucket (BUCKET_NAME), then deletes the stack; the originals
 # bucket, the user pool and the metadata table are kept (DeletionPolicy: Retain).

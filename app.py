@@ -7,7 +7,8 @@ from typing import Any
 from chalice import Chalice, Response
 from chalice.app import SQSEvent
 
-from chalicelib import runtime
+from chalicelib import wiring
+from chalicelib.config import EVENTS_QUEUE_NAME
 from chalicelib.errors import (
     NotAVariantUrl,
     NotYetKnown,
@@ -15,8 +16,9 @@ from chalicelib.errors import (
     OriginNotAllowed,
     ServiceError,
 )
-from chalicelib.grammar import parse_key
 from chalicelib.http import NO_STORE, cors_headers, json_errors, redirect
+from chalicelib.resize.grammar import parse_key
+from chalicelib.resize.request import NO_SIZE
 from chalicelib.uploads import parse_list_request, parse_upload_request, uploader_id
 
 app = Chalice(app_name="image-resizer")
@@ -42,7 +44,7 @@ METHODS = ["GET", "HEAD"]
 @json_errors
 def resize_without_key(size: str) -> Response:
     # The website rule sends every miss here, including /<key> with no size.
-    raise NotAVariantUrl("URLs look like /<size>/<key>, e.g. /300x200/photos/cat.jpg")
+    raise NotAVariantUrl(NO_SIZE)
 
 
 def _segments(key_segments: dict[str, str]) -> list[str]:
@@ -51,7 +53,7 @@ def _segments(key_segments: dict[str, str]) -> list[str]:
 
 @json_errors
 def resize(size: str, **key_segments: str) -> Response:
-    return redirect(runtime.get_service().resize(size, _segments(key_segments)))
+    return redirect(wiring.get_service().resize(size, _segments(key_segments)))
 
 
 def meta(**key_segments: str) -> Response:
@@ -63,7 +65,7 @@ def meta(**key_segments: str) -> Response:
 def _meta(**key_segments: str) -> Response:
     """An original's record: its facts and processing state (404 until its event is handled)."""
     key = parse_key(_segments(key_segments))
-    record = runtime.get_catalog().get(key)
+    record = wiring.get_metadata_store().get(key)
     if record is None:
         raise NotYetKnown(f"nothing is known of {key!r} (yet)")
     if not record.live:
@@ -101,9 +103,9 @@ def uploads_preflight() -> Response:
 def _create_upload() -> Response:
     request = app.current_request
     uploader = uploader_id(
-        runtime.get_settings(), _claims(request.context), request.headers.get("authorization")
+        wiring.get_settings(), _claims(request.context), request.headers.get("authorization")
     )
-    form = runtime.get_uploads().create(uploader, parse_upload_request(request.raw_body))
+    form = wiring.get_uploads().create(uploader, parse_upload_request(request.raw_body))
     return Response(body=form, status_code=201, headers=dict(NO_STORE))
 
 
@@ -112,11 +114,11 @@ def _list_uploads() -> Response:
     """The caller's own originals, newest first: ``?limit=`` (≤ 100) and ``?cursor=``."""
     request = app.current_request
     uploader = uploader_id(
-        runtime.get_settings(), _claims(request.context), request.headers.get("authorization")
+        wiring.get_settings(), _claims(request.context), request.headers.get("authorization")
     )
     limit, cursor = parse_list_request(request.query_params or {})
-    records, next_cursor = runtime.get_catalog().list_for(uploader, limit, cursor)
-    usage = runtime.get_catalog().usage(uploader)
+    records, next_cursor = wiring.get_metadata_store().list_for(uploader, limit, cursor)
+    usage = wiring.get_metadata_store().usage(uploader)
     body = {
         "uploads": [record.owned() for record in records],
         "next_cursor": next_cursor,
@@ -128,7 +130,7 @@ def _list_uploads() -> Response:
 @json_errors
 def _preflight() -> Response:
     origin = app.current_request.headers.get("origin")
-    if not cors_headers(origin, runtime.get_settings().cors_origins, UPLOAD_METHODS).get(
+    if not cors_headers(origin, wiring.get_settings().cors_origins, UPLOAD_METHODS).get(
         "Access-Control-Allow-Origin"
     ):
         raise OriginNotAllowed(f"origin {origin!r} is not in CORS_ORIGINS")
@@ -137,7 +139,7 @@ def _preflight() -> Response:
 
 def _with_cors(response: Response) -> Response:
     try:
-        allowed = runtime.get_settings().cors_origins
+        allowed = wiring.get_settings().cors_origins
     except ServiceError:  # misconfigured: the response already says so
         allowed = ()
     origin = app.current_request.headers.get("origin")
@@ -154,9 +156,6 @@ def _claims(context: dict[str, Any]) -> dict[str, Any] | None:
 # Originals' S3 events, through a queue (README, "Lifecycle").  The packaged
 # stack points this at its queue with a concurrency cap and partial-batch
 # replies; `make run` drives it with scripts/local/lambda_poller.py.
-EVENTS_QUEUE = "image-events"
-
-
-@app.on_sqs_message(queue=EVENTS_QUEUE, batch_size=10, maximum_concurrency=5)
+@app.on_sqs_message(queue=EVENTS_QUEUE_NAME, batch_size=10, maximum_concurrency=5)
 def on_original_event(event: SQSEvent) -> dict[str, Any]:
-    return runtime.get_lifecycle().handle_batch(event.to_dict()["Records"])
+    return wiring.get_lifecycle().handle_batch(event.to_dict()["Records"])

@@ -1,6 +1,6 @@
 """Settings, read once from the environment into a frozen, validated value.
 
-Every key is documented in the README's Configuration table.
+Every key is documented in docs/configuration.md.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from chalicelib.errors import Misconfigured, ServiceError
-from chalicelib.grammar import ResizeSpec, parse_size
-from chalicelib.ledger import MAX_BUDGET
-from chalicelib.limits import ImagingLimits
+from chalicelib.imaging.limits import ImagingLimits
+from chalicelib.resize.grammar import ResizeSpec, parse_size
+from chalicelib.resize.ledger import MAX_BUDGET
 
 # Variants: the CDN keeps them a year (an overwrite or delete invalidates its
 # paths); browsers revalidate after VARIANT_BROWSER_MAX_AGE (an ETag match is a
@@ -25,6 +25,8 @@ DEFAULT_BROWSER_MAX_AGE_SECONDS = 86_400
 # the purge; a second purge this much later (beyond the API function's 25 s timeout)
 # removes it.  SQS delays a message by at most 900 s.
 DEFAULT_RECHECK_DELAY_SECONDS = 60
+# The queue the events function reads (app.py) and the local stack creates.
+EVENTS_QUEUE_NAME = "image-events"
 # Rendered as soon as an original arrives: a gallery's thumbnail and common widths.
 DEFAULT_PRESET_SIZES = "160x160-cover,320x,640x,1280x"
 MIN_SIGNING_KEY_BYTES = 16

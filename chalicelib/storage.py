@@ -1,14 +1,15 @@
-"""Storage: the image bucket behind a tiny interface, over a boto3 S3 client."""
+"""S3 objects behind a tiny interface: the originals bucket and the variants bucket alike."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from botocore.exceptions import BotoCoreError, ClientError
-
+from chalicelib.aws import aws_errors
 from chalicelib.errors import (
     EmptyOriginal,
     OriginalNotFound,
@@ -16,6 +17,14 @@ from chalicelib.errors import (
     StorageUnavailable,
 )
 
+_STORAGE = "storage"
+T = TypeVar("T")
+
+# A miss's look-ups (the variant's HEAD, the ledger's LIST, the original's
+# GET) are independent; made concurrently they cost one S3 round trip instead
+# of three, and the ledger claim's PUT overlaps the render.  Threads start on
+# first use and are kept (boto3 clients are thread-safe).
+S3_CALLS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="s3-call")
 # S3 says "this object is not there" with any of these error codes.
 _MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
 # A conditional write lost: the object exists (412) or another write is under way (409).
@@ -49,14 +58,10 @@ class ImageStore:
 
     def head(self, key: str) -> ObjectInfo | None:
         """Size, ETag and age of an object, or None if there is none."""
-        try:
+        with aws_errors(_STORAGE, expect=_MISSING) as missing:
             response = self._client.head_object(Bucket=self._bucket, Key=key)
-        except ClientError as err:
-            if error_code(err) in _MISSING:
-                return None
-            raise _unavailable(err) from err
-        except BotoCoreError as err:
-            raise _unavailable(err) from err
+        if missing:
+            return None
         return ObjectInfo(
             response["ContentLength"],
             response["ETag"],
@@ -73,15 +78,9 @@ class ImageStore:
         unread (its connection is closed); at most ``max_bytes + 1`` bytes are
         ever read, and a body shorter than its ``Content-Length`` is an error.
         """
-        try:
-            response = self._client.get_object(Bucket=self._bucket, Key=key)
-            return _read_original(response, max_bytes)
-        except ClientError as err:
-            if error_code(err) in _MISSING:
-                raise OriginalNotFound("the original image does not exist", key) from err
-            raise _unavailable(err) from err
-        except BotoCoreError as err:
-            raise _unavailable(err) from err
+        with aws_errors(_STORAGE, expect=_MISSING) as missing:
+            return _read_original(self._client.get_object(Bucket=self._bucket, Key=key), max_bytes)
+        raise OriginalNotFound("the original image does not exist", key) from missing.error
 
     def put_new(
         self,
@@ -103,7 +102,7 @@ class ImageStore:
         options: dict[str, Any] = {"WebsiteRedirectLocation": redirect_to} if redirect_to else {}
         if metadata:
             options["Metadata"] = dict(metadata)
-        try:
+        with aws_errors(_STORAGE, expect=_ALREADY_WRITTEN) as written:
             self._client.put_object(
                 Bucket=self._bucket,
                 Key=key,
@@ -113,32 +112,22 @@ class ImageStore:
                 IfNoneMatch="*",
                 **options,
             )
-        except ClientError as err:
-            if error_code(err) in _ALREADY_WRITTEN:
-                return False
-            raise _unavailable(err) from err
-        except BotoCoreError as err:
-            raise _unavailable(err) from err
-        return True
+        return not written
 
     def delete(self, key: str) -> None:
         """Remove an object (nothing happens if there is none)."""
-        try:
+        with aws_errors(_STORAGE):
             self._client.delete_object(Bucket=self._bucket, Key=key)
-        except (ClientError, BotoCoreError) as err:
-            raise _unavailable(err) from err
 
     def delete_many(self, keys: Iterable[str]) -> None:
         """Remove objects, a thousand a request; any key S3 could not delete is an error."""
         batch = list(dict.fromkeys(keys))
         for start in range(0, len(batch), DELETE_BATCH):
             objects = [{"Key": key} for key in batch[start : start + DELETE_BATCH]]
-            try:
+            with aws_errors(_STORAGE):
                 response = self._client.delete_objects(
                     Bucket=self._bucket, Delete={"Objects": objects, "Quiet": True}
                 )
-            except (ClientError, BotoCoreError) as err:
-                raise _unavailable(err) from err
             if response.get("Errors"):
                 raise StorageUnavailable(
                     "storage is unavailable, try again", repr(response["Errors"][:5])
@@ -149,10 +138,8 @@ class ImageStore:
         found: dict[str, datetime] = {}
         token: dict[str, str] = {}
         while True:
-            try:
+            with aws_errors(_STORAGE):
                 response = self._client.list_objects_v2(Bucket=self._bucket, Prefix=prefix, **token)
-            except (ClientError, BotoCoreError) as err:
-                raise _unavailable(err) from err
             for item in response.get("Contents", []):
                 found[item["Key"][len(prefix) :]] = item["LastModified"]
             if not response.get("IsTruncated"):
@@ -161,12 +148,10 @@ class ImageStore:
 
     def list_names(self, prefix: str, limit: int) -> list[str]:
         """Up to ``limit`` key names under ``prefix``, the prefix removed (one LIST request)."""
-        try:
+        with aws_errors(_STORAGE):
             response = self._client.list_objects_v2(
                 Bucket=self._bucket, Prefix=prefix, MaxKeys=limit
             )
-        except (ClientError, BotoCoreError) as err:
-            raise _unavailable(err) from err
         return [item["Key"][len(prefix) :] for item in response.get("Contents", [])]
 
 
@@ -191,10 +176,14 @@ def _read_original(response: dict[str, Any], max_bytes: int) -> Original:
     return Original(data, response["ETag"])
 
 
-def error_code(err: ClientError) -> str:
-    """S3's error code (``NoSuchKey``, ``SlowDown``, ...): told apart by it, never by text."""
-    return str(err.response.get("Error", {}).get("Code", ""))
+def started(call: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]:
+    """``call`` running on the S3 threads, returned once it has begun (not finished)."""
+    begun = threading.Event()
 
+    def run() -> T:
+        begun.set()
+        return call(*args, **kwargs)
 
-def _unavailable(err: Exception) -> StorageUnavailable:
-    return StorageUnavailable("storage is unavailable, try again", repr(err))
+    future = S3_CALLS.submit(run)
+    begun.wait()
+    return future

@@ -15,7 +15,6 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 from chalicelib.config import Settings
 from chalicelib.errors import (
@@ -26,7 +25,7 @@ from chalicelib.errors import (
     UnsupportedContentType,
     UploadTooLarge,
 )
-from chalicelib.grammar import check_key
+from chalicelib.resize.grammar import check_key, variant_url_template
 
 # Exactly the types the resizer decodes.  No SVG: it is script, and an SVG
 # original would be a stored-XSS vector wherever it is ever served.
@@ -38,6 +37,7 @@ MAX_PAGE = 100
 MAX_CURSOR_CHARS = 4096
 # The uploader's id goes into keys and metadata: Cognito's `sub` is a UUID.
 _UPLOADER_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
+MAX_UPLOADER_CHARS = 128
 LOCAL_UPLOADER = "local"
 ANONYMOUS_UPLOADER = "anonymous"
 
@@ -101,7 +101,7 @@ def uploader_id(
     """Who is uploading: a user pool's ``sub``, the local token's user, or anonymous if allowed."""
     if claims and isinstance(claims.get("sub"), str):
         subject = claims["sub"]
-        if subject and set(subject) <= _UPLOADER_CHARS and len(subject) <= 128:
+        if is_uploader_id(subject):
             return subject
         raise Unauthorized("the token's subject can't name an upload folder")
     if settings.upload_token and authorization is not None:
@@ -114,6 +114,23 @@ def uploader_id(
     if settings.allow_anonymous_uploads:
         return ANONYMOUS_UPLOADER
     raise Unauthorized("uploading needs an Authorization: Bearer <token> header")
+
+
+def is_uploader_id(text: str) -> bool:
+    """Whether ``text`` can name an upload folder and an object's uploader metadata."""
+    return bool(text) and len(text) <= MAX_UPLOADER_CHARS and set(text) <= _UPLOADER_CHARS
+
+
+def upload_key(prefix: str, uploader: str, upload_id: str, filename: str) -> str:
+    """Where an upload is stored: ``<prefix>/<uploader>/<random id>/<file name>``."""
+    return f"{prefix}/{uploader}/{upload_id}/{filename}"
+
+
+def uploader_folder(prefix: str, key: str) -> str | None:
+    """The uploader an upload key names (see upload_key); None for any other key."""
+    first, _, rest = key.partition("/")
+    folder = rest.partition("/")[0] if first == prefix else ""
+    return folder if is_uploader_id(folder) else None
 
 
 class UploadService:
@@ -132,7 +149,7 @@ class UploadService:
     def create(self, uploader: str, request: UploadRequest) -> dict[str, Any]:
         """The key, the form to POST the file with, and the variant URL template."""
         self.check(request)
-        key = f"{self._settings.upload_prefix}/{uploader}/{self._new_id()}/{request.filename}"
+        key = upload_key(self._settings.upload_prefix, uploader, self._new_id(), request.filename)
         try:
             check_key(key)
         except InvalidKey as err:
@@ -156,7 +173,7 @@ class UploadService:
         return {
             "key": key,
             "upload": {"url": form["url"], "fields": form["fields"]},
-            "variant_url": f"{self._settings.public_url}/{{size}}/{quote(key, safe='/')}",
+            "variant_url": variant_url_template(self._settings.public_url, key),
             "max_bytes": max_bytes,
             "expires_in": self._settings.upload_expiry_seconds,
         }

@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from chalicelib import runtime  # noqa: E402
-from chalicelib.config import Settings  # noqa: E402
-
-BUCKET = "images"
-PUBLIC_URL = "https://img.example.com"
+from chalicelib import wiring
+from chalicelib.config import Settings
+from tests.support import BUCKET, PUBLIC_URL, started_stack
 
 
 @pytest.fixture
@@ -60,10 +52,10 @@ def client(s3: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
     from app import app
 
-    runtime.reset()
+    wiring.reset()
     with Client(app, stage_name="local") as test_client:
         yield test_client
-    runtime.reset()
+    wiring.reset()
 
 
 @pytest.fixture
@@ -81,24 +73,6 @@ def pixel_loads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(ImageFile.ImageFile, "load", counting)
     return loads
-
-
-@contextmanager
-def started_stack(
-    tmp_path_factory: pytest.TempPathFactory, name: str, app_env: dict[str, str], **options: Any
-) -> Iterator[Any]:
-    """The local stack's processes on free ports, the app given ``app_env``."""
-    from scripts.local.stack import LocalStack, free_port
-
-    stack = LocalStack(
-        tmp_path_factory.mktemp(name),
-        s3_port=free_port(),
-        api_port=free_port(),
-        app_env=app_env,
-        **options,
-    )
-    with stack:
-        yield stack
 
 
 @pytest.fixture(scope="session")

@@ -13,11 +13,10 @@ from botocore.exceptions import ClientError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chalicelib import runtime
-from chalicelib.website import apply_routing_rules, website_configuration
-from tests import bad_inputs, corpus
-from tests.conftest import BUCKET, PUBLIC_URL, ROOT
-from tests.s3_events import notification
+from chalicelib import wiring
+from scripts.ops.website import apply_routing_rules, website_configuration
+from tests.support import BUCKET, PUBLIC_URL, ROOT, bad_inputs, corpus
+from tests.support.s3_events import notification
 
 API_URL = "https://api.example.com"
 
@@ -197,7 +196,7 @@ def test_allowed_sizes_refuse_others_with_403(
     s3: Any, client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ALLOWED_SIZES", "300x300,x120")
-    runtime.reset()
+    wiring.reset()
     s3.put_object(Bucket=BUCKET, Key="a.jpg", Body=corpus.jpeg((400, 300)))
     assert client.http.get("/resize/x120/a.jpg").status_code == 307
     refused = client.http.get("/resize/301x300/a.jpg")
@@ -242,7 +241,7 @@ def test_health(client: Any) -> None:
 
 def test_missing_configuration_is_a_clear_500(client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PUBLIC_URL")
-    runtime.reset()
+    wiring.reset()
     response = client.http.get("/resize/100x/a.jpg")
     assert response.status_code == 500
     assert json.loads(response.body)["code"] == "misconfigured"
@@ -256,7 +255,7 @@ def lifecycle_app(s3: Any, client: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     """The test client with an originals bucket and a metadata table, one preset."""
     import boto3
 
-    from chalicelib.catalog import TABLE_SCHEMA
+    from chalicelib.originals.metadata import TABLE_SCHEMA
 
     s3.create_bucket(Bucket="originals")
     boto3.client("dynamodb", region_name="us-east-1").create_table(
@@ -268,7 +267,7 @@ def lifecycle_app(s3: Any, client: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
         "PRESET_SIZES": "120x",
     }.items():
         monkeypatch.setenv(name, value)
-    runtime.reset()
+    wiring.reset()
     return client
 
 
@@ -356,7 +355,7 @@ def test_meta_answers_page_origins_across_origins_its_404s_too(
 ) -> None:
     # The demo page lives on the website's origin, the API on another.
     monkeypatch.setenv("CORS_ORIGINS", "https://app.example.com")
-    runtime.reset()
+    wiring.reset()
     page = {"Origin": "https://app.example.com"}
     missing = lifecycle_app.http.get("/meta/photos/gone.jpg", headers=page)
     assert missing.status_code == 404

@@ -18,9 +18,11 @@ import requests
 from PIL import Image
 
 from chalicelib import imaging
-from scripts.bench import latency_proxy, photos
+from chalicelib.imaging import encoders, geometry, pipeline
+from scripts.bench import photos
 from scripts.bench import pipeline as bench
-from tests import corpus
+from scripts.local import proxy as latency_proxy
+from tests.support import corpus
 
 
 def size_of(body: bytes) -> tuple[int, int]:
@@ -46,7 +48,7 @@ def test_floor_decodes_at_the_dct_scale_render_drafts_to(
     assert job.target == target
     assert bench.floor_decode(data, job.target).size == drafted
     with Image.open(BytesIO(data)) as image:
-        imaging.shrink_on_load(image, imaging.plan(image.size, job.spec))
+        pipeline.shrink_on_load(image, geometry.plan(image.size, job.spec))
         assert image.size == drafted
 
 
@@ -83,10 +85,10 @@ def test_every_method_makes_the_size_render_makes(data: bytes, token: str) -> No
 def test_encode_uses_renders_save_options(monkeypatch: pytest.MonkeyPatch) -> None:
     pixels = [corpus.quadrants((320, 240))]
     job = bench.plan(corpus.jpeg((640, 480)), "320x240")
-    monkeypatch.setitem(imaging.SAVE_OPTIONS, "JPEG", {"progressive": True})
+    monkeypatch.setitem(encoders.SAVE_OPTIONS, "JPEG", {"progressive": True})
     with Image.open(BytesIO(bench.encode(pixels, job))) as image:
         assert image.info.get("progressive") == 1
-    monkeypatch.setitem(imaging.SAVE_OPTIONS, "JPEG", {})
+    monkeypatch.setitem(encoders.SAVE_OPTIONS, "JPEG", {})
     with Image.open(BytesIO(bench.encode(pixels, job))) as image:
         assert "progressive" not in image.info
 
@@ -201,7 +203,7 @@ def upstream() -> Iterator[str]:
 
 
 def test_latency_proxy_forwards_every_method_and_records_it(upstream: str) -> None:
-    with latency_proxy.LatencyProxy(upstream, latency=0.001) as proxy, requests.Session() as http:
+    with latency_proxy.Proxy(upstream, latency=0.001) as proxy, requests.Session() as http:
         assert http.put(f"{proxy.url}/b/k", data=b"body").content == b"PUT /b/k body"
         head = http.head(f"{proxy.url}/b/k")
         assert (head.status_code, head.headers["Content-Length"]) == (200, str(len("HEAD /b/k ")))

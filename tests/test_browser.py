@@ -1,7 +1,7 @@
 """The demo page (page/) in real Chromium, against the local stack's real processes.
 
 Debian's ``chromium`` driven by the ``playwright`` wheel (Playwright's own
-browser download can't work here: FACTS.md).  Without a chromium these tests
+browser download can't work without internet access).  Without a chromium these tests
 skip, and conftest.py says so loudly at the end of the run.  Screenshots go to
 ``test-output/browser/``.
 """
@@ -28,8 +28,7 @@ from PIL import Image, ImageOps
 
 from scripts.local import samples
 from scripts.local.stack import APP_EVENT_HANDLER, EventSettings, free_port
-from tests import corpus
-from tests.conftest import ROOT, started_stack
+from tests.support import ROOT, corpus, started_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -37,7 +36,7 @@ SCREENSHOTS = ROOT / "test-output" / "browser"
 MAX_BYTES = 1_000_000
 UPLOAD_EXPIRY_SECONDS = 10
 PHOTO_SIZE = (1600, 1200)
-# Known to work as root on this kind of machine (FACTS.md).
+# Known to work as root on this kind of machine (Debian's chromium, Playwright driving it as root).
 CHROMIUM_FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -448,7 +447,7 @@ def test_a_deleted_image_shows_the_error_state(
 def test_a_pdf_renamed_jpg_shows_why_it_was_rejected(
     open_page: Callable[..., Any], stack: Any, tmp_path: Path
 ) -> None:
-    pdf = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
+    pdf = b"%PDF-1.4\n1 0 obj << /Type /MetadataStore >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
     page = signed_in(open_page(390, 1), stack)
     key = upload(page, photo_file(tmp_path, "scan.jpg", pdf), ready_state="rejected")
     assert meta(stack, key).json()["error_code"] == "unsupported_format"
@@ -598,7 +597,7 @@ def make_run(tmp_path: Path, browser: Any) -> Iterator[list[str]]:
         **{name: str(free_port()) for name in ("S3_PORT", "API_PORT", "AWS_PORT")},
     }
     process = subprocess.Popen(
-        [sys.executable, str(ROOT / "scripts" / "local" / "stack.py")],
+        [sys.executable, "-m", "scripts.local.stack"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

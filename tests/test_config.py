@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chalicelib.config import ConfigError, Settings
-from chalicelib.grammar import ResizeSpec
+from chalicelib.resize.grammar import ResizeSpec
 
 BASE = {"IMAGE_BUCKET": "images", "PUBLIC_URL": "https://img.example.com/"}
 

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 import requests
 
-from chalicelib.website import website_configuration
 from scripts.ops.configure_bucket import (
     PRIVATE_ACCESS_BLOCK,
     PUBLIC_ACCESS_BLOCK,
@@ -22,7 +21,8 @@ from scripts.ops.configure_bucket import (
     originals_cors,
     public_read_policy,
 )
-from tests.conftest import BUCKET
+from scripts.ops.website import website_configuration
+from tests.support import BUCKET
 
 API_URL = "https://abc123.execute-api.us-east-1.amazonaws.com/api"
 OBJECT_URL = f"https://{BUCKET}.s3.amazonaws.com/photos/cat.jpg"

@@ -6,15 +6,21 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from scripts.local.proxy import (
+    Proxy,
+    cdn,
+    missing_key_denied,
+    private_bucket,
+    s3_privacy,
+)
 from scripts.local.stack import S3RVER_CREDENTIALS, LocalStack, free_port
 from scripts.ops import doctor
 from scripts.ops.configure_bucket import configure_bucket
-from tests.fault_proxy import FaultProxy, cdn, missing_key_denied, private_bucket, s3_privacy
+from tests.support import ROOT
 
 pytestmark = pytest.mark.e2e
 
@@ -120,7 +126,7 @@ def test_301_rule_is_caught_with_its_fix(stack: LocalStack, capsys: Any) -> None
     assert status == 1
     assert mark(marks, RULE) == "✗"
     assert "code 301" in output
-    assert "fix: python scripts/ops/configure_bucket.py --bucket images" in output
+    assert "fix: python -m scripts.ops.configure_bucket --bucket images" in output
     # A 301 still works once; only its caching makes it a loop, so the rest passes.
     assert {name for name, value in marks.items() if value == "✗"} == {
         name for name in marks if name.startswith(RULE)
@@ -157,7 +163,7 @@ def test_no_website_configuration_is_caught(stack: LocalStack, capsys: Any) -> N
 
 
 def test_private_variants_bucket_is_caught(stack: LocalStack, capsys: Any) -> None:
-    with FaultProxy(stack.s3_url, private_bucket) as proxy:
+    with Proxy(stack.s3_url, private_bucket) as proxy:
         status, marks, output = run_doctor(stack, capsys, website=f"{proxy.url}/{stack.bucket}")
     assert status == 1
     for failing in (MISSING_KEY, CHAIN, VARIANT):
@@ -169,7 +175,7 @@ def test_private_variants_bucket_is_caught(stack: LocalStack, capsys: Any) -> No
 def test_website_answering_403_for_missing_keys_is_diagnosed(
     stack: LocalStack, capsys: Any
 ) -> None:
-    with FaultProxy(stack.s3_url, missing_key_denied) as proxy:
+    with Proxy(stack.s3_url, missing_key_denied) as proxy:
         status, marks, output = run_doctor(stack, capsys, website=f"{proxy.url}/{stack.bucket}")
     assert status == 1
     assert mark(marks, MISSING_KEY) == "✗"
@@ -178,7 +184,7 @@ def test_website_answering_403_for_missing_keys_is_diagnosed(
 
 
 def test_private_originals_and_unlistable_buckets_pass(stack: LocalStack, capsys: Any) -> None:
-    with FaultProxy(stack.s3_url, s3_privacy(stack.originals_bucket)) as proxy:
+    with Proxy(stack.s3_url, s3_privacy(stack.originals_bucket)) as proxy:
         status, marks, output = run_doctor(
             stack, capsys, website=stack.public_url, storage=proxy.url
         )
@@ -201,7 +207,7 @@ def test_public_originals_and_listable_buckets_are_caught(stack: LocalStack, cap
 
 
 def test_cdn_that_honours_cache_control_passes(stack: LocalStack, capsys: Any) -> None:
-    with FaultProxy(stack.s3_url, cdn(cache_everything=False)) as proxy:
+    with Proxy(stack.s3_url, cdn(cache_everything=False)) as proxy:
         status, marks, output = run_doctor(
             stack, capsys, website=stack.public_url, public=f"{proxy.url}/{stack.bucket}"
         )
@@ -210,7 +216,7 @@ def test_cdn_that_honours_cache_control_passes(stack: LocalStack, capsys: Any) -
 
 
 def test_cdn_that_caches_redirects_is_caught(stack: LocalStack, capsys: Any) -> None:
-    with FaultProxy(stack.s3_url, cdn(cache_everything=True)) as proxy:
+    with Proxy(stack.s3_url, cdn(cache_everything=True)) as proxy:
         status, marks, output = run_doctor(
             stack, capsys, website=stack.public_url, public=f"{proxy.url}/{stack.bucket}"
         )
@@ -223,14 +229,16 @@ def test_cdn_that_caches_redirects_is_caught(stack: LocalStack, capsys: Any) -> 
 
 def test_doctor_runs_as_a_command(stack: LocalStack) -> None:
     command = [
-        sys.executable, str(Path(doctor.__file__)),
+        sys.executable, "-m", "scripts.ops.doctor",
         "--bucket", stack.bucket,
         "--originals", stack.originals_bucket,
         "--api-url", stack.api_url,
         "--website-url", stack.public_url,
         "--endpoint-url", stack.s3_url,
     ]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=120, check=False, cwd=ROOT
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("✓ ") == len(doctor.CHECKS) - len(SKIPPED_LOCALLY)
 

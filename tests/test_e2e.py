@@ -10,8 +10,7 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from tests import bad_inputs, corpus
-from tests.conftest import started_stack
+from tests.support import bad_inputs, corpus, started_stack
 
 pytestmark = pytest.mark.e2e
 

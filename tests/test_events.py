@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chalicelib.events import (
+from chalicelib.originals.events import (
     SEQUENCER_WIDTH,
     Change,
     MalformedEvent,

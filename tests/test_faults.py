@@ -18,9 +18,8 @@ import pytest
 import requests
 from botocore.awsrequest import AWSResponse
 
-from chalicelib import runtime
-from tests import corpus
-from tests.conftest import BUCKET
+from chalicelib import wiring
+from tests.support import BUCKET, corpus
 
 
 @pytest.fixture
@@ -33,10 +32,10 @@ def fault_client(app_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> It
     monkeypatch.setenv("S3_READ_TIMEOUT", "1")
     monkeypatch.setenv("S3_CONNECT_TIMEOUT", "1")
     monkeypatch.setenv("S3_MAX_ATTEMPTS", "2")
-    runtime.reset()
+    wiring.reset()
     with Client(app, stage_name="local") as client:
         yield client
-    runtime.reset()
+    wiring.reset()
 
 
 def assert_unavailable(response: Any) -> None:
@@ -61,7 +60,7 @@ def test_put_failing_after_a_good_read_stores_nothing_and_answers_503(s3: Any, c
         }
         return AWSResponse("", 503, {}, None), error
 
-    runtime.get_s3_client().meta.events.register("before-call.s3.PutObject", slow_down)
+    wiring.get_s3_client().meta.events.register("before-call.s3.PutObject", slow_down)
     assert_unavailable(client.http.get("/resize/100x/a.jpg"))
     assert failed_puts == ["/100x/a.jpg"]
     # The ledger entry claimed before rendering is given back: no slot for nothing.
@@ -103,7 +102,7 @@ def test_hanging_storage_times_out_with_bounded_retries(
     hanging = _Hanging()
     try:
         monkeypatch.setenv("S3_ENDPOINT_URL", hanging.url)
-        runtime.reset()
+        wiring.reset()
         assert_unavailable(fault_client.http.get("/resize/100x/a.jpg"))
         # Three concurrent look-ups (variant, original, budget LIST), each tried
         # S3_MAX_ATTEMPTS times, then given up.
@@ -133,7 +132,7 @@ def test_throttling_storage_is_retried_then_503(
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         monkeypatch.setenv("S3_ENDPOINT_URL", f"http://127.0.0.1:{server.server_port}")
-        runtime.reset()
+        wiring.reset()
         assert_unavailable(fault_client.http.get("/resize/100x/a.jpg"))
         requests_seen = Counter(seen)
         assert requests_seen["HEAD /images/100x/a.jpg"] == 2  # S3_MAX_ATTEMPTS each

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chalicelib.errors import InvalidKey, InvalidSize, NonCanonicalSize
-from chalicelib.grammar import MAX_KEY_BYTES, ResizeSpec, parse_key, parse_size
+from chalicelib.resize.grammar import MAX_KEY_BYTES, ResizeSpec, parse_key, parse_size
 
 
 @pytest.mark.parametrize(

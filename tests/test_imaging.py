@@ -10,7 +10,6 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from PIL import GifImagePlugin, Image, JpegImagePlugin, TiffImagePlugin, WebPImagePlugin
 
-from chalicelib import imaging, preflight
 from chalicelib.errors import (
     InvalidImage,
     NonCanonicalSize,
@@ -18,16 +17,20 @@ from chalicelib.errors import (
     ServiceError,
     UnsupportedImage,
 )
-from chalicelib.grammar import Fit, ResizeSpec, parse_size
 from chalicelib.imaging import (
     ImagingLimits,
+    SharedDecode,
     canonical_spec,
+    containers,
     fitted_size,
+    geometry,
     inspect,
     plan,
     render,
 )
-from tests import bombs, corpus
+from chalicelib.resize.grammar import Fit, ResizeSpec, parse_size
+from scripts.bench import bomb_files as bombs
+from tests.support import corpus
 
 
 @pytest.mark.parametrize("case", corpus.CASES, ids=lambda case: case.name)
@@ -322,18 +325,18 @@ def test_webp_canvas_over_budget_is_refused_before_the_decoder_allocates_it(
 
 
 STRUCTURAL_BOMBS = {
-    "jpeg scans": (lambda: bombs.jpeg_progressive(64, 1, preflight.MAX_JPEG_SCANS), 422),
+    "jpeg scans": (lambda: bombs.jpeg_progressive(64, 1, containers.MAX_JPEG_SCANS), 422),
     # 98 DC scans over 3 × 413² blocks: 50.1 M blocks, under the scan cap.
     "jpeg scan blocks": (lambda: bombs.jpeg_progressive(3300, 3, 0, dc_scans=98), 422),
-    "jpeg markers": (lambda: bombs.jpeg_many_markers(preflight.MAX_JPEG_SEGMENTS), 422),
-    "jpeg fill": (lambda: bombs.jpeg_fill(preflight.MAX_JPEG_FILL_BYTES + 1), 422),
-    "png chunks": (lambda: bombs.png_many_chunks(preflight.MAX_PNG_CHUNKS), 422),
+    "jpeg markers": (lambda: bombs.jpeg_many_markers(containers.MAX_JPEG_SEGMENTS), 422),
+    "jpeg fill": (lambda: bombs.jpeg_fill(containers.MAX_JPEG_FILL_BYTES + 1), 422),
+    "png chunks": (lambda: bombs.png_many_chunks(containers.MAX_PNG_CHUNKS), 422),
     "png chunks after IDAT": (
-        lambda: bombs.png_many_chunks(preflight.MAX_PNG_CHUNKS, after_idat=True),
+        lambda: bombs.png_many_chunks(containers.MAX_PNG_CHUNKS, after_idat=True),
         422,
     ),
-    "gif extensions": (lambda: bombs.gif_many_extensions(preflight.MAX_GIF_BLOCKS), 422),
-    "tiff strips": (lambda: bombs.tiff_many_strips(preflight.MAX_TIFF_VALUES // 2), 422),
+    "gif extensions": (lambda: bombs.gif_many_extensions(containers.MAX_GIF_BLOCKS), 422),
+    "tiff strips": (lambda: bombs.tiff_many_strips(containers.MAX_TIFF_VALUES // 2), 422),
     "rle bmp": (lambda: bombs.bmp_rle4(4001), 413),
 }
 
@@ -461,7 +464,7 @@ def test_padded_16_bit_png_is_not_clipped(
 def test_reducing_gap(
     box: tuple[float, float, float, float], size: tuple[int, int], expected: float
 ) -> None:
-    assert imaging.reducing_gap(box, size) == expected
+    assert geometry.reducing_gap(box, size) == expected
 
 
 def test_a_whole_factor_reduction_is_a_box_reduction() -> None:
@@ -502,7 +505,7 @@ def test_sizes_rendered_from_a_shared_decode_are_the_bytes_of_separate_renders(
     other = {"jpeg": ".png", "gif-first-frame": ".png"}.get(name)
     tokens = [f"{t.partition('.')[0]}{other}" if other else t for t in SHARED_SPECS]
     specs = [parse_size(token, 4096) for token in tokens]
-    shared = imaging.SharedDecode()
+    shared = SharedDecode()
     together = [render(original, spec, shared=shared) for spec in specs]
     apart = [render(original, spec) for spec in specs]
     assert [r.body for r in together] == [r.body for r in apart]
@@ -512,7 +515,7 @@ def test_sizes_rendered_from_a_shared_decode_are_the_bytes_of_separate_renders(
 def test_a_shared_decode_decodes_once_unless_the_decoder_scales_per_size(
     name: str, decodes: int, pixel_loads: list[str]
 ) -> None:
-    shared = imaging.SharedDecode()
+    shared = SharedDecode()
     original = SHARED_ORIGINALS[name]()
     for token in ("160x160-cover", "120x", "300x", "90x"):
         render(original, parse_size(token, 4096), shared=shared)

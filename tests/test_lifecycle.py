@@ -20,24 +20,19 @@ from botocore.stub import Stubber
 from moto import mock_aws
 from PIL import Image
 
-from chalicelib.catalog import TABLE_SCHEMA, Catalog, State
 from chalicelib.config import Settings
-from chalicelib.grammar import parse_size
-from chalicelib.ledger import output_entry
-from chalicelib.lifecycle import (
-    CdnInvalidator,
-    Notifier,
-    OriginalLifecycle,
-    Outcome,
-    Purger,
-    Rechecker,
-)
-from chalicelib.limits import ImagingLimits
-from chalicelib.service import SOURCE_ETAG, ResizeService
+from chalicelib.imaging.limits import ImagingLimits
+from chalicelib.originals.lifecycle import OriginalLifecycle, Outcome
+from chalicelib.originals.metadata import TABLE_SCHEMA, MetadataStore, State
+from chalicelib.originals.notify import Notifier
+from chalicelib.originals.purge import CdnInvalidator, Purger, Rechecker
+from chalicelib.resize.grammar import parse_size
+from chalicelib.resize.ledger import output_entry
+from chalicelib.resize.service import ResizeService
+from chalicelib.resize.variants import SOURCE_ETAG
 from chalicelib.storage import ImageStore
-from tests import corpus
-from tests.conftest import BUCKET, PUBLIC_URL
-from tests.s3_events import notification
+from tests.support import BUCKET, PUBLIC_URL, corpus
+from tests.support.s3_events import notification
 
 ORIGINALS = "originals"
 TABLE = "image-metadata"
@@ -73,7 +68,7 @@ class Aws:
         )
         variants = ImageStore(self.s3, BUCKET)
         self.service = ResizeService(self.settings, variants, ImageStore(self.s3, ORIGINALS))
-        self.catalog = Catalog(dynamodb, TABLE)
+        self.catalog = MetadataStore(dynamodb, TABLE)
         self.cloudfront = boto3.client("cloudfront", region_name="us-east-1")
         self.lifecycle = OriginalLifecycle(
             self.settings,
@@ -191,7 +186,7 @@ def test_a_png_upload_is_decoded_once_for_all_its_presets(aws: Aws, pixel_loads:
 
 
 def test_a_pngs_facts_come_from_its_header_without_decoding_it(pixel_loads: list[str]) -> None:
-    from chalicelib.facts import describe
+    from chalicelib.imaging.facts import describe
 
     facts = describe(corpus.png_on_its_side(), ImagingLimits())
     assert (facts.format, facts.width, facts.height) == ("PNG", 300, 400)  # upright
@@ -395,7 +390,7 @@ def stub_any() -> Any:
 
 
 def _parsed(record: dict[str, Any]) -> Any:
-    from chalicelib.events import parse_message
+    from chalicelib.originals.events import parse_message
 
     [event] = parse_message(record)
     return event

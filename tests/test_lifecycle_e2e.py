@@ -19,10 +19,9 @@ import pytest
 import requests
 
 from scripts.local.stack import APP_EVENT_HANDLER, EventSettings, LocalStack
-from tests import corpus
-from tests.conftest import started_stack
-from tests.s3_events import notification
-from tests.waiting import wait_for
+from tests.support import corpus, started_stack
+from tests.support.s3_events import notification
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 

@@ -10,7 +10,7 @@ import pytest
 
 from scripts.bench import load
 from scripts.local.samples import ORIENTATION_RIGHT_TOP, badge, photo
-from tests import corpus
+from tests.support import corpus
 
 
 def put(s3: Any, bucket: str, key: str, body: bytes, content_type: str) -> None:

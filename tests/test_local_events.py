@@ -28,11 +28,11 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from chalicelib.catalog import TABLE_SCHEMA
+from chalicelib.originals.metadata import TABLE_SCHEMA
 from scripts.local import aws
 from scripts.local.lambda_poller import failed_message_ids, lambda_event
 from scripts.local.stack import ROOT, EventSettings, LocalStack, free_port
-from tests.waiting import wait_for
+from tests.support.waiting import wait_for
 
 # The poller's rules, no processes --------------------------------------------------
 
@@ -434,7 +434,7 @@ def polling(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     data = tmp_path_factory.mktemp("polling")
     stack = events_stack(
         data,
-        event_handler="tests.event_handler:handle",
+        event_handler="tests.support.event_handler:handle",
         events=EventSettings(visibility_timeout=VISIBILITY, max_receive_count=MAX_RECEIVES),
         app_env={"EVENT_HANDLER_LOG": str(data / "handler.jsonl")},
     )

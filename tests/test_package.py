@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 
-from chalicelib.website import website_configuration
 from scripts.ops import package
 from scripts.ops.configure_bucket import PRIVATE_ACCESS_BLOCK, originals_cors, public_read_policy
+from scripts.ops.website import website_configuration
+from tests.support import ROOT
+from tests.support.layout import module_path, runtime_modules
 
-ROOT = Path(__file__).resolve().parent.parent
 ARCHITECTURE = package.lambda_architecture()
 WHEEL_MACHINE = package.WHEEL_MACHINE[ARCHITECTURE]
 
@@ -115,9 +116,13 @@ def test_no_bytecode_for_another_python(report: package.ZipReport) -> None:
     assert report.pycache_tags <= {"cpython-312"}
 
 
+def test_zip_holds_exactly_the_modules_the_functions_import(report: package.ZipReport) -> None:
+    shipped = {name for name in report.names if name.startswith("chalicelib/")}
+    assert shipped == {str(module_path(module).relative_to(ROOT)) for module in runtime_modules()}
+
+
 def test_zip_has_the_app_and_no_dev_tools(report: package.ZipReport) -> None:
     assert "app.py" in report.names
-    assert "chalicelib/imaging.py" in report.names
     # chalice bundles its small runtime (chalice/app.py); its CLI and deployer stay out.
     assert {name for name in report.names if name.startswith("chalice/")} == {
         "chalice/__init__.py",
@@ -207,7 +212,7 @@ def test_routing_rule_is_307_to_the_api_stage(template: dict[str, Any]) -> None:
     assert redirect["HttpRedirectCode"] == "307"
     assert redirect["ReplaceKeyPrefixWith"] == f"{api['StageName']}/resize/" == "api/resize/"
     assert redirect["HostName"] == "abc123.execute-api.eu-west-1.amazonaws.com"
-    # The same rule chalicelib.website builds for configure_bucket.py and the doctor.
+    # The same rule scripts.ops.website builds for configure_bucket.py and the doctor.
     api_url = f"{redirect['Protocol']}://{redirect['HostName']}/{api['StageName']}"
     [expected] = website_configuration(api_url)["RoutingRules"]
     assert redirect == expected["Redirect"]
@@ -444,7 +449,7 @@ def test_the_event_source_caps_concurrency_and_reports_partial_failures(
 
 
 def test_the_metadata_table_is_the_one_the_code_creates_locally(template: dict[str, Any]) -> None:
-    from chalicelib.catalog import TABLE_SCHEMA
+    from chalicelib.originals.metadata import TABLE_SCHEMA
 
     table = template["Resources"]["MetadataTable"]
     assert table["DeletionPolicy"] == "Retain"

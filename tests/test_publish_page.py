@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from scripts.ops.publish_page import PAGE_DIR, local_config, publish_page, stack_config
-from tests.conftest import BUCKET
+from tests.support import BUCKET
 
 OUTPUTS = {
     "ApiURL": "https://abc123.execute-api.eu-west-1.amazonaws.com/api/",

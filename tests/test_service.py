@@ -21,12 +21,12 @@ from chalicelib.errors import (
     StorageUnavailable,
     VariantBudgetExhausted,
 )
-from chalicelib.grammar import parse_size
-from chalicelib.service import ResizeService, nearest_allowed
-from chalicelib.signing import sign
+from chalicelib.resize.grammar import parse_size
+from chalicelib.resize.request import nearest_allowed
+from chalicelib.resize.service import ResizeService
+from chalicelib.resize.signing import sign
 from chalicelib.storage import ImageStore
-from tests import corpus
-from tests.conftest import BUCKET, PUBLIC_URL
+from tests.support import BUCKET, PUBLIC_URL, corpus
 
 SECRET = b"a-signing-secret-of-some-length"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chalicelib.errors import InvalidSignature, SignatureExpired, SignatureRequired
-from chalicelib.signing import sign, verify
+from chalicelib.resize.signing import sign, verify
 
 OLD, NEW = b"old-secret-0123456789", b"new-secret-0123456789"
 

@@ -18,7 +18,7 @@ from chalicelib.errors import (
     StorageUnavailable,
 )
 from chalicelib.storage import ImageStore, Original
-from tests.conftest import BUCKET
+from tests.support import BUCKET
 
 
 def test_put_then_get_round_trips_with_headers(s3: Any) -> None:

@@ -14,7 +14,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import SSLError
 
-from chalicelib.runtime import load_certificates_once
+from chalicelib.wiring import load_certificates_once
 
 
 def self_signed(directory: Path, name: str) -> tuple[Path, Path]:

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from chalicelib import runtime
+from chalicelib import wiring
 from chalicelib.config import ConfigError, Settings
 from chalicelib.errors import Unauthorized
 from chalicelib.uploads import ANONYMOUS_UPLOADER, LOCAL_UPLOADER, uploader_id
-from tests.conftest import BUCKET, PUBLIC_URL
+from tests.support import BUCKET, PUBLIC_URL
 
 TOKEN = "local-dev-token"
 ORIGINALS = "originals"
@@ -27,7 +27,7 @@ def uploads(s3: Any, client: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setenv("UPLOAD_TOKEN", TOKEN)
     monkeypatch.setenv("CORS_ORIGINS", "https://app.example.com")
     monkeypatch.setenv("MAX_SOURCE_BYTES", "1000000")
-    runtime.reset()
+    wiring.reset()
     return client
 
 
@@ -234,20 +234,20 @@ def test_upload_settings_are_read() -> None:
 def listing(uploads: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     import boto3
 
-    from chalicelib.catalog import TABLE_SCHEMA
+    from chalicelib.originals.metadata import TABLE_SCHEMA
 
     boto3.client("dynamodb", region_name="us-east-1").create_table(
         TableName="image-metadata", **TABLE_SCHEMA
     )
     monkeypatch.setenv("METADATA_TABLE", "image-metadata")
-    runtime.reset()
+    wiring.reset()
     return uploads
 
 
 def store(key: str, uploader: str, second: int) -> None:
-    from chalicelib.catalog import OriginalRecord, State
+    from chalicelib.originals.metadata import OriginalRecord, State
 
-    runtime.get_catalog().apply(
+    wiring.get_metadata_store().apply(
         OriginalRecord(
             key=key,
             state=State.READY,

@@ -18,8 +18,7 @@ import pytest
 import requests
 
 from scripts.local.stack import upload_example
-from tests import corpus
-from tests.conftest import started_stack
+from tests.support import corpus, started_stack
 
 pytestmark = pytest.mark.e2e
 

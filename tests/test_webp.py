@@ -1,4 +1,4 @@
-"""libwebp's scaled decode through ctypes (chalicelib.webp) and render's use of it."""
+"""libwebp's scaled decode through ctypes (chalicelib.imaging.webp) and render's use of it."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageStat, WebPImagePlugin
 
-from chalicelib import imaging, webp
-from chalicelib.grammar import parse_size
-from chalicelib.imaging import Geometry, render, scaled_decode_size
-from tests import corpus
+from chalicelib import imaging
+from chalicelib.imaging import render, webp
+from chalicelib.imaging.geometry import Geometry, scaled_decode_size
+from chalicelib.resize.grammar import parse_size
+from tests.support import corpus
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib.website import WebsiteRedirect, apply_routing_rules, website_configuration
 from scripts.ops.configure_bucket import configure_bucket
+from scripts.ops.website import WebsiteRedirect, apply_routing_rules, website_configuration
 
 HOST = "img.example.com"
 

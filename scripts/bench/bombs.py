@@ -11,7 +11,7 @@ case a second time against ``chalicelib/`` as of that commit (extracted with
 and prints both side by side.  A child still running after ``--timeout``
 seconds is stopped, and reported with its peak so far.
 
-    python scripts/bench/bombs.py [--quick] [--before REV] [--only NAME ...]
+    python -m scripts.bench.bombs [--quick] [--before REV] [--only NAME ...]
 """
 
 from __future__ import annotations
@@ -27,12 +27,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+from scripts.bench import bomb_files as bombs
+from scripts.bench.measure_lambda import encoded, photo
+from scripts.bench.timing import peak_rss_kib
 
-from scripts.bench.measure_lambda import encoded, photo  # noqa: E402
-from scripts.bench.timing import peak_rss_kib  # noqa: E402
-from tests import bombs  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
+
 
 REPEAT, QUICK_REPEAT = 3, 1
 TIMEOUT_SECONDS = 120.0
@@ -112,8 +112,8 @@ def child(root: str, path: str, token: str) -> dict[str, object]:
     """One render in this fresh process, with ``root``'s chalicelib."""
     sys.path.insert(0, root)
     from chalicelib.errors import ServiceError
-    from chalicelib.grammar import parse_size
     from chalicelib.imaging import render
+    from chalicelib.resize.grammar import parse_size
 
     original = Path(path).read_bytes()
     spec = parse_size(token, 16384)
@@ -139,26 +139,19 @@ def child(root: str, path: str, token: str) -> dict[str, object]:
 
 def run_child(root: Path, path: Path, token: str, timeout: float) -> dict[str, object]:
     """A child's report; past ``timeout``, its peak so far and how long it ran."""
-    command = [sys.executable, __file__, "--child", str(root), str(path), token]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    command = [sys.executable, "-m", __spec__.name, "--child", str(root), str(path), token]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=ROOT)
     start = time.perf_counter()
     try:
         stdout, _ = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        peak = _peak_of(process.pid)
+        peak = peak_rss_kib(process.pid) / 1024
         process.kill()
         process.communicate()
         return {"outcome": "stopped", "wall_s": time.perf_counter() - start, "peak_mib": peak}
     if process.returncode:
         return {"outcome": f"child exit {process.returncode}", "wall_s": 0.0, "peak_mib": 0.0}
     return json.loads(stdout)
-
-
-def _peak_of(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def worst(reports: list[dict[str, object]]) -> dict[str, object]:

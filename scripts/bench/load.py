@@ -40,15 +40,15 @@ from urllib.parse import quote, unquote, urlsplit
 import requests
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+from chalicelib.imaging import CONTENT_TYPES, fitted_size
+from chalicelib.resize.grammar import parse_size
+from chalicelib.resize.ledger import ALIASES, LEDGER_ROOT, OUTPUTS, original_prefix
+from scripts.bench.timing import percentile
+from scripts.local.samples import ORIENTATION_RIGHT_TOP, badge, photo
+from scripts.local.stack import LocalStack, free_port, local_s3_client
 
-from chalicelib.grammar import parse_size  # noqa: E402
-from chalicelib.imaging import CONTENT_TYPES, fitted_size  # noqa: E402
-from chalicelib.ledger import ALIASES, LEDGER_ROOT, OUTPUTS, original_prefix  # noqa: E402
-from scripts.bench.timing import percentile  # noqa: E402
-from scripts.local.samples import ORIENTATION_RIGHT_TOP, badge, photo  # noqa: E402
-from scripts.local.stack import LocalStack, free_port, local_s3_client  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
+
 
 ORIENTATION_TAG = 0x0112
 SWAPPING_ORIENTATIONS = frozenset({5, 6, 7, 8})

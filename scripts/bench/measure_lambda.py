@@ -7,7 +7,7 @@ interpreter, Pillow, the original's bytes and the render, as in a Lambda
 invocation.  Originals are generated here, not committed; their JPEG
 entropy is close to a real photo's (a 12 MP one is ~2 MB at quality 90).
 
-    .venv/bin/python scripts/bench/measure_lambda.py [--memory 1769] [--repeat 5]
+    .venv/bin/python -m scripts.bench.measure_lambda [--memory 1769] [--repeat 5]
 
 The cost line assumes what the README's cost notes state: Lambda CPU share is
 proportional to memory up to 1769 MB (one vCPU), this machine's core is
@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -31,10 +30,10 @@ from pathlib import Path
 
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+from scripts.bench.timing import peak_rss_kib
 
-from scripts.bench.timing import peak_rss_kib  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
+
 
 # Lambda prices (x86_64, us-east-1): per GB-second and per request.
 PRICE_GB_SECOND = 0.0000166667
@@ -99,12 +98,12 @@ CASES = [
 
 def child(path: str, size: str, repeat: int) -> dict[str, float]:
     """Runs in the child: read the original, render it ``repeat`` times, report."""
-    from chalicelib.grammar import parse_size
     from chalicelib.imaging import render
+    from chalicelib.resize.grammar import parse_size
 
     original = Path(path).read_bytes()
     spec = parse_size(size, 16384)
-    before = peak_rss_mib()
+    before = peak_rss_kib() / 1024
     timings = []
     for _ in range(repeat + 1):  # the first run warms caches and is dropped
         start = time.perf_counter()
@@ -114,29 +113,16 @@ def child(path: str, size: str, repeat: int) -> dict[str, float]:
         "median_ms": statistics.median(timings[1:]) * 1000,
         "max_ms": max(timings[1:]) * 1000,
         "baseline_mib": before,
-        "peak_mib": peak_rss_mib(),
+        "peak_mib": peak_rss_kib() / 1024,
     }
-
-
-def peak_rss_mib() -> float:
-    """This process's peak resident memory.
-
-    Linux carries ``ru_maxrss`` across fork and exec, so a child spawned by a
-    parent holding a 124 MB original would report the parent's peak.  VmHWM
-    belongs to the child's own address space; getrusage is the fallback.
-    """
-    try:
-        return peak_rss_kib() / 1024
-    except (OSError, RuntimeError):  # not Linux
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def measure(case: Case, repeat: int, workdir: Path) -> dict[str, float]:
     original = case.make()
     path = workdir / "original"
     path.write_bytes(original)
-    command = [sys.executable, __file__, "--child", str(path), case.size, str(repeat)]
-    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    command = [sys.executable, "-m", __spec__.name, "--child", str(path), case.size, str(repeat)]
+    result = subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT)
     return {**json.loads(result.stdout), "original_mb": len(original) / 1e6}
 
 

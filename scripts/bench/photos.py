@@ -11,7 +11,7 @@ by git).  Synthetic gradients compress and decode unlike photos, hence the effor
 With ``--photos DIR`` (or ``BENCH_PHOTOS=DIR``) the JPEGs in DIR are used as
 they are instead, and nothing is downloaded.
 
-    python scripts/bench/photos.py [--photos DIR]     # fetch or list, print attribution
+    python -m scripts.bench.photos [--photos DIR]     # fetch or list, print attribution
 """
 
 from __future__ import annotations

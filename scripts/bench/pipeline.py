@@ -23,7 +23,7 @@ nothing.  The peak is Linux's VmHWM, not ``ru_maxrss``: a child started by
 ``subprocess`` (vfork + exec) inherits the parent's ``ru_maxrss``, so after
 the parent decoded a 20 MP photo every child reported the same value, delta 0.
 
-    python scripts/bench/pipeline.py [--quick] [--photos DIR]
+    python -m scripts.bench.pipeline [--quick] [--photos DIR]
 """
 
 from __future__ import annotations
@@ -41,19 +41,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-# libvips would otherwise use every core; Pillow uses one, and so does a small Lambda.
-os.environ.setdefault("VIPS_CONCURRENCY", "1")
-
 import PIL
 from PIL import Image, ImageOps, ImageSequence
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-
-from chalicelib import imaging  # noqa: E402
-from chalicelib.grammar import ResizeSpec, parse_size  # noqa: E402
-from scripts.bench import photos as photo_source  # noqa: E402
-from scripts.bench.timing import (  # noqa: E402
+from chalicelib import imaging
+from chalicelib.imaging import encoders, formats, pipeline
+from chalicelib.resize.grammar import ResizeSpec, parse_size
+from scripts.bench import photos as photo_source
+from scripts.bench.timing import (
     CPU,
     WALL,
     interleaved,
@@ -61,6 +56,13 @@ from scripts.bench.timing import (  # noqa: E402
     peak_rss_kib,
     write_summary,
 )
+
+# libvips would otherwise use every core; Pillow uses one, and so does a small Lambda.
+os.environ.setdefault("VIPS_CONCURRENCY", "1")
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
 
 OUTPUTS = ("300x300", "1000x1000")
 # The largest dimension the grammar accepts at all; specs are always built by the parser.
@@ -122,8 +124,8 @@ def plan(data: bytes, token: str) -> Job:
 
 def save_options(output_format: str) -> dict[str, Any]:
     """render's own settings (quality included), so a change there moves every baseline."""
-    options = dict(imaging.SAVE_OPTIONS.get(output_format, {}))
-    quality = imaging.FORMATS[imaging.DEFAULT_OUTPUT[output_format]].default_quality
+    options = dict(encoders.SAVE_OPTIONS.get(output_format, {}))
+    quality = formats.FORMATS[formats.DEFAULT_OUTPUT[output_format]].default_quality
     if quality is not None:
         options["quality"] = quality
     return options
@@ -131,7 +133,7 @@ def save_options(output_format: str) -> dict[str, Any]:
 
 def encode(frames: list[Image.Image], job: Job) -> bytes:
     """render's own encoder, with the animation options render would pass."""
-    output = imaging.output_format(job.source_format, job.spec)
+    output = formats.output_format(job.source_format, job.spec)
     animation: dict[str, Any] = {}
     if len(frames) > 1:
         with Image.open(BytesIO(job.data)) as image:
@@ -144,7 +146,7 @@ def encode(frames: list[Image.Image], job: Job) -> bytes:
             "loop": loop,
         }
     background = imaging.ImagingLimits().background
-    return imaging.encode(frames, output, job.spec, background, **animation).body
+    return encoders.encode(frames, output, job.spec, background, **animation).body
 
 
 def floor_decode(data: bytes, target: tuple[int, int], frames: int = 1) -> Image.Image:
@@ -174,7 +176,7 @@ def output_pixels(job: Job) -> list[Image.Image]:
     )
     return [
         ImageOps.exif_transpose(
-            imaging.normalise_mode(frame).resize(job.target, Image.Resampling.LANCZOS)
+            pipeline.normalise_mode(frame).resize(job.target, Image.Resampling.LANCZOS)
         )
         for frame in frames
     ]
@@ -197,7 +199,7 @@ def floor_call(job: Job) -> Call:
 def naive_call(job: Job) -> Call:
     def naive() -> bytes:
         with Image.open(BytesIO(job.data)) as image:
-            resized = imaging.normalise_mode(image).resize(job.target, Image.Resampling.LANCZOS)
+            resized = pipeline.normalise_mode(image).resize(job.target, Image.Resampling.LANCZOS)
         return encode([resized], job)
 
     return naive
@@ -259,9 +261,9 @@ def time_job(job: Job, rounds: int, pyvips: ModuleType | None) -> tuple[dict[str
 
 def peak_mib(path: Path, token: str, job: Job, method: str) -> float:
     """Run one call in a fresh process; its ru_maxrss rise over its own idle value, in MiB."""
-    command = [sys.executable, __file__, "--child", method, str(path), token]
+    command = [sys.executable, "-m", __spec__.name, "--child", method, str(path), token]
     command += [str(job.target[0]), str(job.target[1])]
-    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    result = subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT)
     report = json.loads(result.stdout)
     return (report["peak_kib"] - report["idle_kib"]) / 1024.0
 

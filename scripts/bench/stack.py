@@ -19,7 +19,7 @@ The miss is broken down per hop (``requests`` times each response's headers)
 and into the app's render, called directly in this process on the same bytes
 right after each miss, versus everything else (S3 round trips, HTTP, routing).
 
-A second stack then puts the app's S3 calls behind scripts/bench/latency_proxy.py,
+A second stack then puts the app's S3 calls behind scripts/local/proxy.py,
 which delays each by 20 ms (as a network round trip to S3 would; loopback
 has none), and reports the API hop (the function's part of a miss), the
 render, and how many S3 calls ran one after another.  Its median of API hop
@@ -28,7 +28,7 @@ summary as well.
 
 Times are wall-clock: the work spans three processes.
 
-    python scripts/bench/stack.py [--quick] [--photos DIR]
+    python -m scripts.bench.stack [--quick] [--photos DIR]
 """
 
 from __future__ import annotations
@@ -42,15 +42,15 @@ from urllib.parse import quote
 
 import requests
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+from chalicelib.imaging import render
+from scripts.bench import photos as photo_source
+from scripts.bench.pipeline import spec_for
+from scripts.bench.timing import median, percentile, timed, write_summary
+from scripts.local.proxy import Proxy, sequential_round_trips
+from scripts.local.stack import LocalStack, free_port
 
-from chalicelib.imaging import render  # noqa: E402
-from scripts.bench import photos as photo_source  # noqa: E402
-from scripts.bench.latency_proxy import LatencyProxy, sequential_round_trips  # noqa: E402
-from scripts.bench.pipeline import spec_for  # noqa: E402
-from scripts.bench.timing import median, percentile, timed, write_summary  # noqa: E402
-from scripts.local.stack import LocalStack, free_port  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
+
 
 KEY = "bench/photo.jpg"
 PNG_KEY = "bench/photo.png"  # a second series: a PNG miss must decode it once
@@ -138,7 +138,7 @@ def report(
 def latency_misses(
     session: requests.Session,
     stack: LocalStack,
-    proxy: LatencyProxy,
+    proxy: Proxy,
     data: bytes,
     side: int,
     n: int,
@@ -165,7 +165,7 @@ def with_latency(data: bytes, n: int) -> dict[int, Samples]:
     s3_port = free_port()
     with (
         tempfile.TemporaryDirectory() as tmp,
-        LatencyProxy(f"http://127.0.0.1:{s3_port}", S3_LATENCY_MS / 1000) as proxy,
+        Proxy(f"http://127.0.0.1:{s3_port}", latency=S3_LATENCY_MS / 1000) as proxy,
     ):
         app_env = {"S3_ENDPOINT_URL": proxy.url}
         stack = LocalStack(Path(tmp), s3_port=s3_port, api_port=free_port(), app_env=app_env)

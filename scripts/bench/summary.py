@@ -5,7 +5,7 @@ pipeline.py and stack.py write theirs to .local/bench/*.summary; `make bench`
 removes those files before it starts, so a line printed here is from this run
 or the run fails.
 
-    python scripts/bench/summary.py
+    python -m scripts.bench.summary
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+from scripts.bench.timing import SUMMARY_DIR
 
-from scripts.bench.timing import SUMMARY_DIR  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
+
 
 ORDER = ("pipeline", "stack")
 

@@ -72,16 +72,16 @@ def percentile(samples: list[float], fraction: float) -> float:
     return ordered[rank - 1]
 
 
-def peak_rss_kib() -> int:
-    """This process's peak resident set so far (VmHWM), in KiB.
+def peak_rss_kib(pid: int | str = "self") -> int:
+    """A process's peak resident set so far (VmHWM), in KiB: this one's by default.
 
     Not ``ru_maxrss``: a child started by ``subprocess`` inherits its parent's,
     so after the parent decoded a big photo every child would report that.
     """
-    for line in Path("/proc/self/status").read_text().splitlines():
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1])
-    raise RuntimeError("no VmHWM in /proc/self/status: peak memory needs Linux")
+    raise RuntimeError(f"no VmHWM in /proc/{pid}/status: peak memory needs Linux")
 
 
 SUMMARY_DIR = Path(__file__).resolve().parents[2] / ".local" / "bench"

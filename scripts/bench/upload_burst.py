@@ -12,7 +12,7 @@ sits in the dead-letter queue, and no invocation ran past the cap.
 Reports the burst's wall time, the drain time (first upload to the last
 event handled) and the peak concurrency the poller saw.
 
-    python scripts/bench/upload_burst.py [--uploads 200] [--concurrency 16]
+    python -m scripts.bench.upload_burst [--uploads 200] [--concurrency 16]
 """
 
 from __future__ import annotations
@@ -33,16 +33,16 @@ from typing import Any
 import requests
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-
-from chalicelib.config import DEFAULT_PRESET_SIZES  # noqa: E402
-from scripts.local.stack import (  # noqa: E402
+from chalicelib.config import DEFAULT_PRESET_SIZES
+from scripts.local.stack import (
     APP_EVENT_HANDLER,
     EventSettings,
     LocalStack,
     free_port,
 )
+
+ROOT = Path(__file__).resolve().parents[2]
+
 
 PAGE = 100
 DRAIN_TIMEOUT = 900.0  # seconds; a bound, not a target

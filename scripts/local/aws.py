@@ -16,14 +16,15 @@ from typing import Any
 
 import boto3
 
-from chalicelib.catalog import TABLE_SCHEMA
+from chalicelib.config import EVENTS_QUEUE_NAME
+from chalicelib.originals.metadata import TABLE_SCHEMA
 
 REGION = "us-east-1"
 # moto accepts any credentials; s3rver accepts these, and the app uses one set for both.
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "S3RVER", "AWS_SECRET_ACCESS_KEY": "S3RVER"}
 
-EVENTS_QUEUE = "image-events"
-EVENTS_DLQ = "image-events-dlq"
+EVENTS_QUEUE = EVENTS_QUEUE_NAME
+EVENTS_DLQ = f"{EVENTS_QUEUE_NAME}-dlq"
 NOTIFY_TOPIC = "image-events"
 NOTIFICATIONS_QUEUE = "image-notifications"
 DEFAULT_METADATA_TABLE = "image-metadata"

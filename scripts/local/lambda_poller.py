@@ -192,7 +192,6 @@ def load_handler(spec: str) -> Handler:
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
         raise SystemExit(f"--handler must be module:attribute, got {spec!r}")
-    sys.path.insert(0, str(ROOT))
     handler: Handler = getattr(importlib.import_module(module_name), attribute)
     return handler
 

@@ -40,13 +40,13 @@ from urllib.parse import quote
 import requests
 from botocore.config import Config
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+from scripts.local import aws
+from scripts.local.samples import sample_originals
+from scripts.ops.configure_bucket import configure_bucket, configure_originals
+from scripts.ops.publish_page import INDEX_KEY, local_config, publish_page
 
-from scripts.local import aws  # noqa: E402
-from scripts.local.samples import sample_originals  # noqa: E402
-from scripts.ops.configure_bucket import configure_bucket, configure_originals  # noqa: E402
-from scripts.ops.publish_page import INDEX_KEY, local_config, publish_page  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
+
 
 S3RVER_CREDENTIALS = aws.FAKE_CREDENTIALS
 # The bearer token `make run` accepts for uploads unless UPLOAD_TOKEN says otherwise.
@@ -274,7 +274,8 @@ class LocalStack:
         self.poller_stats_path.unlink(missing_ok=True)  # it appears once the poller is up
         poller = [
             sys.executable,
-            str(ROOT / "scripts" / "local" / "lambda_poller.py"),
+            "-m",
+            "scripts.local.lambda_poller",
             *("--handler", self.event_handler),
             *("--queue-url", self.events_queue_url),
             *("--batch-size", str(self.events.batch_size)),
@@ -338,7 +339,8 @@ class LocalStack:
     def start_api(self) -> None:
         chalice = [
             sys.executable,
-            str(ROOT / "scripts" / "local" / "chalice_local.py"),
+            "-m",
+            "scripts.local.chalice_local",
             "local",
             "--host",
             self.host,

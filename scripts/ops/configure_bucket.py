@@ -4,7 +4,7 @@
 Used by `make run` against s3rver and, for the plain `chalice deploy` route,
 against real buckets:
 
-    python scripts/ops/configure_bucket.py --bucket my-images --public-read \\
+    python -m scripts.ops.configure_bucket --bucket my-images --public-read \\
         --api-url https://abc123.execute-api.us-east-1.amazonaws.com/api \\
         --originals my-originals --cors-origin https://app.example.com
 
@@ -22,16 +22,13 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import boto3
 from botocore.exceptions import ClientError
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from chalicelib.storage import error_code
-from chalicelib.website import website_configuration
+from chalicelib.aws import error_code
+from scripts.ops.website import website_configuration
 
 # Policies are what make the website public; ACLs stay off (BucketOwnerEnforced).
 PUBLIC_ACCESS_BLOCK = {

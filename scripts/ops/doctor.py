@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Check a deployment for the classic mistakes; print a checklist with a fix per failure.
 
-    python scripts/ops/doctor.py --stack image-resizer --region us-east-1   # a CloudFormation stack
-    python scripts/ops/doctor.py --local                                    # the `make run` stack
-    python scripts/ops/doctor.py --bucket B --originals O --api-url URL --website-url URL \\
+    python -m scripts.ops.doctor --stack image-resizer --region us-east-1   # a CloudFormation stack
+    python -m scripts.ops.doctor --local                                    # the `make run` stack
+    python -m scripts.ops.doctor --bucket B --originals O --api-url URL --website-url URL \\
         [--public-url URL] [--storage-url URL]
 
 It reads the variants bucket's website configuration with boto3, uploads one
@@ -34,12 +34,12 @@ import requests
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+from chalicelib.config import CDN_MAX_AGE_SECONDS
+from chalicelib.resize.ledger import original_prefix
+from scripts.ops.website import REDIRECT_CODE, apply_routing_rules
 
-from chalicelib.config import CDN_MAX_AGE_SECONDS  # noqa: E402
-from chalicelib.ledger import original_prefix  # noqa: E402
-from chalicelib.website import REDIRECT_CODE, apply_routing_rules  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
+
 
 TIMEOUT = 30
 PROBE_SIZE = "32x"
@@ -110,7 +110,7 @@ def failed(detail: str, fix: str) -> Result:
 
 def configure_command(target: Target) -> str:
     return (
-        f"python scripts/ops/configure_bucket.py --bucket {target.bucket} "
+        f"python -m scripts.ops.configure_bucket --bucket {target.bucket} "
         f"--api-url {target.api_url} --public-read --originals {target.originals_bucket}  "
         "(a stack: run `make deploy` again)"
     )

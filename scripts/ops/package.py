@@ -7,7 +7,7 @@ wheel tags, every shared library's CPU architecture and the newest glibc
 symbol it needs, and, when this machine has the same architecture, that the
 zip's Pillow imports and renders in an interpreter that sees only the zip.
 
-    .venv/bin/python scripts/ops/package.py [--out build/package] [--region us-east-1]
+    .venv/bin/python -m scripts.ops.package [--out build/package] [--region us-east-1]
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ STAGE = "prod"
 
 # Chalice picks the Lambda runtime from the Python that runs it.  The
 # python3.12+ runtimes run on Amazon Linux 2023, whose glibc is 2.34; with
-# Python 3.11 chalice would silently build Pillow from source (FACTS.md).
+# Python 3.11 chalice would silently build Pillow from source (docs/deploy.md).
 MIN_PYTHON = (3, 12)
 LAMBDA_GLIBC = (2, 34)
 
@@ -160,7 +160,7 @@ def smoke_test(zip_path: Path) -> subprocess.CompletedProcess[str]:
         "from PIL import Image, features\n"
         "import PIL\n"
         "assert PIL.__file__.startswith(sys.argv[1]), PIL.__file__\n"
-        "from chalicelib.grammar import parse_size\n"
+        "from chalicelib.resize.grammar import parse_size\n"
         "from chalicelib.imaging import render\n"
         "buffer = BytesIO(); Image.new('RGB', (640, 480), 'teal').save(buffer, 'JPEG')\n"
         "out = render(buffer.getvalue(), parse_size('320x', 4096))\n"
@@ -168,7 +168,7 @@ def smoke_test(zip_path: Path) -> subprocess.CompletedProcess[str]:
         "      *(f for f in ('jpg', 'webp', 'zlib') if features.check(f)))\n"
         # The scaled WebP decode loads the zip's own libwebp, and falls back without it.
         "import os\n"
-        "from chalicelib import webp\n"
+        "from chalicelib.imaging import webp\n"
         "lib = webp.library()\n"
         "buffer = BytesIO(); Image.new('RGB', (640, 480), 'teal').save(buffer, 'WEBP')\n"
         "scaled = render(buffer.getvalue(), parse_size('160x', 4096))\n"

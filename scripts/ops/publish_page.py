@@ -7,7 +7,7 @@ and the website are and how users sign in.  Root keys never collide with
 variants (``<size>/<key>``).  `make run` publishes it into s3rver
 (scripts/local/stack.py); `make deploy` runs this file against the stack:
 
-    python scripts/ops/publish_page.py --stack image-resizer --region eu-west-1
+    python -m scripts.ops.publish_page --stack image-resizer --region eu-west-1
 
 It reads the stack's outputs (ApiURL, PublicURL, BucketName, UserPoolId,
 UserPoolClientId) and prints the page's address.

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Print a signed variant URL (the first of SIGNING_KEYS signs).
 
-    SIGNING_KEYS=... python scripts/ops/sign_url.py --public-url https://img.example.com \\
+    SIGNING_KEYS=... python -m scripts.ops.sign_url --public-url https://img.example.com \\
         300x200 "photos/café.jpg" [--expires-in 3600]
 """
 
@@ -11,13 +11,10 @@ import argparse
 import os
 import sys
 import time
-from pathlib import Path
 from urllib.parse import quote
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from chalicelib.grammar import check_key, parse_size
-from chalicelib.signing import sign
+from chalicelib.resize.grammar import check_key, parse_size
+from chalicelib.resize.signing import sign
 
 
 def signed_url(public_url: str, secret: bytes, size: str, key: str, expires: int | None) -> str:

@@ -1,6 +1,6 @@
 """What an original is: size as displayed, format, frames, when and with what it was taken.
 
-Pure, like imaging: bytes in, a frozen value out.  It reads headers and EXIF
+Pure, like the pipeline: bytes in, a frozen value out.  It reads headers and EXIF
 only (no pixel is decoded), after the same container walk and pixel check a
 render runs first, so a hostile original is refused here as it would be there.
 GPS is read only when asked for: a photo's position is personal data, and the
@@ -15,14 +15,10 @@ from typing import Any
 
 from PIL import ExifTags, Image
 
-from chalicelib import preflight
-from chalicelib.imaging import (
-    ImagingLimits,
-    check_pixels,
-    exif_of,
-    open_checked,
-    stored_on_its_side,
-)
+from chalicelib.imaging import containers
+from chalicelib.imaging.limits import ImagingLimits
+from chalicelib.imaging.memory import check_pixels
+from chalicelib.imaging.pipeline import exif_of, open_checked, stored_on_its_side
 
 _MAKE, _MODEL = 0x010F, 0x0110
 _DATE_TIME_ORIGINAL, _DATE_TIME = 0x9003, 0x0132
@@ -56,7 +52,7 @@ class ImageFacts:
 
 def describe(original: bytes, limits: ImagingLimits, *, with_gps: bool = False) -> ImageFacts:
     """The facts of ``original``; raises the typed errors a render would (415, 413, 422)."""
-    structure = preflight.walk(original, limits.max_frames)
+    structure = containers.walk(original, limits.max_frames)
     with open_checked(original) as image:
         check_pixels(image.size, limits)
         exif = exif_of(image, structure)
@@ -75,7 +71,7 @@ def describe(original: bytes, limits: ImagingLimits, *, with_gps: bool = False) 
         )
 
 
-def _frames(image: Image.Image, structure: preflight.Structure) -> int:
+def _frames(image: Image.Image, structure: containers.Structure) -> int:
     """Frames as counted by the walk (never by seeking through them); TIFF pages count once."""
     if image.format in ("TIFF", "MPO", "JPEG"):
         return 1

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from chalicelib import preflight
-from tests import bombs, corpus
+from chalicelib.imaging import containers
+from scripts.bench import bomb_files as bombs
+from tests.support import corpus
 
 
 def originals() -> dict[str, bytes]:
@@ -17,11 +18,11 @@ def originals() -> dict[str, bytes]:
         "bad/bomb.png": bombs.png_bomb(),
         # Resource bombs, each just past the cap it crosses (tests/bombs.py).
         "bad/canvas.webp": bombs.webp_animation((8000, 8000)),
-        "bad/scans.jpg": bombs.jpeg_progressive(64, 1, preflight.MAX_JPEG_SCANS),
-        "bad/markers.jpg": bombs.jpeg_many_markers(preflight.MAX_JPEG_SEGMENTS),
-        "bad/chunks.png": bombs.png_many_chunks(preflight.MAX_PNG_CHUNKS),
-        "bad/extensions.gif": bombs.gif_many_extensions(preflight.MAX_GIF_BLOCKS),
-        "bad/strips.tif": bombs.tiff_many_strips(preflight.MAX_TIFF_VALUES // 2),
+        "bad/scans.jpg": bombs.jpeg_progressive(64, 1, containers.MAX_JPEG_SCANS),
+        "bad/markers.jpg": bombs.jpeg_many_markers(containers.MAX_JPEG_SEGMENTS),
+        "bad/chunks.png": bombs.png_many_chunks(containers.MAX_PNG_CHUNKS),
+        "bad/extensions.gif": bombs.gif_many_extensions(containers.MAX_GIF_BLOCKS),
+        "bad/strips.tif": bombs.tiff_many_strips(containers.MAX_TIFF_VALUES // 2),
         "bad/rle.bmp": bombs.bmp_rle4(4001),
         "bad/image.ppm": corpus.in_format("PPM", (64, 64)),
         "bad/image.eps": corpus.in_format("EPS", (64, 64)),

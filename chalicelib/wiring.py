@@ -1,4 +1,4 @@
-"""Lazy getters for settings, the S3 client and the service.
+"""The wiring: lazy getters that build settings, AWS clients and the services from them.
 
 Nothing is imported or built at import time: a health check loads neither
 boto3 nor Pillow, and a request refused before any I/O (a 4xx) builds no S3
@@ -19,9 +19,9 @@ from chalicelib.config import Settings
 from chalicelib.errors import Misconfigured
 
 if TYPE_CHECKING:
-    from chalicelib.catalog import Catalog
-    from chalicelib.lifecycle import OriginalLifecycle
-    from chalicelib.service import ResizeService
+    from chalicelib.originals.lifecycle import OriginalLifecycle
+    from chalicelib.originals.metadata import MetadataStore
+    from chalicelib.resize.service import ResizeService
     from chalicelib.uploads import UploadService
 
 T = TypeVar("T")
@@ -94,7 +94,7 @@ def load_certificates_once(client: Any) -> bool:
 
 @_built_once
 def get_service() -> ResizeService:
-    from chalicelib.service import ResizeService
+    from chalicelib.resize.service import ResizeService
     from chalicelib.storage import ImageStore
 
     settings = get_settings()
@@ -143,24 +143,20 @@ def _client_config(**options: Any) -> Any:
 
 
 @_built_once
-def get_catalog() -> Catalog:
-    from chalicelib.catalog import Catalog
+def get_metadata_store() -> MetadataStore:
+    from chalicelib.originals.metadata import MetadataStore
 
     table = get_settings().metadata_table
     if not table:
         raise Misconfigured("metadata is not configured", "METADATA_TABLE is not set")
-    return Catalog(aws_client("dynamodb"), table)
+    return MetadataStore(aws_client("dynamodb"), table)
 
 
 @_built_once
 def get_lifecycle() -> OriginalLifecycle:
-    from chalicelib.lifecycle import (
-        CdnInvalidator,
-        Notifier,
-        OriginalLifecycle,
-        Purger,
-        Rechecker,
-    )
+    from chalicelib.originals.lifecycle import OriginalLifecycle
+    from chalicelib.originals.notify import Notifier
+    from chalicelib.originals.purge import CdnInvalidator, Purger, Rechecker
     from chalicelib.storage import ImageStore
 
     settings = get_settings()
@@ -184,7 +180,7 @@ def get_lifecycle() -> OriginalLifecycle:
         settings,
         ImageStore(client, settings.originals),
         get_service(),
-        get_catalog(),
+        get_metadata_store(),
         Purger(
             ImageStore(client, settings.bucket),
             cdn,
@@ -202,7 +198,7 @@ def reset() -> None:
         get_s3_client,
         get_service,
         get_uploads,
-        get_catalog,
+        get_metadata_store,
         get_lifecycle,
     ):
         getter.cache_clear()

@@ -6,26 +6,27 @@ from collections.abc import Callable
 
 import pytest
 
-from chalicelib import preflight
 from chalicelib.errors import OriginalTooComplex, OriginalTooManyPixels
-from tests import bombs, corpus
+from chalicelib.imaging import containers
+from scripts.bench import bomb_files as bombs
+from tests.support import corpus
 
 
 def test_gif_canvas_covers_every_frames_extent() -> None:
-    structure = preflight.walk(bombs.gif_offscreen_frame(screen=3, offset=500), max_frames=10)
+    structure = containers.walk(bombs.gif_offscreen_frame(screen=3, offset=500), max_frames=10)
     assert structure.canvas == (501, 501)
     assert structure.frames == 2
 
 
 def test_gif_frames_are_counted_only_past_the_cap() -> None:
-    assert preflight.walk(bombs.gif_many_frames(50), max_frames=100).frames == 50
-    assert preflight.walk(bombs.gif_many_frames(5000), max_frames=10).frames == 11
+    assert containers.walk(bombs.gif_many_frames(50), max_frames=100).frames == 50
+    assert containers.walk(bombs.gif_many_frames(5000), max_frames=10).frames == 11
 
 
 def test_webp_canvas_and_decoder_buffers_come_from_vp8x() -> None:
-    structure = preflight.walk(bombs.webp_animation((3000, 2000), frames=4), max_frames=10)
+    structure = containers.walk(bombs.webp_animation((3000, 2000), frames=4), max_frames=10)
     assert (structure.canvas, structure.frames) == ((3000, 2000), 4)
-    assert structure.decoder_bytes == 3000 * 2000 * preflight.WEBP_DECODER_BYTES
+    assert structure.decoder_bytes == 3000 * 2000 * containers.WEBP_DECODER_BYTES
 
 
 @pytest.mark.parametrize(
@@ -39,37 +40,37 @@ def test_webp_canvas_and_decoder_buffers_come_from_vp8x() -> None:
 def test_still_webp_canvas_is_its_bitstreams_size(
     original: Callable[[], bytes], size: tuple[int, int]
 ) -> None:
-    assert preflight.walk(original(), max_frames=10).canvas == size
+    assert containers.walk(original(), max_frames=10).canvas == size
 
 
 @pytest.mark.parametrize(("components", "sampling"), [(1, 1), (3, 3)])
 def test_progressive_jpeg_holds_a_full_size_coefficient_buffer(
     components: int, sampling: int
 ) -> None:
-    structure = preflight.walk(bombs.jpeg_progressive(800, components, 3), max_frames=10)
+    structure = containers.walk(bombs.jpeg_progressive(800, components, 3), max_frames=10)
     assert structure.decoder_bytes == (800 // 8) ** 2 * sampling * 128
 
 
 def test_subsampled_chroma_needs_fewer_coefficients() -> None:
     progressive = corpus.encode(corpus.quadrants((800, 800)), "JPEG", progressive=True)
-    assert preflight.walk(progressive, max_frames=10).decoder_bytes == 100 * 100 * 1.5 * 128
+    assert containers.walk(progressive, max_frames=10).decoder_bytes == 100 * 100 * 1.5 * 128
 
 
 def test_baseline_jpeg_is_decoded_without_a_coefficient_buffer() -> None:
-    assert preflight.walk(corpus.jpeg((800, 600)), max_frames=10).decoder_bytes == 0
+    assert containers.walk(corpus.jpeg((800, 600)), max_frames=10).decoder_bytes == 0
 
 
 def test_apng_frames_are_the_fewer_of_declared_and_present() -> None:
     frames = [corpus.quadrants((40, 30)).rotate(90 * i) for i in range(3)]
     apng = corpus.encode(frames[0], "PNG", save_all=True, append_images=frames[1:])
-    assert preflight.walk(apng, max_frames=10).frames == 3
-    assert preflight.walk(corpus.png_rgba((40, 40)), max_frames=10).frames == 1
+    assert containers.walk(apng, max_frames=10).frames == 3
+    assert containers.walk(corpus.png_rgba((40, 40)), max_frames=10).frames == 1
 
 
 def test_avif_decoder_buffers_follow_its_av1_configuration() -> None:
     avif = corpus.in_format("AVIF", (64, 64))  # 8-bit 4:2:0: 1.5 bytes of planes a pixel
-    structure = preflight.walk(avif, max_frames=10)
-    assert structure.decoder_bytes_per_pixel == 1.5 + preflight.AVIF_RGB_BYTES
+    structure = containers.walk(avif, max_frames=10)
+    assert structure.decoder_bytes_per_pixel == 1.5 + containers.AVIF_RGB_BYTES
 
 
 # Each cap, set small: the walk passes at the cap and refuses one past it.
@@ -91,9 +92,9 @@ def _segments_in_plain_jpeg() -> int:
     plain = bombs.jpeg_many_markers(0)
     with pytest.MonkeyPatch.context() as patch:
         for cap in range(1, 40):
-            patch.setattr(preflight, "MAX_JPEG_SEGMENTS", cap)
+            patch.setattr(containers, "MAX_JPEG_SEGMENTS", cap)
             try:
-                preflight.walk(plain, max_frames=1)
+                containers.walk(plain, max_frames=1)
             except OriginalTooComplex:
                 continue
             return cap
@@ -104,17 +105,17 @@ def _segments_in_plain_jpeg() -> int:
 def test_each_cap_refuses_only_past_it(
     monkeypatch: pytest.MonkeyPatch, cap: str, make: Callable[[int], bytes], value: int
 ) -> None:
-    monkeypatch.setattr(preflight, cap, value)
-    preflight.walk(make(value), max_frames=10_000)
+    monkeypatch.setattr(containers, cap, value)
+    containers.walk(make(value), max_frames=10_000)
     with pytest.raises(OriginalTooComplex) as info:
-        preflight.walk(make(value + 1), max_frames=10_000)
+        containers.walk(make(value + 1), max_frames=10_000)
     assert (info.value.status, info.value.code) == (422, "original_too_complex")
 
 
 def test_png_chunks_after_idat_count_too(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(preflight, "MAX_PNG_CHUNKS", 20)
+    monkeypatch.setattr(containers, "MAX_PNG_CHUNKS", 20)
     with pytest.raises(OriginalTooComplex):
-        preflight.walk(bombs.png_many_chunks(20, after_idat=True), max_frames=10)
+        containers.walk(bombs.png_many_chunks(20, after_idat=True), max_frames=10)
 
 
 @pytest.mark.parametrize(
@@ -130,17 +131,17 @@ def test_png_chunks_after_idat_count_too(monkeypatch: pytest.MonkeyPatch) -> Non
 )
 def test_png_metadata_after_the_pixels_is_noted(original: Callable[[], bytes], after: bool) -> None:
     # Only then must Pillow decode every pixel to learn the EXIF orientation.
-    assert preflight.walk(original(), max_frames=1).metadata_after_pixels is after
+    assert containers.walk(original(), max_frames=1).metadata_after_pixels is after
 
 
 def test_run_length_bmp_pixels_are_capped(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(preflight, "MAX_RLE_BMP_PIXELS", 100 * 100)
-    preflight.walk(bombs.bmp_rle4(100), max_frames=1)
+    monkeypatch.setattr(containers, "MAX_RLE_BMP_PIXELS", 100 * 100)
+    containers.walk(bombs.bmp_rle4(100), max_frames=1)
     with pytest.raises(OriginalTooManyPixels) as info:
-        preflight.walk(bombs.bmp_rle4(101), max_frames=1)
+        containers.walk(bombs.bmp_rle4(101), max_frames=1)
     assert info.value.status == 413
     uncompressed = corpus.in_format("BMP", (101, 101))
-    assert preflight.walk(uncompressed, max_frames=1) == preflight.Structure()
+    assert containers.walk(uncompressed, max_frames=1) == containers.Structure()
 
 
 @pytest.mark.parametrize(
@@ -158,4 +159,4 @@ def test_run_length_bmp_pixels_are_capped(monkeypatch: pytest.MonkeyPatch) -> No
 )
 def test_truncated_containers_end_the_walk_quietly(original: bytes) -> None:
     for length in range(0, len(original), max(1, len(original) // 97)):
-        assert isinstance(preflight.walk(original[:length], max_frames=10), preflight.Structure)
+        assert isinstance(containers.walk(original[:length], max_frames=10), containers.Structure)

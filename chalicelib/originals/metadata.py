@@ -27,10 +27,10 @@ from enum import Enum
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-from botocore.exceptions import BotoCoreError, ClientError
 
+from chalicelib.aws import aws_errors
 from chalicelib.errors import InvalidUploadRequest, StorageUnavailable
-from chalicelib.storage import error_code
+from chalicelib.uploads import MAX_PAGE
 
 BY_UPLOADER = "by_uploader"
 # The table as CreateTable takes it: the local stack and the tests create it from
@@ -57,7 +57,7 @@ TABLE_SCHEMA: dict[str, Any] = {
     "BillingMode": "PAY_PER_REQUEST",
 }
 META, USAGE = "meta", "usage"
-MAX_PAGE = 100
+_METADATA = "the metadata store"
 _SERIALIZER, _DESERIALIZER = TypeSerializer(), TypeDeserializer()
 
 
@@ -78,7 +78,7 @@ class OriginalRecord:
     bytes: int = 0
     uploader: str | None = None
     created_at: str = ""  # when this version was stored (the event's time)
-    facts: Mapping[str, Any] = field(default_factory=dict)  # chalicelib.facts.ImageFacts
+    facts: Mapping[str, Any] = field(default_factory=dict)  # chalicelib.imaging.facts.ImageFacts
     error_code: str | None = None
     presets: Mapping[str, str] = field(default_factory=dict)  # size token → public URL
     notified: bool = False
@@ -117,7 +117,7 @@ class Usage:
     originals: int = 0
 
 
-class Catalog:
+class MetadataStore:
     """Records and usage in one DynamoDB table, over a boto3 DynamoDB client."""
 
     def __init__(self, client: Any, table: str) -> None:
@@ -147,19 +147,23 @@ class Catalog:
             {"Put": {"TableName": self._table, "Item": _item(record), **condition}}
         ]
         writes += self._usage_updates(record, previous)
-        try:
+        with aws_errors(_METADATA, expect={"TransactionCanceledException"}) as cancelled:
             self._client.transact_write_items(TransactItems=writes)
-        except ClientError as err:
-            if error_code(err) in ("TransactionCanceledException", "ConditionalCheckFailed"):
-                return False
-            raise _unavailable(err) from err
-        except BotoCoreError as err:
-            raise _unavailable(err) from err
-        return True
+        if not cancelled:
+            return True
+        # A cancelled transaction says why per item, in order: the record's Put is first.
+        # Only its failed condition means another event won; a conflicting transaction
+        # or throttling is an outage the event is retried after.
+        reasons = cancelled.error.response.get("CancellationReasons") or [{}]  # type: ignore[union-attr]
+        if reasons[0].get("Code") == "ConditionalCheckFailed":
+            return False
+        raise StorageUnavailable(
+            f"{_METADATA} is unavailable, try again", repr(cancelled.error)
+        ) from cancelled.error
 
     def mark_notified(self, record: OriginalRecord) -> None:
         """Note that ``record``'s notification went out (unless a newer event replaced it)."""
-        try:
+        with aws_errors(_METADATA, expect={"ConditionalCheckFailedException"}):
             self._client.update_item(
                 TableName=self._table,
                 Key=_key(f"original#{record.key}", META),
@@ -169,12 +173,7 @@ class Catalog:
                     ":yes": {"BOOL": True},
                     ":sequencer": {"S": record.sequencer},
                 },
-            )
-        except ClientError as err:
-            if error_code(err) != "ConditionalCheckFailedException":
-                raise _unavailable(err) from err
-        except BotoCoreError as err:
-            raise _unavailable(err) from err
+            )  # a failed condition: a newer event replaced the record; nothing to note
 
     def usage(self, uploader: str) -> Usage:
         item = self._get_item(f"usage#{uploader}", USAGE) or {}
@@ -234,10 +233,9 @@ class Catalog:
         return _plain(item) if item else None
 
     def _call(self, operation: str, **arguments: Any) -> dict[str, Any]:
-        try:
-            return getattr(self._client, operation)(**arguments)  # type: ignore[no-any-return]
-        except (ClientError, BotoCoreError) as err:
-            raise _unavailable(err) from err
+        with aws_errors(_METADATA):
+            response: dict[str, Any] = getattr(self._client, operation)(**arguments)
+        return response
 
 
 def encode_cursor(last_key: Mapping[str, Any]) -> str:
@@ -324,7 +322,3 @@ def tombstone(previous: OriginalRecord | None, key: str, sequencer: str) -> Orig
         error_code=None,
         notified=False,
     )
-
-
-def _unavailable(err: Exception) -> StorageUnavailable:
-    return StorageUnavailable("the metadata store is unavailable, try again", repr(err))

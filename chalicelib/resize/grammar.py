@@ -23,11 +23,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from chalicelib.errors import InvalidKey, InvalidSize, NonCanonicalSize
 
 MAX_KEY_BYTES = 1024
+# What a URL template (an upload's answer, a notification) has where the size token goes.
+SIZE_PLACEHOLDER = "{size}"
 MAX_DPR = 3
 # More digits than any sane value; refuses before int() sees a huge string.
 _MAX_DIGITS = 6
@@ -112,7 +114,7 @@ class ResizeSpec:
 
     def variant_key(self, original_key: str) -> str:
         """Where the variant of ``original_key`` is stored."""
-        return f"{self.token}/{original_key}"
+        return variant_key(self.token, original_key)
 
     def without_output(self) -> ResizeSpec:
         """The same variant in the original's own format."""
@@ -213,3 +215,19 @@ def check_key(key: str) -> None:
     for segment in key.split("/"):
         if segment in ("", ".", ".."):
             raise InvalidKey("key has an empty, '.' or '..' segment")
+
+
+def variant_key(path: str, original_key: str) -> str:
+    """Where a variant is stored: ``<path>/<original key>``, ``<path>`` being
+    ``[<signature>/]<size token>``."""
+    return f"{path}/{original_key}"
+
+
+def public_url(base: str, key: str) -> str:
+    """The address of a stored object under the public base (``PUBLIC_URL``)."""
+    return f"{base}/{quote(key, safe='/')}"
+
+
+def variant_url_template(base: str, original_key: str) -> str:
+    """The public URL of any size of ``original_key``, with a literal ``{size}`` to fill in."""
+    return f"{base}/{variant_key(SIZE_PLACEHOLDER, quote(original_key, safe='/'))}"

@@ -25,36 +25,24 @@ the message comes back and, failing for good, ends in the dead-letter queue.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import re
-import time
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from datetime import datetime
 from enum import Enum
 from typing import Any
-from urllib.parse import quote
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from chalicelib.catalog import Catalog, OriginalRecord, State, tombstone
-from chalicelib.config import DEFAULT_RECHECK_DELAY_SECONDS, Settings
+from chalicelib.config import Settings
 from chalicelib.errors import OriginalNotFound, ServiceError, StorageUnavailable
-from chalicelib.events import Change, MalformedEvent, ObjectEvent, parse_message, recheck_body
-from chalicelib.facts import describe
-from chalicelib.ledger import Ledger, original_prefix
-from chalicelib.service import SOURCE_ETAG, ResizeService
+from chalicelib.imaging.facts import describe
+from chalicelib.originals.events import Change, MalformedEvent, ObjectEvent, parse_message
+from chalicelib.originals.metadata import MetadataStore, OriginalRecord, State, tombstone
+from chalicelib.originals.notify import Notifier
+from chalicelib.originals.purge import Purger, Rechecker
+from chalicelib.resize.grammar import variant_url_template
+from chalicelib.resize.service import ResizeService
 from chalicelib.storage import ImageStore, ObjectInfo
+from chalicelib.uploads import is_uploader_id, uploader_folder
 
 log = logging.getLogger(__name__)
-
-# CloudFront takes up to 3,000 exact paths in flight per distribution; a batch stays well under.
-INVALIDATION_BATCH = 1000
-_UPLOADER = re.compile(r"[A-Za-z0-9_-]{1,128}")
-_HEADS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="purge-head")
 
 
 class Outcome(Enum):
@@ -73,125 +61,6 @@ class Superseded(Exception):
     """The original changed or went while this event was handled; its own event follows."""
 
 
-class Purger:
-    """Deletes every stored variant of an original (and its ledger entry) not made from one ETag.
-
-    A ledger entry whose variant isn't stored yet is a render in flight (a
-    miss claims the entry first) unless it is older than ``in_flight_seconds``:
-    it is kept, so the recheck that follows finds that variant once stored.
-    """
-
-    def __init__(
-        self,
-        variants: ImageStore,
-        cdn: CdnInvalidator | None = None,
-        *,
-        in_flight_seconds: int = DEFAULT_RECHECK_DELAY_SECONDS,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self._variants = variants
-        self._cdn = cdn
-        self._in_flight_seconds = in_flight_seconds
-        self._clock = clock
-
-    def purge(self, key: str, keep_etag: str | None) -> list[str]:
-        """Delete what isn't from ``keep_etag`` (None: everything); the variant keys removed."""
-        prefix = original_prefix(key)
-        listed = self._variants.list_all(prefix)
-        if not listed:
-            return []
-        entries = Ledger.from_names(listed).entries(key)  # variant key → its entry's key
-        found = dict(zip(entries, _HEADS.map(self._variants.head, entries), strict=True))
-        in_flight = {
-            entries[variant]
-            for variant, info in found.items()
-            if info is None and not self._is_old(listed[entries[variant][len(prefix) :]])
-        }
-        stale = [
-            variant
-            for variant, info in found.items()
-            if info is not None
-            and (keep_etag is None or info.metadata.get(SOURCE_ETAG) != keep_etag)
-        ]
-        kept = {entries[variant] for variant, info in found.items() if info is not None}
-        kept = (kept - {entries[variant] for variant in stale}) | in_flight
-        # Variants first, entries last: a crash in between leaves entries to find next time.
-        self._variants.delete_many(stale)
-        self._variants.delete_many(prefix + name for name in listed if prefix + name not in kept)
-        if stale and self._cdn is not None:
-            self._cdn.invalidate(stale)
-        return stale
-
-    def _is_old(self, written: datetime) -> bool:
-        return self._clock() - written.timestamp() > self._in_flight_seconds
-
-
-class CdnInvalidator:
-    """Invalidates exact variant paths at CloudFront (no wildcard fits ``/<size>/<key>``)."""
-
-    def __init__(self, client: Any, distribution_id: str) -> None:
-        self._client = client
-        self._distribution_id = distribution_id
-
-    def invalidate(self, variant_keys: Iterable[str]) -> None:
-        paths = sorted({f"/{quote(key, safe='/')}" for key in variant_keys})
-        for start in range(0, len(paths), INVALIDATION_BATCH):
-            batch = paths[start : start + INVALIDATION_BATCH]
-            # The same paths give the same reference: a retried event makes no second invalidation.
-            reference = hashlib.sha256("\n".join(batch).encode()).hexdigest()[:32]
-            try:
-                self._client.create_invalidation(
-                    DistributionId=self._distribution_id,
-                    InvalidationBatch={
-                        "Paths": {"Quantity": len(batch), "Items": batch},
-                        "CallerReference": reference,
-                    },
-                )
-            except (ClientError, BotoCoreError) as err:
-                raise StorageUnavailable(
-                    "the CDN did not take the invalidation", repr(err)
-                ) from err
-
-
-class Rechecker:
-    """Asks, through the events queue, for a key's variants to be purged once more, later."""
-
-    def __init__(self, client: Any, queue_url: str, delay_seconds: int) -> None:
-        self._client = client
-        self._queue_url = queue_url
-        self._delay_seconds = delay_seconds
-
-    def schedule(self, bucket: str, key: str) -> None:
-        try:
-            self._client.send_message(
-                QueueUrl=self._queue_url,
-                MessageBody=recheck_body(bucket, key),
-                DelaySeconds=self._delay_seconds,
-            )
-        except (ClientError, BotoCoreError) as err:
-            raise StorageUnavailable("the events queue is unavailable", repr(err)) from err
-
-
-class Notifier:
-    """Publishes one message per processed original to an SNS topic."""
-
-    def __init__(self, client: Any, topic_arn: str) -> None:
-        self._client = client
-        self._topic_arn = topic_arn
-
-    def publish(self, message: dict[str, Any]) -> None:
-        try:
-            self._client.publish(
-                TopicArn=self._topic_arn,
-                Message=json.dumps(message),
-                MessageAttributes={
-                    "state": {"DataType": "String", "StringValue": message["state"]}
-                },
-            )
-        except (ClientError, BotoCoreError) as err:
-            raise StorageUnavailable("the notification topic is unavailable", repr(err)) from err
-
-
 @dataclass(frozen=True)
 class Version:
     """The stored original an event is about, as S3 has it now."""
@@ -208,7 +77,7 @@ class OriginalLifecycle:
         settings: Settings,
         originals: ImageStore,
         service: ResizeService,
-        catalog: Catalog,
+        metadata: MetadataStore,
         purger: Purger,
         notifier: Notifier | None = None,
         rechecker: Rechecker | None = None,
@@ -216,7 +85,7 @@ class OriginalLifecycle:
         self._settings = settings
         self._originals = originals
         self._service = service
-        self._catalog = catalog
+        self._metadata = metadata
         self._purger = purger
         self._notifier = notifier
         self._rechecker = rechecker
@@ -242,7 +111,7 @@ class OriginalLifecycle:
     def handle(self, event: ObjectEvent) -> Outcome:
         if event.change is Change.RECHECK:
             return self._recheck(event)
-        previous = self._catalog.get(event.key)
+        previous = self._metadata.get(event.key)
         if previous is not None and previous.sequencer >= event.sequencer:
             return self._already_seen(previous, event)
         if event.change is Change.CREATED:
@@ -312,7 +181,7 @@ class OriginalLifecycle:
             self._rechecker.schedule(event.bucket, event.key)
         if self._notifier is None:
             record = replace(record, notified=True)
-        if not self._catalog.apply(record, previous):
+        if not self._metadata.apply(record, previous):
             raise LostRace("another event of this original was applied meanwhile", record.key)
         self._notify(record)
         return Outcome.APPLIED
@@ -327,7 +196,7 @@ class OriginalLifecycle:
         if self._notifier is None or record.notified:
             return
         self._notifier.publish(self.message(record))
-        self._catalog.mark_notified(record)
+        self._metadata.mark_notified(record)
 
     def message(self, record: OriginalRecord) -> dict[str, Any]:
         """What subscribers get: the key, its state, and where its variants are."""
@@ -347,12 +216,11 @@ class OriginalLifecycle:
 
     def variant_url(self, key: str) -> str:
         """The public URL of any size of ``key``, with a literal ``{size}`` to fill in."""
-        return f"{self._settings.public_url}/{{size}}/{quote(key, safe='/')}"
+        return variant_url_template(self._settings.public_url, key)
 
     def _uploader(self, key: str, info: ObjectInfo) -> str | None:
         """Who stored it: the upload form's pinned metadata, else the upload key's folder."""
         named = info.metadata.get("uploader")
-        prefix, _, rest = key.partition("/")
-        if not named and prefix == self._settings.upload_prefix:
-            named = rest.partition("/")[0]
-        return named if named and _UPLOADER.fullmatch(named) else None
+        if named:
+            return named if is_uploader_id(named) else None
+        return uploader_folder(self._settings.upload_prefix, key)

@@ -1,0 +1,139 @@
+"""The resize flow, one direction: parse → check policy → fetch → transform → store → redirect.
+
+Every check that needs no I/O runs first (request.py); the variant's HEAD,
+the ledger's LIST and the original's GET go out together, and the
+original's size is checked from the GET's headers before its body is read;
+the pixel count is checked from the image header before decoding
+(imaging); the variant is stored with its ledger entry (variants.py).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, wait
+from dataclasses import dataclass
+
+from chalicelib.config import Settings
+from chalicelib.errors import RedirectLoop, VariantBudgetExhausted
+from chalicelib.resize.grammar import ResizeSpec, public_url
+from chalicelib.resize.ledger import Ledger
+from chalicelib.resize.request import RequestPolicy, VariantRequest, check_fits
+from chalicelib.resize.variants import VariantWriter
+from chalicelib.storage import S3_CALLS, ImageStore, ObjectInfo, Original
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """What S3 says in the first round trip: the variant, the ledger, the original's GET.
+
+    The original is still a future: when the variant exists, whatever its
+    GET found (even no original) does not matter.
+    """
+
+    variant: ObjectInfo | None
+    original: Future[Original]
+    ledger: Ledger
+
+
+class ResizeService:
+    """Turns a request for a missing variant into a stored variant and its public URL."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: ImageStore,
+        originals: ImageStore | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._settings = settings
+        self._store = store  # variants and their ledger: the public website bucket
+        self._originals = originals or store  # private, or the same bucket
+        self._clock = clock
+        self.policy = RequestPolicy(settings, clock)
+        self._writer = VariantWriter(settings, store)
+
+    def resize(self, size_text: str, key_segments: list[str]) -> str:
+        """Create the variant (unless it exists) and return the public URL to redirect to."""
+        request = self.policy.parse([size_text, *key_segments])
+        snapped = self.policy.check(request)
+        if snapped is not None:
+            return self.public_url(snapped.variant_key)
+        found = self._look_up(request)
+        if found.variant is not None:
+            self._check_not_looping(found.variant)
+            return self.public_url(request.variant_key)
+        original = found.original.result()
+        made = self._writer.make(request, original.body, original.etag, found.ledger)
+        return self.public_url(made.key)
+
+    def prerender(
+        self, key: str, original: bytes, etag: str, specs: Sequence[ResizeSpec]
+    ) -> dict[str, str]:
+        """Make ``specs`` of an original already in hand (presets); size token → public URL.
+
+        The same checks and storage as a miss, without the look-ups a miss
+        needs: the caller has the original, and one LIST reads its ledger.
+        A spec already stored under its own spelling is left as it is (so a
+        redelivered upload renders nothing twice); past the budget, the rest
+        wait for their first request, which answers as a miss would.
+        """
+        from chalicelib.imaging import SharedDecode  # Pillow: there is an original
+
+        ledger = self._writer.read_ledger(key)
+        urls: dict[str, str] = {}
+        shared = SharedDecode()  # a PNG's pixels, say, are decoded once for every preset
+        for spec in specs:
+            request = self.policy.signed(VariantRequest(spec, key))
+            check_fits(request)
+            self.policy.check(request)
+            try:
+                made = self._writer.make(
+                    request, original, etag, ledger, keep_stored=True, shared=shared
+                )
+            except VariantBudgetExhausted:
+                break
+            ledger = ledger.with_output(made.canonical, made.key.removesuffix(f"/{key}"))
+            urls[spec.token] = self.public_url(made.key)
+        return urls
+
+    def public_url(self, key: str) -> str:
+        """The variant's address under PUBLIC_URL: configuration only, never request headers."""
+        return public_url(self._settings.public_url, key)
+
+    def fetch_original(self, key: str) -> Original:
+        """An original's bytes and ETag, refused when over MAX_SOURCE_BYTES or empty (presets)."""
+        return self._originals.get_original(key, self._settings.max_source_bytes)
+
+    def _look_up(self, request: VariantRequest) -> Lookup:
+        """The variant, the original's ledger and the original itself, in one round trip.
+
+        The original's GET checks its size from the response headers before
+        reading the body (ImageStore.get_original): an oversized original is
+        never downloaded.  Should the variant exist after all (concurrent
+        first requests), that download was for nothing; it is bounded by
+        MAX_SOURCE_BYTES and rare next to the round trip every miss saves.
+        """
+        variant = S3_CALLS.submit(self._store.head, request.variant_key)
+        ledger = S3_CALLS.submit(self._writer.list_ledger, request.key)
+        original = S3_CALLS.submit(self.fetch_original, request.key)
+        # Let every look-up finish before one's failure answers: nothing keeps
+        # retrying after the response (on Lambda, into the next invocation).
+        wait([variant, ledger, original])
+        return Lookup(variant.result(), original, Ledger.from_names(ledger.result()))
+
+    def _check_not_looping(self, variant: ObjectInfo) -> None:
+        """A variant made a moment ago is a race between first requests; long ago, a loop.
+
+        The website rule only sends a request here when the variant is missing.
+        Finding it just after it was written means concurrent first requests;
+        finding it long after means something in front (a CDN caching a
+        redirect or a 404, a 403 rule) keeps sending browsers here.
+        """
+        age = self._clock() - variant.last_modified.timestamp()
+        if age > self._settings.loop_grace_seconds:
+            raise RedirectLoop(
+                "this variant exists but requests for it keep arriving here: a CDN or the "
+                "bucket's website rule is caching a redirect or a 404/403. Invalidate the "
+                "CDN path and check that redirects are not cached (scripts/ops/doctor.py)."
+            )
