@@ -1,7 +1,7 @@
 # Two commands matter: `make run` (the local stack) and `make test`.
 # Both install what they need into .venv and node_modules first.
 
-# Lambda's python3.12 runtime is the deploy target (see README, "Python version");
+# Lambda's python3.12 runtime is the deploy target (see docs/deploy.md);
 # locally any Python >= 3.11 works, 3.12 is preferred when present.
 PYTHON ?= $(shell for p in python3.12 $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12) python3; do \
 	$$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && { echo $$p; break; }; done)
@@ -11,7 +11,7 @@ PY_STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.bench-installed
 NODE_STAMP := node_modules/.installed
 
-# Deploying (see README, "Deploy to AWS"): make package, make deploy, make doctor.
+# Deploying (see docs/deploy.md): make package, make deploy, make doctor.
 AWS_REGION ?= us-east-1
 STACK_NAME ?=
 BUCKET_NAME ?=

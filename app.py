@@ -153,7 +153,7 @@ def _claims(context: dict[str, Any]) -> dict[str, Any] | None:
     return claims if isinstance(claims, dict) else None
 
 
-# Originals' S3 events, through a queue (README, "Lifecycle").  The packaged
+# Originals' S3 events, through a queue (docs/lifecycle.md).  The packaged
 # stack points this at its queue with a concurrency cap and partial-batch
 # replies; `make run` drives it with scripts/local/lambda_poller.py.
 @app.on_sqs_message(queue=EVENTS_QUEUE_NAME, batch_size=10, maximum_concurrency=5)

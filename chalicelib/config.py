@@ -58,14 +58,14 @@ class Settings:
     s3_connect_timeout: int = 2
     s3_read_timeout: int = 10
     s3_max_attempts: int = 3
-    # Originals and uploads (README, "Uploads").  Empty: originals share `bucket`.
+    # Originals and uploads (docs/uploads.md).  Empty: originals share `bucket`.
     originals_bucket: str = ""
     upload_token: str | None = None
     allow_anonymous_uploads: bool = False
     cors_origins: tuple[str, ...] = ()
     upload_expiry_seconds: int = 300
     upload_prefix: str = "uploads"
-    # The originals' lifecycle (README, "Lifecycle").
+    # The originals' lifecycle (docs/lifecycle.md).
     metadata_table: str = ""
     notify_topic_arn: str = ""
     preset_sizes: tuple[ResizeSpec, ...] = ()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hmac
 import json
 import secrets
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,9 @@ UPLOAD_CONTENT_TYPES = frozenset(
     {"image/jpeg", "image/png", "image/gif", "image/webp", "image/avif", "image/bmp", "image/tiff"}
 )
 MAX_FILENAME_BYTES = 255
+# Unicode control (Cc), format (Cf: bidi overrides, zero-width, BOM), line and paragraph
+# separators (Zl, Zp): invisible in a name, or able to make it display as another.
+INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
 MAX_PAGE = 100
 MAX_CURSOR_CHARS = 4096
 # The uploader's id goes into keys and metadata: Cognito's `sub` is a UUID.
@@ -66,7 +70,8 @@ def parse_upload_request(body: bytes | None) -> UploadRequest:
         raise InvalidUploadRequest('"filename" and "content_type" are required strings')
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
         raise InvalidUploadRequest('"size", when given, is the file\'s size in bytes')
-    return UploadRequest(filename, content_type.strip().lower(), size)
+    # One spelling per name: "é" typed or pasted (NFD from macOS) is stored as one character.
+    return UploadRequest(unicodedata.normalize("NFC", filename), content_type.strip().lower(), size)
 
 
 DEFAULT_PAGE = 20
@@ -84,13 +89,18 @@ def parse_list_request(query: Mapping[str, str]) -> tuple[int, str | None]:
 
 
 def check_filename(filename: str) -> None:
-    """A plain file name: no folders, no control characters, at most 255 bytes."""
+    """A plain file name in NFC: no folders, no invisible characters, at most 255 bytes."""
     if not filename.strip() or filename in (".", ".."):
         raise InvalidFilename("the file name is empty")
     if len(filename.encode()) > MAX_FILENAME_BYTES:
         raise InvalidFilename(f"the file name is longer than {MAX_FILENAME_BYTES} bytes")
-    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in filename):
-        raise InvalidFilename("the file name contains control characters")
+    for char in filename:
+        if unicodedata.category(char) in INVISIBLE_CATEGORIES:
+            raise InvalidFilename(
+                f"the file name contains U+{ord(char):04X} ({unicodedata.name(char, 'unnamed')}): "
+                "control, format and line or paragraph separator characters are refused, since "
+                "they change how a name displays (U+202E shows photo\u202egpj.exe as photoexe.jpg)"
+            )
     if "/" in filename or "\\" in filename:
         raise InvalidFilename("the file name must not contain / or \\")
 

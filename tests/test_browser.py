@@ -176,7 +176,7 @@ def broken_images(page: Any) -> list[str]:
 
 
 def expected_pixels(token: str, original: tuple[int, int]) -> tuple[int, int]:
-    """The variant's pixels by the URL grammar (README) for an original larger than the box."""
+    """The variant's pixels by the URL grammar (docs/urls.md), original larger than the box."""
     match = re.fullmatch(r"(\d*)x(\d*)(-cover)?(?:@(\d)x)?(?:\.\w+)?", token)
     assert match, token
     width, height, cover, ratio = match.groups()
@@ -644,7 +644,7 @@ def test_a_new_user_opens_the_page_make_run_prints_and_sees_an_upload_at_many_si
         assert len(images) == 6
         assert all(shown["result"] in ("hit", "miss") for shown in images), images
         assert broken_images(page) == []
-        # The README's screenshot (docs/page.png) is the first of these.
+        # The screenshot in docs/page.md (docs/page.png) is the first of these.
         screenshot(page, "make-run-1280", full_page=False)
         screenshot(page, "make-run-1280-full")
         page.set_viewport_size({"width": 390, "height": 844})

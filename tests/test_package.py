@@ -187,7 +187,7 @@ def test_function_settings(template: dict[str, Any]) -> None:
     function = resource(template, "APIHandler")
     assert function["Runtime"] == "python3.12"
     assert function["Architectures"] == [ARCHITECTURE]
-    assert function["MemorySize"] == 1769  # one full vCPU: see README, "Sizing"
+    assert function["MemorySize"] == 1769  # one full vCPU: see docs/deploy.md
     assert function["Timeout"] < 29  # API Gateway gives up at 29 s
     variables = substitute(function["Environment"]["Variables"], DEPLOYED)
     cors = variables.pop("CORS_ORIGINS")

@@ -124,6 +124,15 @@ def test_the_form_expires_soon(uploads: Any) -> None:
         ({"filename": "a\x00.jpg", "content_type": "image/jpeg"}, 400, "invalid_filename"),
         ({"filename": "a" * 2000 + ".jpg", "content_type": "image/jpeg"}, 400, "invalid_filename"),
         ({"filename": "  ", "content_type": "image/jpeg"}, 400, "invalid_filename"),
+        *(
+            (
+                {"filename": f"photo{char}gpj.exe", "content_type": "image/jpeg"},
+                400,
+                "invalid_filename",
+            )
+            # bidi override, line and paragraph separators, NEL, BOM, zero-width space and joiner
+            for char in ("\u202e", "\u2028", "\u2029", "\u0085", "\ufeff", "\u200b", "\u200d")
+        ),
     ],
 )
 def test_bad_upload_requests_get_a_clear_4xx(
@@ -293,3 +302,9 @@ def test_bad_listing_requests(
     response = listing.http.get(f"/uploads{query}", headers=headers)
     assert response.status_code == status
     assert answer(response)["code"] == code
+
+
+def test_a_file_name_is_stored_in_nfc(uploads: Any, s3: Any) -> None:
+    decomposed = "cafe\u0301.jpg"  # as macOS file systems spell "café"
+    body = answer(post(uploads, {"filename": decomposed, "content_type": "image/jpeg"}))
+    assert body["key"].rsplit("/", 1)[1] == "caf\u00e9.jpg"

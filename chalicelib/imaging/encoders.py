@@ -11,7 +11,7 @@ from PIL import Image
 from chalicelib.imaging.formats import ALPHA_OUTPUTS
 from chalicelib.resize.grammar import OutputFormat, ResizeSpec
 
-# Encoder settings measured for bounded latency on a 1000×750 output (see README):
+# Encoder settings measured for bounded latency on a 1000×750 output (docs/decisions.md):
 # WebP method 2 is 2.4× faster than 4 for the same size; AVIF speed 9 is ~10×
 # faster than its default; PNG level 3 is 2.5× faster than 6 for ~8% more bytes.
 # Quality defaults live in grammar.OUTPUT_FORMATS, next to the URL syntax.

@@ -99,7 +99,7 @@ def scaled_decode_size(geometry: Geometry) -> tuple[int, int]:
     PSNR at 300 px against a Lanczos from full size (0.2 dB at 1000 px); from
     twice the output, Lanczos recovers today's quality.  Past
     SCALED_DECODE_TWICE_MAX_PIXELS the doubled decode costs more time than it
-    buys quality (README, WebP).
+    buys quality (docs/formats.md).
     """
     twice = area(geometry.content) * 4 <= SCALED_DECODE_TWICE_MAX_PIXELS
     factor = 2 if twice else 1
@@ -118,7 +118,7 @@ def reducing_gap(box: tuple[float, float, float, float], size: tuple[int, int]) 
     remains; a 12 MP WebP to 1000 px resamples in 50 ms instead of 137, 55.8 dB
     PSNR from a plain Lanczos.  When both sides shrink by the same whole factor
     (a 2000² PNG to 1000²), 1: the box reduction is the whole resize, 11 ms
-    instead of 49, 49.7 dB PSNR from Lanczos on a photo (README, PNG).
+    instead of 49, 49.7 dB PSNR from Lanczos on a photo (docs/formats.md).
     """
     factors = ((box[2] - box[0]) / size[0], (box[3] - box[1]) / size[1])
     whole = factors[0] == factors[1] and factors[0] >= 2 and factors[0].is_integer()

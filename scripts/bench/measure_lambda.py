@@ -9,7 +9,7 @@ entropy is close to a real photo's (a 12 MP one is ~2 MB at quality 90).
 
     .venv/bin/python -m scripts.bench.measure_lambda [--memory 1769] [--repeat 5]
 
-The cost line assumes what the README's cost notes state: Lambda CPU share is
+The cost line assumes what docs/deploy.md's cost notes state: Lambda CPU share is
 proportional to memory up to 1769 MB (one vCPU), this machine's core is
 comparable to Lambda's, and the S3 GET + PUT of a miss take ``--io-ms``.
 """

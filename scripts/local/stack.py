@@ -3,7 +3,7 @@
 
 s3rver serves the public variants bucket as a website (``images``, the
 public base) and the private originals bucket (``originals``) that uploads go
-to; it enforces no privacy, which the packaged stack does (README, "Uploads").
+to; it enforces no privacy, which the packaged stack does (docs/uploads.md).
 `make run` runs this file; the end-to-end tests use :class:`LocalStack`
 directly, on free ports, so both exercise exactly the same processes.
 
