@@ -13,6 +13,9 @@ from tests.support.layout import imports_of, module_path, own_modules, runtime_m
 IMAGING = "chalicelib.imaging"
 # Notes kept beside the repository, which a reader of the repository doesn't have.
 OUTSIDE_CITATIONS = ("FACTS" + ".md", "../" + "shared")
+PATH_HACK = "sys.path" + ".insert("
+# Its child process imports another revision's chalicelib on purpose (`--before REV`).
+ANOTHER_TREE = {"scripts/bench/bombs.py"}
 
 
 def package_of(module: str) -> str:
@@ -71,6 +74,7 @@ def test_no_path_hacks_and_no_citations_outside_the_repository() -> None:
     ).stdout.split()
     for name in tracked:
         text = (ROOT / name).read_text()
-        assert "sys.path.insert(0, str(ROOT))" not in text, name
+        if name not in ANOTHER_TREE:
+            assert PATH_HACK not in text, name
         for outside in OUTSIDE_CITATIONS:
             assert outside not in text, name
