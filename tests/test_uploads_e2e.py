@@ -164,6 +164,29 @@ def test_a_form_that_repeats_a_field_is_refused_and_stores_nothing(
 
 
 @pytest.mark.parametrize(
+    "changed",
+    [{"Content-Type": "text/html"}, {"policy": None, "x-amz-signature": None}],
+    ids=["tampered", "unsigned"],
+)
+def test_a_file_sent_without_a_filename_is_checked_too(
+    stack: Any, changed: dict[str, str | None]
+) -> None:
+    # A part without a filename reaches s3rver as a plain field, which it stores as the file.
+    created = ask(stack, {"filename": "a.jpg", "content_type": "image/jpeg"}).json()
+    fields = {**created["upload"]["fields"], **changed}
+    fields = {name: value for name, value in fields.items() if value is not None}
+    before = originals(stack)
+    refused = requests.post(
+        created["upload"]["url"],
+        files={**{n: (None, v) for n, v in fields.items()}, "file": (None, b"<html>")},
+        timeout=30,
+    )
+    assert refused.status_code == 403, refused.text
+    assert "<Code>AccessDenied</Code>" in refused.text
+    assert originals(stack) == before
+
+
+@pytest.mark.parametrize(
     ("size", "code"), [(0, "EntityTooSmall"), (MAX_BYTES + 1, "EntityTooLarge")]
 )
 def test_the_size_range_is_enforced_by_s3(stack: Any, size: int, code: str) -> None:

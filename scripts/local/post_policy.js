@@ -65,6 +65,13 @@ function parseForm(headers, body) {
     const busboy = new Busboy({ headers, limits: { fileSize: MAX_FORM_BYTES } });
     busboy.on('field', (name, value) => {
       if (fileSize !== null) return;
+      // busboy gives a part without a filename (and not typed
+      // application/octet-stream) as a field; s3rver stores one named 'file'
+      // as the file, so the checks must take it for the file too.
+      if (name === 'file') {
+        fileSize = Buffer.byteLength(value);
+        return;
+      }
       const lower = name.toLowerCase();
       if (fields.has(lower)) repeated.add(lower);
       else fields.set(lower, value);
