@@ -258,7 +258,8 @@ class LocalStack:
         return self
 
     def start_aws(self) -> None:
-        moto = [sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.aws_port)]
+        moto = [sys.executable, "-m", "scripts.local.moto_server", "-H", self.host]
+        moto += ["-p", str(self.aws_port)]
         self._spawn("moto", moto, os.environ)
         self._wait_until(lambda: requests.get(self.aws_url, timeout=1) is not None, "moto")
         self._aws = aws.create_event_resources(
