@@ -15,13 +15,8 @@ from scripts.ops import monitoring
 
 
 @pytest.fixture
-def cloudwatch(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
+def cloudwatch(app_env: dict[str, str]) -> Iterator[Any]:
+    """A moto CloudWatch (app_env: fake credentials and region)."""
     with mock_aws():
         yield boto3.client("cloudwatch", region_name="us-east-1")
 

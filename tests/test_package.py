@@ -80,6 +80,7 @@ DEPLOYED = {
     "EventsQueue.Arn": "arn:aws:sqs:eu-west-1:123456789012:resizer-events",
     "Distribution": "E111",
     "Distribution.DomainName": "d111.cloudfront.net",
+    "Dashboard": "resizer",
 }
 
 
@@ -561,6 +562,9 @@ def test_the_dashboard_shows_every_metric_the_functions_emit(template: dict[str,
     rows = [row for widget in body["widgets"] for row in widget["properties"]["metrics"]]
     assert ["AWS/Lambda", "Errors", "FunctionName", "resizer-resize", {"stat": "Sum"}] in rows
     assert any(f"{{{NAMESPACE},Code}}" in str(row) for row in rows), "refusals by code"
+    url = substitute(template["Outputs"]["DashboardURL"]["Value"], DEPLOYED)
+    assert url.endswith("/cloudwatch/home?region=eu-west-1#dashboards:name=resizer")
+    assert template["Outputs"]["AlarmTopicARN"]["Value"] == {"Ref": "AlarmTopic"}
 
 
 def test_tracing_is_a_parameter_off_by_default_and_may_write_traces_when_on(
