@@ -21,6 +21,7 @@ measures the same through `chalice local`.
 from __future__ import annotations
 
 import argparse
+import http.client
 import multiprocessing
 import os
 import sys
@@ -30,6 +31,7 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from scripts.bench import photos as photo_source
 from scripts.bench.stack import KEY, S3_LATENCY_MS, Samples, row, stack_photo
@@ -104,6 +106,19 @@ def invoke(handler: Callable[..., Any], size: str, lines: list[dict[str, Any]]) 
     return {**line, "wall": wall, "cpu": cpu}
 
 
+def raw_get_ms(proxy_url: str, path: str) -> float:
+    """A plain GET through the proxy, no botocore: what s3rver, the proxy and its delay take."""
+    parts = urlsplit(proxy_url)
+    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=60)
+    try:
+        start = time.perf_counter()
+        connection.request("GET", path)
+        connection.getresponse().read()
+        return (time.perf_counter() - start) * 1000
+    finally:
+        connection.close()
+
+
 def breakdown(line: dict[str, Any]) -> dict[str, float]:
     """One miss's parts in ms; ``rest`` is what none of the timed parts covers."""
     ms = line["ms"]
@@ -135,7 +150,8 @@ def measure(data: bytes, n: int) -> Samples:
             )
             proxy.start()
             try:
-                env = {**stack.app_process_env(), "S3_ENDPOINT_URL": ours.recv()}
+                proxy_url = ours.recv()
+                env = {**stack.app_process_env(), "S3_ENDPOINT_URL": proxy_url}
                 os.environ.update(env)
                 lines: list[dict[str, Any]] = []
                 observe.write = lines.append  # type: ignore[assignment]
@@ -150,6 +166,10 @@ def measure(data: bytes, n: int) -> Samples:
                     render_cpu = (time.process_time() - start) * 1000
                     for name, value in breakdown(line).items():
                         samples.add(name, value)
+                    original = f"/{stack.originals_bucket}/{KEY}"
+                    samples.add(
+                        "plain GET of the original, no botocore", raw_get_ms(proxy_url, original)
+                    )
                     samples.add("CPU: handler", line["cpu"])
                     samples.add("CPU: render (direct)", render_cpu)
                     samples.add("CPU: handler minus render", line["cpu"] - render_cpu)
