@@ -7,7 +7,7 @@ from typing import Any
 from chalice import Chalice, Response
 from chalice.app import SQSEvent
 
-from chalicelib import wiring
+from chalicelib import observe, wiring
 from chalicelib.config import EVENTS_QUEUE_NAME
 from chalicelib.errors import (
     NotAVariantUrl,
@@ -22,6 +22,9 @@ from chalicelib.resize.request import NO_SIZE
 from chalicelib.uploads import parse_list_request, parse_upload_request, uploader_id
 
 app = Chalice(app_name="image-resizer")
+# One JSON line per request (docs/operations.md): outermost, so it sees the error responses.
+observed = observe.requests(lambda: app.current_request)
+observe.configure_logging()
 
 # `/resize/{size}/{key+}` would be the natural route, but `chalice local` and
 # chalice.test.Client only match routes with as many segments as the path.
@@ -32,6 +35,7 @@ MAX_KEY_DEPTH = 32
 
 
 @app.route("/health")
+@observed("health")
 def health() -> dict[str, str]:
     return {"status": "ok"}
 
@@ -41,6 +45,7 @@ METHODS = ["GET", "HEAD"]
 
 
 @app.route("/resize/{size}", methods=METHODS)
+@observed("resize")
 @json_errors
 def resize_without_key(size: str) -> Response:
     # The website rule sends every miss here, including /<key> with no size.
@@ -51,11 +56,13 @@ def _segments(key_segments: dict[str, str]) -> list[str]:
     return [key_segments[f"k{depth}"] for depth in range(len(key_segments))]
 
 
+@observed("resize")
 @json_errors
 def resize(size: str, **key_segments: str) -> Response:
     return redirect(wiring.get_service().resize(size, _segments(key_segments)))
 
 
+@observed("meta")
 def meta(**key_segments: str) -> Response:
     # The demo page (page/) reads it from the website's origin, its 404s too.
     return _with_cors(_meta(**key_segments))
@@ -65,6 +72,7 @@ def meta(**key_segments: str) -> Response:
 def _meta(**key_segments: str) -> Response:
     """An original's record: its facts and processing state (404 until its event is handled)."""
     key = parse_key(_segments(key_segments))
+    observe.note(key=key)
     record = wiring.get_metadata_store().get(key)
     if record is None:
         raise NotYetKnown(f"nothing is known of {key!r} (yet)")
@@ -85,16 +93,19 @@ UPLOAD_METHODS = "GET, POST, OPTIONS"
 
 
 @app.route("/uploads", methods=["POST"], content_types=UPLOAD_BODY_TYPES)
+@observed("uploads.create")
 def create_upload() -> Response:
     return _with_cors(_create_upload())
 
 
 @app.route("/uploads", methods=["GET"])
+@observed("uploads.list")
 def list_uploads() -> Response:
     return _with_cors(_list_uploads())
 
 
 @app.route("/uploads", methods=["OPTIONS"])
+@observed("uploads.preflight")
 def uploads_preflight() -> Response:
     return _with_cors(_preflight())
 

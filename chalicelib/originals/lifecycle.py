@@ -30,6 +30,7 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
 
+from chalicelib import observe
 from chalicelib.config import Settings
 from chalicelib.errors import OriginalNotFound, ServiceError, StorageUnavailable
 from chalicelib.imaging.facts import describe
@@ -96,9 +97,10 @@ class OriginalLifecycle:
         for record in records:
             message_id = str(record.get("messageId", ""))
             try:
-                for event in parse_message(record):
-                    outcome = self.handle(event)
-                    log.info("%s %s %s: %s", event.change.value, event.bucket, event.key, outcome)
+                with observe.message(record) as line:
+                    for event in parse_message(record):
+                        observe.handling(event.change.value, event.key, event.time)
+                        line.outcome = self.handle(event).value
             except MalformedEvent:
                 # Never succeeds; through the retries it reaches the dead-letter queue, visibly.
                 log.exception("malformed message %s", message_id)

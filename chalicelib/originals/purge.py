@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
+from chalicelib import observe
 from chalicelib.aws import aws_errors
 from chalicelib.config import DEFAULT_RECHECK_DELAY_SECONDS
 from chalicelib.originals.events import recheck_body
@@ -73,6 +74,7 @@ class Purger:
         self._variants.delete_many(prefix + name for name in listed if prefix + name not in kept)
         if stale and self._cdn is not None:
             self._cdn.invalidate(stale)
+        observe.add("PurgedObjects", len(stale))
         return stale
 
     def _is_old(self, written: datetime) -> bool:
@@ -88,6 +90,7 @@ class CdnInvalidator:
 
     def invalidate(self, variant_keys: Iterable[str]) -> None:
         paths = sorted({public_url("", key) for key in variant_keys})  # /<quoted key>
+        observe.add("PurgedCdnPaths", len(paths))
         for start in range(0, len(paths), INVALIDATION_BATCH):
             batch = paths[start : start + INVALIDATION_BATCH]
             # The same paths give the same reference: a retried event makes no second invalidation.

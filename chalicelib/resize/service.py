@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, wait
 from dataclasses import dataclass
 
+from chalicelib import observe
 from chalicelib.config import Settings
 from chalicelib.errors import RedirectLoop, VariantBudgetExhausted
 from chalicelib.resize.grammar import ResizeSpec, public_url
@@ -56,15 +57,21 @@ class ResizeService:
     def resize(self, size_text: str, key_segments: list[str]) -> str:
         """Create the variant (unless it exists) and return the public URL to redirect to."""
         request = self.policy.parse([size_text, *key_segments])
+        observe.note(key=request.key, size=request.spec.token)
         snapped = self.policy.check(request)
         if snapped is not None:
+            observe.note(outcome=observe.SNAPPED)
             return self.public_url(snapped.variant_key)
-        found = self._look_up(request)
+        with observe.timed("s3_lookup"):
+            found = self._look_up(request)
         if found.variant is not None:
+            observe.note(outcome=observe.HIT)
             self._check_not_looping(found.variant)
             return self.public_url(request.variant_key)
         original = found.original.result()
+        observe.note(bytes_in=len(original.body))
         made = self._writer.make(request, original.body, original.etag, found.ledger)
+        observe.note(outcome=observe.MISS if made.key == request.variant_key else observe.ALIAS)
         return self.public_url(made.key)
 
     def prerender(
@@ -95,6 +102,7 @@ class ResizeService:
                 break
             ledger = ledger.with_output(made.canonical, made.key.removesuffix(f"/{key}"))
             urls[spec.token] = self.public_url(made.key)
+        observe.add("PresetsRendered", len(urls))
         return urls
 
     def public_url(self, key: str) -> str:

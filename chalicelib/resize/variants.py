@@ -13,6 +13,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from chalicelib import observe
 from chalicelib.config import Settings
 from chalicelib.errors import StorageUnavailable, VariantBudgetExhausted
 from chalicelib.resize.grammar import public_url, variant_key
@@ -121,15 +122,19 @@ class VariantWriter:
         try:
             from chalicelib.imaging import render
 
-            rendered = render(original, request.spec, self._settings.imaging, shared)
-            claim.result()
-            self._store.put_new(
-                request.variant_key,
-                rendered.body,
-                content_type=rendered.content_type,
-                cache_control=self._settings.variant_cache_control,
-                metadata={SOURCE_ETAG: etag},
-            )
+            with observe.timed("render"):
+                rendered = render(original, request.spec, self._settings.imaging, shared)
+            with observe.timed("s3_claim_wait"):
+                claim.result()
+            with observe.timed("s3_store"):
+                self._store.put_new(
+                    request.variant_key,
+                    rendered.body,
+                    content_type=rendered.content_type,
+                    cache_control=self._settings.variant_cache_control,
+                    metadata={SOURCE_ETAG: etag},
+                )
+            observe.add("BytesOut", len(rendered.body))
         except BaseException:
             # The budget must not keep a slot for pixels that were never
             # stored; if S3 is down too, the slot stays (a lost slot, not data).

@@ -40,7 +40,7 @@ from urllib.parse import quote
 import requests
 from botocore.config import Config
 
-from scripts.local import aws
+from scripts.local import aws, records
 from scripts.local.samples import sample_originals
 from scripts.ops.configure_bucket import configure_bucket, configure_originals
 from scripts.ops.publish_page import INDEX_KEY, local_config, publish_page
@@ -456,6 +456,7 @@ def main() -> int:
         page=True,
     )
     with stack:
+        since = records.sizes(records.log_paths(stack.data_dir))
         keys = stack.upload_samples()
         example = stack.data_dir / "example.jpg"
         example.write_bytes(sample_originals()[keys[0]][0])
@@ -482,8 +483,10 @@ def main() -> int:
         print("\nUpload your own photo in two steps (PHOTO= any JPEG), then open any size of it:\n")
         print(upload_example(stack.api_url, stack.upload_token, example))
         print(f"\nLogs: {stack.data_dir}/*.log.  Ctrl-C stops every server.")
+        print("Each request and event writes one JSON line there (docs/operations.md).")
         wait_for_stop_signal()
         print("\nstopping")
+    print(records.summary(records.read(records.log_paths(stack.data_dir), since)))
     return 0
 
 

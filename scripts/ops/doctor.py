@@ -36,6 +36,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.config import CDN_MAX_AGE_SECONDS
 from chalicelib.resize.ledger import original_prefix
+from scripts.ops import monitoring
 from scripts.ops.website import REDIRECT_CODE, apply_routing_rules
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,6 +67,9 @@ class Target:
     # The events' dead-letter queue and an SQS client for it; none: not checked.
     dead_letter_queue_url: str = ""
     sqs: Any = None
+    # The CloudFormation stack and a CloudWatch client: its alarms and figures are shown.
+    stack: str = ""
+    cloudwatch: Any = None
     probe_key: str = field(default_factory=lambda: f"doctor-probe/{uuid.uuid4().hex}.png")
 
     @property
@@ -380,6 +384,8 @@ def stack_target(stack: str, region: str | None) -> Target:
         storage_url=s3.meta.endpoint_url,
         dead_letter_queue_url=outputs.get("DeadLetterQueueURL", ""),
         sqs=boto3.client("sqs", region_name=region),
+        stack=stack,
+        cloudwatch=boto3.client("cloudwatch", region_name=region),
     )
 
 
@@ -481,6 +487,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     print(report(results))
+    if target.cloudwatch is not None:
+        print(monitoring.summary(target.cloudwatch, target.stack))
     return 1 if any(result.mark == FAIL for result in results) else 0
 
 
