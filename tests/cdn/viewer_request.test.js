@@ -5,7 +5,7 @@ const test = require('node:test');
 const assert = require('node:assert');
 const fs = require('node:fs');
 const path = require('node:path');
-const vm = require('node:vm');
+const { loadHandler } = require('../../scripts/local/cdn.js');
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const SOURCE = fs.readFileSync(path.join(ROOT, 'infra', 'cdn', 'viewer_request.js'), 'utf8');
@@ -13,13 +13,9 @@ const CASES = JSON.parse(
   fs.readFileSync(path.join(ROOT, 'tests', 'support', 'accept_cases.json'), 'utf8'),
 ).cases;
 
-// CloudFront runs the file as it stands: no require, no exports, a global `handler`.
-function load() {
-  const context = vm.createContext({});
-  vm.runInContext(SOURCE, context);
-  return context.handler;
-}
-const handler = load();
+// CloudFront runs the file as it stands: no require, no exports, a global `handler`;
+// the local CDN loads it the same way.
+const handler = loadHandler(path.join(ROOT, 'infra', 'cdn', 'viewer_request.js'));
 
 function viewerRequest(uri, accept, querystring) {
   const headers = { host: { value: 'd111111abcdef8.cloudfront.net' } };
