@@ -45,8 +45,19 @@ function keyPath(key) {
   return key.split('/').map(encodeURIComponent).join('/');
 }
 
+// Images go through the CDN (CloudFront, or make run's stand-in running the same
+// function), which resolves `.auto` sizes to the format the browser takes best.
+function imageBase() {
+  return state.config.cdn_url || state.config.public_url;
+}
+
 function variantUrl(key, token) {
-  return `${state.config.public_url}/${token}/${keyPath(key)}`;
+  return `${imageBase()}/${token}/${keyPath(key)}`;
+}
+
+// `.auto`: one URL, the format the browser takes best (docs/urls.md).
+function auto(token) {
+  return `${token}.auto`;
 }
 
 // The header API Gateway's Cognito authorizer reads holds the bare ID token, as
@@ -368,7 +379,7 @@ function showFacts(meta) {
   }
 }
 
-// Asking for the original's own format explicitly is not a canonical size:
+// The original's own format named is only a redirect to the size without it:
 // leave the format out when it is the original's.
 function inFormat(token, extension, meta) {
   return (meta.format || '').toLowerCase() === extension ? token : `${token}.${extension}`;
@@ -387,11 +398,11 @@ function twice(token) {
 // Every size token the gallery may ask for.
 function galleryTokens(meta) {
   return [
-    ...RESPONSIVE_WIDTHS,
+    ...RESPONSIVE_WIDTHS.map(auto),
     ...PICTURE_FORMATS.flatMap(([, extension]) => PICTURE_SIZES.map((token) => inFormat(token, extension, meta))),
     ...PICTURE_SIZES,
-    ...COVERS.flatMap(([token]) => [token, twice(token)]),
-    RETINA,
+    ...COVERS.flatMap(([token]) => [token, twice(token)]).map(auto),
+    auto(RETINA),
   ];
 }
 
@@ -400,11 +411,11 @@ function showGallery(key, meta) {
   const density = (tokens) => tokens.map((token, i) => `${url(token)} ${i + 1}x`).join(', ');
   const gallery = $('gallery');
   gallery.append(
-    figure('responsive', 'srcset with widths 320w, 640w, 1280w; sizes 320px, 640px from 720px wide screens', () => {
+    figure('responsive', '.auto, srcset with widths 320w, 640w, 1280w; sizes 320px, 640px from 720px wide screens', () => {
       const img = image(meta);
-      img.srcset = RESPONSIVE_WIDTHS.map((token) => `${url(token)} ${token.slice(0, -1)}w`).join(', ');
+      img.srcset = RESPONSIVE_WIDTHS.map((token) => `${url(auto(token))} ${token.slice(0, -1)}w`).join(', ');
       img.sizes = '(min-width: 720px) 640px, 320px';
-      img.src = url('640x');
+      img.src = url(auto('640x'));
       return img;
     }),
     figure('picture', '<picture>: AVIF, else WebP, else the original’s format (1x, 2x)', () => {
@@ -422,17 +433,17 @@ function showGallery(key, meta) {
       return picture;
     }),
     ...COVERS.map(
-      ([token, width, height]) => figure('cover', `${token}, 1x and @2x`, () => {
+      ([token, width, height]) => figure('cover', `${auto(token)}, 1x and @2x`, () => {
         const img = image({ width, height });
-        img.srcset = density([token, twice(token)]);
-        img.src = url(token);
+        img.srcset = density([auto(token), auto(twice(token))]);
+        img.src = url(auto(token));
         return img;
       }),
     ),
-    figure('retina', `${RETINA} on every screen: 400 pixels shown 200 px wide`, () => {
+    figure('retina', `${auto(RETINA)} on every screen: 400 pixels shown 200 px wide`, () => {
       const img = image(meta);
       // No src: it would be a 1x candidate, and the image would claim 400 CSS px.
-      img.srcset = `${url(RETINA)} 2x`;
+      img.srcset = `${url(auto(RETINA))} 2x`;
       return img;
     }),
   );
@@ -478,7 +489,7 @@ function figure(kind, label, build) {
 
 function tokenOf(url) {
   const path = new URL(url).pathname;
-  const base = new URL(state.config.public_url).pathname.replace(/\/$/, '');
+  const base = new URL(imageBase()).pathname.replace(/\/$/, '');
   return decodeURIComponent(path.slice(base.length + 1).split('/')[0]);
 }
 

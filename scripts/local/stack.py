@@ -54,6 +54,9 @@ ROOT = Path(__file__).resolve().parents[2]
 S3RVER_CREDENTIALS = aws.FAKE_CREDENTIALS
 # The bearer token `make run` accepts for uploads unless UPLOAD_TOKEN says otherwise.
 DEV_UPLOAD_TOKEN = "local-dev-token"
+# With the page: its gallery asks for these widths as .auto (page/app.js), so each is
+# made in every format a browser can be given as soon as a photo arrives.
+PAGE_PRESET_SIZES = "160x160-cover,320x.auto,640x.auto,1280x.auto"
 # The Lambda handler of the originals' events queue (app.py).
 APP_EVENT_HANDLER = "app:on_original_event"
 
@@ -197,8 +200,8 @@ class LocalStack:
 
     @property
     def page_url(self) -> str:
-        """The demo page, served by the website like any object (once started with page=True)."""
-        return f"{self.public_url}/{INDEX_KEY}"
+        """The demo page, through the CDN like its images (once started with page=True)."""
+        return f"{self.cdn_url}/{INDEX_KEY}"
 
     @property
     def page_origins(self) -> tuple[str, ...]:
@@ -356,9 +359,16 @@ class LocalStack:
             "S3_ENDPOINT_URL": self.s3_url,
             "UPLOAD_TOKEN": self.upload_token,
             "CORS_ORIGINS": ",".join(self.page_origins),
+            **self.page_presets(),
             **self.aws_env(),
             **self.app_env,
         }
+
+    def page_presets(self) -> dict[str, str]:
+        """PAGE_PRESET_SIZES when the page is published and the environment names none."""
+        if not self.page or "PRESET_SIZES" in os.environ:
+            return {}
+        return {"PRESET_SIZES": PAGE_PRESET_SIZES}
 
     def start_api(self) -> None:
         chalice = [
