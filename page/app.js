@@ -340,8 +340,35 @@ async function refetchIfReplaced(place, key, etag, urls, onRefetch = () => {}) {
   localStorage.setItem(remembered, etag);
   if (!seen || seen === etag) return false;
   onRefetch();
-  await Promise.all(urls.map((url) => fetch(url, { cache: 'reload', mode: 'no-cors' }).catch(() => null)));
+  // A .auto URL's answer depends on Accept, and fetch() sends */*: send what this
+  // browser's <img> sends as far as the negotiation can tell, so the CDN picks the
+  // same format and the entry the <img> reads is the one refreshed.
+  const headers = { Accept: await imageAccept() };
+  await Promise.all(urls.map((url) => fetch(url, { cache: 'reload', mode: 'no-cors', headers }).catch(() => null)));
   return true;
+}
+
+// 1×1 pictures: whether this browser decodes AVIF and WebP.
+const PROBES = {
+  'image/avif': 'data:image/avif;base64,AAAAIGZ0eXBhdmlmAAAAAGF2aWZtaWYxbWlhZk1BMUIAAADrbWV0YQAAAAAAAAAhaGRscgAAAAAAAAAAcGljdAAAAAAAAAAAAAAAAAAAAAAOcGl0bQAAAAAAAQAAAB5pbG9jAAAAAEQAAAEAAQAAAAEAAAETAAAAJQAAAChpaW5mAAAAAAABAAAAGmluZmUCAAAAAAEAAGF2MDFDb2xvcgAAAABqaXBycAAAAEtpcGNvAAAAFGlzcGUAAAAAAAAAAQAAAAEAAAAQcGl4aQAAAAADCAgIAAAADGF2MUOBAAwAAAAAE2NvbHJuY2x4AAEADQAGgAAAABdpcG1hAAAAAAAAAAEAAQQBAoMEAAAALW1kYXQSAAoIGAAGiAhoNCAyFxTHh4ZlAgggnlAAAAD2b2M9SPG6ZHSs',
+  'image/webp': 'data:image/webp;base64,UklGRiQAAABXRUJQVlA4IBgAAAAwAQCdASoBAAEAAsBMJaQAA3AA/veMAAA=',
+};
+
+let acceptForImages = null;
+
+async function imageAccept() {
+  if (acceptForImages === null) {
+    const decodes = (src) => new Promise((resolve) => {
+      const img = new Image();
+      img.onload = () => resolve(img.naturalWidth > 0);
+      img.onerror = () => resolve(false);
+      img.src = src;
+    });
+    const types = Object.keys(PROBES);
+    const taken = await Promise.all(types.map((type) => decodes(PROBES[type])));
+    acceptForImages = [...types.filter((_, i) => taken[i]), 'image/*', '*/*;q=0.8'].join(',');
+  }
+  return acceptForImages;
 }
 
 async function refreshIfReplaced(key, meta) {

@@ -599,7 +599,7 @@ def make_run(tmp_path: Path, browser: Any) -> Iterator[list[str]]:
         **os.environ,
         "PYTHONUNBUFFERED": "1",
         "LOCAL_DATA_DIR": str(tmp_path / "local"),
-        **{name: str(free_port()) for name in ("S3_PORT", "API_PORT", "AWS_PORT")},
+        **{name: str(free_port()) for name in ("S3_PORT", "API_PORT", "AWS_PORT", "CDN_PORT")},
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "scripts.local.stack"],
@@ -663,7 +663,7 @@ def test_an_avif_dropped_on_the_page_shows_without_asking_for_its_own_format(
     open_page: Callable[..., Any], stack: Any
 ) -> None:
     # Dropped, not chosen; and AVIF, so the AVIF source must leave the format out
-    # (asking for an original's own format is a non-canonical size: a 400).
+    # (asking for an original's own format is only a redirect to the size without it).
     body = corpus.in_format("AVIF", (800, 600))
     page = signed_in(open_page(1280, 1), stack)
     page.evaluate(

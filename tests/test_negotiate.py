@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -81,9 +82,12 @@ def test_concrete_spelling_leaves_out_the_originals_own_format() -> None:
     assert ResizeSpec(640, None) in auto_targets(spec)
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="needs node")
 def test_the_cloudfront_function_in_node() -> None:
-    """tests/cdn/viewer_request.test.js: the rewrite table, this file's Accept table."""
+    """tests/cdn/: the function's rewrite table and this file's Accept table, and the local CDN."""
+    if shutil.which("node") is None:
+        if os.environ.get("CI") == "true":  # CI must run the function, not skip it
+            pytest.fail("CI without node: the CloudFront Function's tests cannot run")
+        pytest.skip("NODE TESTS SKIPPED: no node on PATH (the local stack needs it too)")
     result = subprocess.run(
         ["node", "--test", str(ROOT / "tests" / "cdn")],
         capture_output=True,
