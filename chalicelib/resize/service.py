@@ -18,7 +18,7 @@ from chalicelib.config import Settings
 from chalicelib.errors import RedirectLoop, VariantBudgetExhausted
 from chalicelib.resize.grammar import ResizeSpec, public_url
 from chalicelib.resize.ledger import Ledger
-from chalicelib.resize.negotiate import Traits, candidates, concrete, negotiate
+from chalicelib.resize.negotiate import AVIF, Traits, candidates, concrete, negotiate
 from chalicelib.resize.request import RequestPolicy, VariantRequest, check_fits
 from chalicelib.resize.variants import VariantWriter
 from chalicelib.storage import S3_CALLS, ImageStore, ObjectInfo, Original
@@ -135,7 +135,7 @@ class ResizeService:
                 found.append((spec, spec.token))
                 continue
             names = candidates(traits)
-            for name in ("avif", *names) if traits.animated else names:
+            for name in (AVIF, *names) if traits.animated else names:
                 found.append((concrete(spec, name, traits.format), f"{spec.token}:{name}"))
         return found
 
