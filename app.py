@@ -16,7 +16,13 @@ from chalicelib.errors import (
     OriginNotAllowed,
     ServiceError,
 )
-from chalicelib.http import NO_STORE, cors_headers, json_errors, redirect
+from chalicelib.http import (
+    NO_STORE,
+    cors_headers,
+    json_errors,
+    negotiated_redirect,
+    redirect,
+)
 from chalicelib.resize.grammar import parse_key
 from chalicelib.resize.request import NO_SIZE
 from chalicelib.uploads import parse_list_request, parse_upload_request, uploader_id
@@ -59,7 +65,11 @@ def _segments(key_segments: dict[str, str]) -> list[str]:
 @observed("resize")
 @json_errors
 def resize(size: str, **key_segments: str) -> Response:
-    return redirect(wiring.get_service().resize(size, _segments(key_segments)))
+    accept = app.current_request.headers.get("accept")
+    answer = wiring.get_service().answer(size, _segments(key_segments), accept)
+    if answer.negotiated:
+        return negotiated_redirect(answer.url, wiring.get_settings().variant_browser_max_age)
+    return redirect(answer.url)
 
 
 @observed("meta")

@@ -15,6 +15,7 @@ from chalicelib.errors import Misconfigured, ServiceError
 from chalicelib.imaging.limits import ImagingLimits
 from chalicelib.resize.grammar import ResizeSpec, parse_size
 from chalicelib.resize.ledger import MAX_BUDGET
+from chalicelib.resize.negotiate import auto_targets
 
 # Variants: the CDN keeps them a year (an overwrite or delete invalidates its
 # paths); browsers revalidate after VARIANT_BROWSER_MAX_AGE (an ETag match is a
@@ -275,6 +276,8 @@ def _allowed_sizes(raw: str, max_dimension: int) -> frozenset[ResizeSpec] | None
     if not tokens:
         return None
     try:
-        return frozenset(parse_size(token, max_dimension) for token in tokens)
+        specs = [parse_size(token, max_dimension) for token in tokens]
     except ServiceError as err:
         raise ConfigError(f"ALLOWED_SIZES: {err.public_message}") from err
+    # A listed .auto allows each concrete spelling it resolves to (docs/urls.md).
+    return frozenset(specs).union(*(auto_targets(spec) for spec in specs if spec.is_auto))

@@ -68,6 +68,23 @@ def test_miss_stores_variant_and_redirects_to_public_url(website: Any, client: A
     }
 
 
+def test_auto_miss_negotiates_and_varies_on_accept(website: Any, client: Any) -> None:
+    website.put_object(Bucket=BUCKET, Key="photos/cat.jpg", Body=corpus.jpeg((1600, 1200)))
+    firefox = "image/avif,image/webp,image/png,image/svg+xml,image/*;q=0.8,*/*;q=0.5"
+    for accept, token in ((firefox, "300x.avif"), ("image/webp", "300x.webp"), ("*/*", "300x")):
+        response = client.http.get("/resize/300x.auto/photos/cat.jpg", headers={"Accept": accept})
+        assert response.status_code == 307
+        assert response.headers["Location"] == f"{PUBLIC_URL}/{token}/photos/cat.jpg"
+        assert response.headers["Vary"] == "Accept"
+        assert response.headers["Cache-Control"] == "private, max-age=86400"
+    stored = {o["Key"] for o in website.list_objects_v2(Bucket=BUCKET)["Contents"]}
+    assert not [key for key in stored if ".auto" in key]
+    # A concrete size is not negotiated: never cached, no Vary.
+    response = client.http.get("/resize/300x.webp/photos/cat.jpg", headers={"Accept": "*/*"})
+    assert response.headers["Cache-Control"] == "no-store"
+    assert "Vary" not in response.headers
+
+
 def test_full_chain_then_hit(website: Any, client: Any) -> None:
     website.put_object(Bucket=BUCKET, Key="photos/cat.jpg", Body=corpus.jpeg((1600, 1200)))
     status, body = website_get(website, client, "300x300/photos/cat.jpg")

@@ -43,7 +43,7 @@ PRESETS = ("160x160-cover", "320x")
 class Aws:
     """moto's S3, DynamoDB, SNS and SQS, and a lifecycle built over them."""
 
-    def __init__(self, **settings: Any) -> None:
+    def __init__(self, presets: tuple[str, ...] = PRESETS, **settings: Any) -> None:
         self.s3 = boto3.client("s3", region_name="us-east-1")
         for bucket in (BUCKET, ORIGINALS):
             self.s3.create_bucket(Bucket=bucket)
@@ -63,7 +63,7 @@ class Aws:
             public_url=PUBLIC_URL,
             originals_bucket=ORIGINALS,
             metadata_table=TABLE,
-            preset_sizes=tuple(parse_size(token, 4096) for token in PRESETS),
+            preset_sizes=tuple(parse_size(token, 4096) for token in presets),
             **settings,
         )
         variants = ImageStore(self.s3, BUCKET)
@@ -226,6 +226,26 @@ def test_an_overwrite_purges_old_variants_and_keeps_what_the_new_one_made(aws: A
     assert len(ledger) == len(variants)  # every entry names a variant that is there
     assert aws.catalog.usage("alice").bytes == len(second_body)
     assert aws.catalog.usage("alice").originals == 1
+
+
+def test_auto_presets_are_made_in_every_format_and_purged_together(app_env: Any) -> None:
+    with mock_aws():
+        aws = Aws(presets=("320x.auto",))
+        gif = corpus.animated("GIF", 4, (640, 320))
+        assert aws.handle(aws.put("anim.gif", gif)) == []
+        record = aws.catalog.get("anim.gif")
+        assert record is not None
+        assert set(record.presets) == {"320x.auto:avif", "320x.auto:webp", "320x.auto:gif"}
+        made = {key for key in aws.variants() if not key.startswith("_variants/")}
+        assert made == {"320x.avif/anim.gif", "320x.webp/anim.gif", "320x/anim.gif"}
+        # Replaced by a still photo: every format of the animation goes, ledger too.
+        assert aws.handle(aws.put("anim.gif", photo((800, 600)))) == []
+        stored = aws.variants()
+        assert not [key for key in stored if ".auto" in key]
+        new_etag = aws.s3.head_object(Bucket=ORIGINALS, Key="anim.gif")["ETag"]
+        assert {etag for key, etag in stored.items() if not key.startswith("_variants/")} == {
+            new_etag
+        }
 
 
 def test_the_same_bytes_again_purge_nothing(aws: Aws) -> None:

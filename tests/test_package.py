@@ -313,6 +313,29 @@ def test_cloudfront_never_keeps_a_redirect(template: dict[str, Any]) -> None:
     }
 
 
+def test_the_auto_format_function_runs_before_the_cache_on_every_request(
+    template: dict[str, Any],
+) -> None:
+    """The repository's function file, inline, on the default behaviour as viewer-request."""
+    function = resource(template, package.FUNCTION_RESOURCE)
+    assert function["FunctionCode"] == package.VIEWER_REQUEST.read_text()
+    assert function["FunctionConfig"]["Runtime"] == "cloudfront-js-2.0"
+    assert function["AutoPublish"] is True
+    behaviour = resource(template, "Distribution")["DistributionConfig"]["DefaultCacheBehavior"]
+    assert behaviour["FunctionAssociations"] == [
+        {
+            "EventType": "viewer-request",
+            "FunctionARN": {
+                "Fn::GetAtt": [package.FUNCTION_RESOURCE, "FunctionMetadata.FunctionARN"]
+            },
+        }
+    ]
+    # The cache key stays the path: no header (Accept) in it, nothing to Vary on.
+    [cache_policy] = resources(template, "AWS::CloudFront::CachePolicy")
+    keyed = cache_policy["CachePolicyConfig"]["ParametersInCacheKeyAndForwardedToOrigin"]
+    assert keyed["HeadersConfig"] == {"HeaderBehavior": "none"}
+
+
 def test_outputs_name_the_public_and_api_urls(template: dict[str, Any]) -> None:
     outputs = {name: substitute(o["Value"], DEPLOYED) for name, o in template["Outputs"].items()}
     assert outputs["PublicURL"] == "https://d111.cloudfront.net"

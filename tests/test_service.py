@@ -348,3 +348,97 @@ def test_a_failed_claim_stores_no_variant(
     with pytest.raises(StorageUnavailable):
         make_service(s3, settings).resize("100x", original.split("/"))
     assert keys(s3) == {original}
+
+
+CHROMIUM = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8"
+
+
+def _auto(service: ResizeService, token: str, key: str, accept: str | None) -> str:
+    answer = service.answer(token, key.split("/"), accept)
+    assert answer.negotiated
+    return answer.url.removeprefix(f"{PUBLIC_URL}/")
+
+
+@pytest.mark.parametrize(
+    ("body", "accept", "expected"),
+    [
+        (corpus.jpeg((800, 600)), CHROMIUM, "640x.avif"),
+        (corpus.jpeg((800, 600)), "image/webp,*/*", "640x.webp"),
+        (corpus.jpeg((800, 600)), "*/*", "640x"),
+        (corpus.png_rgba((800, 600)), None, "640x"),
+        (corpus.png_rgba((800, 600)), CHROMIUM, "640x.avif"),
+        (corpus.in_format("WEBP", (800, 600)), "*/*", "640x.jpeg"),
+        (corpus.animated("GIF", 5, (800, 600)), CHROMIUM, "640x.webp"),
+        (corpus.animated("GIF", 5, (800, 600)), "*/*", "640x"),
+    ],
+    ids=["photo", "photo-webp", "photo-any", "alpha-none", "alpha", "webp-any", "gif", "gif-any"],
+)
+def test_auto_redirects_to_the_negotiated_variant_and_stores_nothing_under_auto(
+    s3: Any, settings: Settings, body: bytes, accept: str | None, expected: str
+) -> None:
+    s3.put_object(Bucket=BUCKET, Key="a/b.img", Body=body)
+    service = make_service(s3, settings)
+    assert _auto(service, "640x.auto", "a/b.img", accept) == f"{expected}/a/b.img"
+    stored = keys(s3)
+    assert f"{expected}/a/b.img" in stored
+    assert not [key for key in stored if ".auto" in key]
+    # Asked again, the stored variant answers: nothing rendered twice.
+    assert _auto(service, "640x.auto", "a/b.img", accept) == f"{expected}/a/b.img"
+
+
+def test_avif_of_an_animation_is_a_redirect_to_its_animated_webp(
+    s3: Any, settings: Settings
+) -> None:
+    s3.put_object(Bucket=BUCKET, Key="anim.gif", Body=corpus.animated("GIF", 5, (400, 200)))
+    service = make_service(s3, settings)
+    assert service.resize("200x.avif", ["anim.gif"]) == f"{PUBLIC_URL}/200x.webp/anim.gif"
+    assert stored_outputs(s3, "anim.gif") == {
+        "200x.webp/anim.gif": "image",
+        "200x.avif/anim.gif": f"{PUBLIC_URL}/200x.webp/anim.gif",
+    }
+    webp = s3.get_object(Bucket=BUCKET, Key="200x.webp/anim.gif")["Body"].read()
+    assert corpus.opened(webp).n_frames == 5
+
+
+def test_the_originals_own_format_named_is_a_redirect_to_the_short_spelling(
+    s3: Any, settings: Settings, original: str
+) -> None:
+    service = make_service(s3, settings)
+    assert service.resize("200x.jpeg", original.split("/")) == f"{PUBLIC_URL}/200x/{original}"
+    assert stored_outputs(s3, original) == {
+        f"200x/{original}": "image",
+        f"200x.jpeg/{original}": f"{PUBLIC_URL}/200x/{original}",
+    }
+
+
+def test_auto_presets_make_every_format_the_rule_can_give(s3: Any, settings: Settings) -> None:
+    service = make_service(s3, settings)
+    cases = {
+        "p.jpg": (corpus.jpeg((800, 600)), {"640x.avif", "640x.webp", "640x"}),
+        "a.png": (corpus.png_rgba((800, 600)), {"640x.avif", "640x.webp", "640x"}),
+        "g.gif": (corpus.animated("GIF", 5, (800, 600)), {"640x.avif", "640x.webp", "640x"}),
+    }
+    for key, (body, tokens) in cases.items():
+        urls = service.prerender(key, body, '"etag"', [parse_size("640x.auto", 4096)])
+        assert {url.removeprefix(f"{PUBLIC_URL}/") for url in urls.values()} <= {
+            f"{token}/{key}" for token in tokens
+        }
+        assert set(stored_outputs(s3, key)) == {f"{token}/{key}" for token in tokens}, key
+    assert stored_outputs(s3, "g.gif")["640x.avif/g.gif"] == f"{PUBLIC_URL}/640x.webp/g.gif"
+    assert not [key for key in keys(s3) if ".auto" in key]
+    # Every browser's first view is a stored variant: rendered by no request.
+    for key, (body, _) in cases.items():
+        s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+        before = keys(s3)
+        for accept in (CHROMIUM, "image/webp", "*/*"):
+            assert f"{_auto(service, '640x.auto', key, accept)}" in before
+        assert keys(s3) == before
+
+
+def test_auto_and_the_budget_count_concrete_outputs(s3: Any, settings: Settings) -> None:
+    s3.put_object(Bucket=BUCKET, Key="p.jpg", Body=corpus.jpeg((800, 600)))
+    service = make_service(s3, dataclasses.replace(settings, max_variants_per_original=2))
+    _auto(service, "640x.auto", "p.jpg", CHROMIUM)
+    _auto(service, "640x.auto", "p.jpg", "image/webp")
+    with pytest.raises(VariantBudgetExhausted):
+        _auto(service, "640x.auto", "p.jpg", "*/*")

@@ -69,12 +69,19 @@ class Source:
 
     format: str  # Pillow's name: JPEG, MPO, PNG, GIF, WEBP, AVIF, BMP, TIFF
     size: tuple[int, int]  # what render() plans with for the spec: upright for stills
+    alpha: bool = False  # an alpha channel or a transparent colour
+    frames: int = 1  # as the walk counts them (an animation's, whatever the output)
 
 
 def inspect(original: bytes, spec: ResizeSpec, limits: ImagingLimits | None = None) -> Source:
     """Run every check render() runs before decoding, and say what it would plan with."""
-    with _checked(original, spec, limits or ImagingLimits()) as (image, job):
-        return Source(str(image.format), job.geometry.source)
+    with _checked(original, spec, limits or ImagingLimits()) as (image, job, structure):
+        return Source(
+            str(image.format),
+            job.geometry.source,
+            alpha="A" in normal_mode(image),
+            frames=source_frames(image, structure),
+        )
 
 
 @dataclass
@@ -98,7 +105,7 @@ def render(
 ) -> Rendered:
     """Resize an encoded image to ``spec`` and encode it (``shared``: across sizes of it)."""
     limits = limits or ImagingLimits()
-    with _checked(original, spec, limits) as (image, job):
+    with _checked(original, spec, limits) as (image, job, _):
         if job.frames > 1:
             return _render_animation(image, job, spec, limits)
         return _render_still(original, image, job, spec, limits, shared)
@@ -107,7 +114,7 @@ def render(
 @contextmanager
 def _checked(
     original: bytes, spec: ResizeSpec, limits: ImagingLimits
-) -> Iterator[tuple[Image.Image, Job]]:
+) -> Iterator[tuple[Image.Image, Job, containers.Structure]]:
     """The original opened and its job planned, once every check before decoding has passed.
 
     Cheapest first: the container walk (which refuses what Pillow would
@@ -118,7 +125,7 @@ def _checked(
     check_memory(structure.decoder_bytes, limits)
     with _opened(original) as image:
         check_pixels(image.size, limits)
-        yield image, _plan_job(image, structure, spec, limits)
+        yield image, _plan_job(image, structure, spec, limits), structure
 
 
 def _plan_job(
@@ -138,7 +145,12 @@ def _plan_job(
 
 def _frame_count(image: Image.Image, structure: containers.Structure, output: OutputFormat) -> int:
     """Frames an animated output would keep: counted by the walk, never by seeking through them."""
-    if output.pillow not in ANIMATED_OUTPUTS or image.format not in ANIMATED_SOURCES:
+    return source_frames(image, structure) if output.pillow in ANIMATED_OUTPUTS else 1
+
+
+def source_frames(image: Image.Image, structure: containers.Structure) -> int:
+    """The original's frames, counted by the walk; 1 for formats whose pages are no animation."""
+    if image.format not in ANIMATED_SOURCES:
         return 1
     if structure.frames is not None:
         return structure.frames

@@ -11,7 +11,13 @@ exactly one spelling per variant, so two URLs never create the same image twice:
 ``300x200@2x``             device pixel ratio 2 or 3: a 600×400 box
 ``300x200.webp``           output format: ``jpeg``, ``png``, ``webp``, ``avif``
 ``300x200-q70.webp``       quality 1–100, only with an explicit lossy format
+``300x200.auto``           the format the browser takes best (resize/negotiate.py)
 =========================  ==================================================
+
+``.auto`` is only ever a request: it resolves to the concrete token of the
+negotiated format (``300x200.avif``, ``300x200.webp``, ``300x200``), and
+nothing is stored under it.  It takes no ``-q``: one number means different
+things to JPEG, WebP and AVIF, so each gets its own default.
 
 Canonical means: ASCII digits without leading zeros, lowercase, defaults left
 out (``inside``, ``@1x``, the format's default quality).  A recognisable but
@@ -50,6 +56,9 @@ class OutputFormat:
     content_type: str
     default_quality: int | None  # None: lossless, takes no quality
 
+
+# ``.auto``: a format to negotiate, never rendered (so not in OUTPUT_FORMATS, and takes no -q).
+AUTO = OutputFormat("auto", "", "", None)
 
 OUTPUT_FORMATS = {
     f.name: f
@@ -105,6 +114,11 @@ class ResizeSpec:
         return token
 
     @property
+    def is_auto(self) -> bool:
+        """A ``.auto`` request: resolved to a concrete format per request, never stored."""
+        return self.output == AUTO
+
+    @property
     def box(self) -> tuple[int | None, int | None]:
         """The box in output pixels (the pixel ratio applied)."""
         return (
@@ -127,7 +141,7 @@ def parse_size(text: str, max_dimension: int) -> ResizeSpec:
     if match is None or not (match["width"] or match["height"]):
         raise InvalidSize(
             "size must look like 300x200, 300x or x200, optionally followed by "
-            f"-cover or -pad, @2x or @3x, -q<1-100> and .jpeg/.png/.webp/.avif; "
+            f"-cover or -pad, @2x or @3x, -q<1-100> and .jpeg/.png/.webp/.avif/.auto; "
             f"dimensions from 1 to {max_dimension}"
         )
     spec = _spec_from(match, max_dimension)
@@ -179,8 +193,11 @@ def _output_format(name: str | None) -> OutputFormat | None:
     if name is None:
         return None
     name = _FORMAT_ALIASES.get(name.lower(), name.lower())
+    if name == AUTO.name:
+        return AUTO
     if name not in OUTPUT_FORMATS:
-        raise InvalidSize(f"unknown output format; use one of {', '.join(OUTPUT_FORMATS)}")
+        formats = ", ".join([*OUTPUT_FORMATS, AUTO.name])
+        raise InvalidSize(f"unknown output format; use one of {formats}")
     return OUTPUT_FORMATS[name]
 
 

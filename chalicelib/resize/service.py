@@ -19,6 +19,7 @@ from chalicelib.config import Settings
 from chalicelib.errors import RedirectLoop, VariantBudgetExhausted
 from chalicelib.resize.grammar import ResizeSpec, public_url
 from chalicelib.resize.ledger import Ledger
+from chalicelib.resize.negotiate import AVIF, Traits, candidates, concrete, negotiate
 from chalicelib.resize.request import RequestPolicy, VariantRequest, check_fits
 from chalicelib.resize.variants import VariantWriter
 from chalicelib.storage import S3_CALLS, ImageStore, ObjectInfo, Original
@@ -37,6 +38,14 @@ class Lookup:
     ledger: Ledger
 
 
+@dataclass(frozen=True)
+class Redirect:
+    """Where a miss sends the browser, and whether that depended on its ``Accept`` header."""
+
+    url: str
+    negotiated: bool = False
+
+
 class ResizeService:
     """Turns a request for a missing variant into a stored variant and its public URL."""
 
@@ -52,16 +61,27 @@ class ResizeService:
         self._originals = originals or store  # private, or the same bucket
         self._clock = clock
         self.policy = RequestPolicy(settings, clock)
-        self._writer = VariantWriter(settings, store)
+        self._writer = VariantWriter(settings, store, self.policy.signed)
 
-    def resize(self, size_text: str, key_segments: list[str]) -> str:
+    def resize(self, size_text: str, key_segments: list[str], accept: str | None = None) -> str:
         """Create the variant (unless it exists) and return the public URL to redirect to."""
+        return self.answer(size_text, key_segments, accept).url
+
+    def answer(
+        self, size_text: str, key_segments: list[str], accept: str | None = None
+    ) -> Redirect:
+        """Where to send the browser; a ``.auto`` size is negotiated from ``accept`` first."""
         request = self.policy.parse([size_text, *key_segments])
         observe.note(key=request.key, size=request.spec.token)
         snapped = self.policy.check(request)
         if snapped is not None:
             observe.note(outcome=observe.SNAPPED)
-            return self.public_url(snapped.variant_key)
+            return Redirect(self.public_url(snapped.variant_key))
+        if request.spec.is_auto:
+            return Redirect(self._negotiated(request, accept), negotiated=True)
+        return Redirect(self._made(request))
+
+    def _made(self, request: VariantRequest) -> str:
         with observe.timed("s3_lookup"):
             found = self._look_up(request)
         if found.variant is not None:
@@ -90,7 +110,7 @@ class ResizeService:
         ledger = self._writer.read_ledger(key)
         urls: dict[str, str] = {}
         shared = SharedDecode()  # a PNG's pixels, say, are decoded once for every preset
-        for spec in specs:
+        for spec, token in self._concrete_presets(original, specs):
             request = self.policy.signed(VariantRequest(spec, key))
             check_fits(request)
             self.policy.check(request)
@@ -100,10 +120,59 @@ class ResizeService:
                 )
             except VariantBudgetExhausted:
                 break
-            ledger = ledger.with_output(made.canonical, made.key.removesuffix(f"/{key}"))
-            urls[spec.token] = self.public_url(made.key)
+            ledger = made.recorded_in(ledger, key)
+            urls[token] = self.public_url(made.key)
         observe.add("PresetsRendered", len(urls))
         return urls
+
+    def _concrete_presets(
+        self, original: bytes, specs: Sequence[ResizeSpec]
+    ) -> list[tuple[ResizeSpec, str]]:
+        """Each preset, a ``.auto`` one as every format the rule can give this original.
+
+        Paired with the token it is reported under: its own, or for a ``.auto``
+        preset ``<auto token>:<format>`` (``640x.auto:avif``).  An animation's
+        ``.avif`` is made too: it is what the CDN asks for in browsers that
+        take AVIF, and is stored as a redirect to the animated WebP.
+        """
+        auto = [spec for spec in specs if spec.is_auto]
+        traits = self.traits(original, auto[0]) if auto else None
+        found: list[tuple[ResizeSpec, str]] = []
+        for spec in specs:
+            if traits is None or not spec.is_auto:
+                found.append((spec, spec.token))
+                continue
+            names = candidates(traits)
+            for name in (AVIF, *names) if traits.animated else names:
+                found.append((concrete(spec, name, traits.format), f"{spec.token}:{name}"))
+        return found
+
+    def traits(self, original: bytes, spec: ResizeSpec) -> Traits:
+        """What the negotiation rule needs to know of an original (every check a render runs)."""
+        from chalicelib.imaging import inspect  # Pillow: there is an original
+
+        source = inspect(original, spec.without_output(), self._settings.imaging)
+        return Traits(source.format, alpha=source.alpha, animated=source.frames > 1)
+
+    def _negotiated(self, request: VariantRequest, accept: str | None) -> str:
+        """The concrete variant this browser gets for a ``.auto`` request, made if missing.
+
+        Reads the original (the rule needs its alpha and frames) and the ledger
+        together; an output the ledger already places is taken as made: if it
+        is missing after all, its URL is an ordinary miss.
+        """
+        ledger = S3_CALLS.submit(self._writer.list_ledger, request.key)
+        fetched = S3_CALLS.submit(self.fetch_original, request.key)
+        wait([ledger, fetched])
+        original = fetched.result()
+        traits = self.traits(original.body, request.spec)
+        spec = concrete(request.spec, negotiate(accept, traits), traits.format)
+        target = self.policy.signed(VariantRequest(spec, request.key))
+        check_fits(target)
+        self.policy.check(target)
+        ledger_now = Ledger.from_names(ledger.result())
+        made = self._writer.make(target, original.body, original.etag, ledger_now, keep_stored=True)
+        return self.public_url(made.key)
 
     def public_url(self, key: str) -> str:
         """The variant's address under PUBLIC_URL: configuration only, never request headers."""

@@ -9,6 +9,7 @@ named by a ledger entry, so a purge finds them all.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -16,8 +17,10 @@ from typing import TYPE_CHECKING
 from chalicelib import observe
 from chalicelib.config import Settings
 from chalicelib.errors import StorageUnavailable, VariantBudgetExhausted
-from chalicelib.resize.grammar import public_url, variant_key
+from chalicelib.imaging.formats import is_own_format  # plain data, no Pillow
+from chalicelib.resize.grammar import OUTPUT_FORMATS, ResizeSpec, public_url, variant_key
 from chalicelib.resize.ledger import Ledger, alias_entry, original_prefix, output_entry
+from chalicelib.resize.negotiate import AVIF, WEBP, concrete
 from chalicelib.resize.request import VariantRequest
 from chalicelib.storage import ImageStore, started
 
@@ -39,13 +42,23 @@ class Made:
     key: str
     canonical: str
 
+    def recorded_in(self, ledger: Ledger, original_key: str) -> Ledger:
+        """``ledger`` once it holds this output."""
+        return ledger.with_output(self.canonical, self.key.removesuffix(f"/{original_key}"))
+
 
 class VariantWriter:
     """Writes variants and redirect objects into the variants bucket, with their ledger."""
 
-    def __init__(self, settings: Settings, store: ImageStore) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: ImageStore,
+        signed: Callable[[VariantRequest], VariantRequest] = lambda request: request,
+    ) -> None:
         self._settings = settings
         self._store = store
+        self._signed = signed  # a request under the current signing key (RequestPolicy.signed)
 
     def read_ledger(self, key: str) -> Ledger:
         """The ledger of ``key``, in one LIST request."""
@@ -77,6 +90,12 @@ class VariantWriter:
         from chalicelib.imaging import canonical_spec, inspect  # Pillow: only once there is work
 
         source = inspect(original, request.spec, self._settings.imaging)
+        stored_as = _stored_spelling(request.spec, source.format, source.frames)
+        if stored_as is not None:
+            target = self._signed(VariantRequest(stored_as, request.key))
+            made = self.make(target, original, etag, ledger, keep_stored=True, shared=shared)
+            self._store_redirect(request, made.key, made.recorded_in(ledger, request.key), etag)
+            return made
         canonical = canonical_spec(source.size, request.spec).token
         stored_path = ledger.outputs.get(canonical)
         if stored_path is not None and (stored_path != request.path or keep_stored):
@@ -164,3 +183,18 @@ class VariantWriter:
             redirect_to=public_url(self._settings.public_url, target_key),
             metadata={SOURCE_ETAG: etag},
         )
+
+
+def _stored_spelling(spec: ResizeSpec, source_format: str, frames: int) -> ResizeSpec | None:
+    """The spelling that holds ``spec``'s output when it is not ``spec`` itself (None: it is).
+
+    The original's own format named explicitly is stored without it (``640x.webp``
+    of a WebP → ``640x``); an animation asked for as AVIF is its animated WebP
+    (resize/negotiate.py says why).  The CDN's ``.avif``/``.webp`` picks, made
+    without seeing the original, reach both through a redirect object.
+    """
+    if spec.output == OUTPUT_FORMATS[AVIF] and frames > 1:
+        return concrete(spec, WEBP, source_format)
+    if is_own_format(source_format, spec):
+        return spec.without_output()
+    return None

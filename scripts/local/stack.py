@@ -12,8 +12,11 @@ The event pipeline runs alongside: moto's server plays SQS, DynamoDB and SNS
 the events queue, and, given a handler, scripts/local/lambda_poller.py invokes
 it with batches the way Lambda's SQS event source mapping does.
 
+A CDN stand-in (scripts/local/cdn.js) sits in front of the website and runs
+the stack's CloudFront Function file on every request, as CloudFront does.
+
 Environment (all optional): LOCAL_HOST (127.0.0.1), S3_PORT (4568),
-API_PORT (8000), AWS_PORT (4566), BUCKET (images), ORIGINALS_BUCKET (originals),
+API_PORT (8000), AWS_PORT (4566), CDN_PORT (4570), BUCKET (images), ORIGINALS_BUCKET (originals),
 UPLOAD_TOKEN (local-dev-token), LOCAL_DATA_DIR (.local),
 EVENT_HANDLER (app:on_original_event; module:attribute of the events queue's
 Lambda handler, empty for none).
@@ -51,6 +54,9 @@ ROOT = Path(__file__).resolve().parents[2]
 S3RVER_CREDENTIALS = aws.FAKE_CREDENTIALS
 # The bearer token `make run` accepts for uploads unless UPLOAD_TOKEN says otherwise.
 DEV_UPLOAD_TOKEN = "local-dev-token"
+# With the page: its gallery asks for these widths as .auto (page/app.js), so each is
+# made in every format a browser can be given as soon as a photo arrives.
+PAGE_PRESET_SIZES = "160x160-cover,320x.auto,640x.auto,1280x.auto"
 # The Lambda handler of the originals' events queue (app.py).
 APP_EVENT_HANDLER = "app:on_original_event"
 
@@ -149,6 +155,7 @@ class LocalStack:
         event_handler: str | None = None,
         events: EventSettings | None = None,
         page: bool = False,
+        cdn_port: int | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.host = host
@@ -160,6 +167,7 @@ class LocalStack:
         self.app_env = dict(app_env or {})
         # A free port unless told: callers that predate moto pass only the other two.
         self.aws_port = aws_port or free_port(host)
+        self.cdn_port = cdn_port or free_port(host)
         # Only this bucket's object events reach the queue (never the variants'):
         # the originals bucket unless told.
         self.events_bucket = events_bucket or originals_bucket
@@ -186,16 +194,21 @@ class LocalStack:
         return f"{self.s3_url}/{self.bucket}"
 
     @property
+    def cdn_url(self) -> str:
+        """The website through the CDN stand-in, which resolves ``.auto`` sizes first."""
+        return f"http://{self.host}:{self.cdn_port}/{self.bucket}"
+
+    @property
     def page_url(self) -> str:
-        """The demo page, served by the website like any object (once started with page=True)."""
-        return f"{self.public_url}/{INDEX_KEY}"
+        """The demo page, through the CDN like its images (once started with page=True)."""
+        return f"{self.cdn_url}/{INDEX_KEY}"
 
     @property
     def page_origins(self) -> tuple[str, ...]:
         """Where a page that uploads may be served from: the website and the API, by either name."""
         return tuple(
             f"http://{host}:{port}"
-            for port in (self.s3_port, self.api_port)
+            for port in (self.s3_port, self.api_port, self.cdn_port)
             for host in dict.fromkeys((self.host, "localhost"))
         )
 
@@ -244,13 +257,14 @@ class LocalStack:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.start_aws()
         self.start_s3()
+        self.start_cdn()
         # The AWS path too: s3rver answers NotImplemented to the policy steps, which are
         # then skipped (it serves every object anonymously anyway).
         client = self.s3_client()
         configure_bucket(client, self.bucket, self.api_url, create=True, public_read=True)
         configure_originals(client, self.originals_bucket, self.page_origins, create=True)
         if self.page:
-            config = local_config(self.api_url, self.public_url, self.upload_token)
+            config = local_config(self.api_url, self.public_url, self.upload_token, self.cdn_url)
             publish_page(client, self.bucket, config)
         self.start_api()
         if self.event_handler:
@@ -307,6 +321,19 @@ class LocalStack:
         self._spawn("s3rver", s3rver, {**os.environ, **self.s3rver_events_env()})
         self._wait_until(lambda: requests.get(self.s3_url, timeout=1) is not None, "s3rver")
 
+    def start_cdn(self) -> None:
+        """The CDN stand-in: the CloudFront Function's file on every request, then the website."""
+        cdn = [
+            "node",
+            str(ROOT / "scripts" / "local" / "cdn.js"),
+            self.host,
+            str(self.cdn_port),
+            self.s3_url,
+            self.bucket,
+        ]
+        self._spawn("cdn", cdn, os.environ)
+        self._wait_until(lambda: requests.get(self.cdn_url, timeout=1) is not None, "cdn")
+
     def s3rver_events_env(self) -> dict[str, str]:
         """Tells scripts/local/s3rver.js where to send the events bucket's object events."""
         return {
@@ -333,9 +360,16 @@ class LocalStack:
             "S3_ENDPOINT_URL": self.s3_url,
             "UPLOAD_TOKEN": self.upload_token,
             "CORS_ORIGINS": ",".join(self.page_origins),
+            **self.page_presets(),
             **self.aws_env(),
             **self.app_env,
         }
+
+    def page_presets(self) -> dict[str, str]:
+        """PAGE_PRESET_SIZES when the page is published and the environment names none."""
+        if not self.page or "PRESET_SIZES" in os.environ:
+            return {}
+        return {"PRESET_SIZES": PAGE_PRESET_SIZES}
 
     def start_api(self) -> None:
         chalice = [
@@ -451,6 +485,7 @@ def main() -> int:
         originals_bucket=os.environ.get("ORIGINALS_BUCKET", "originals"),
         upload_token=os.environ.get("UPLOAD_TOKEN") or DEV_UPLOAD_TOKEN,
         aws_port=int(os.environ.get("AWS_PORT", "4566")),
+        cdn_port=int(os.environ.get("CDN_PORT", "4570")),
         # The app's own events handler unless told otherwise ("" turns the poller off).
         event_handler=os.environ.get("EVENT_HANDLER", APP_EVENT_HANDLER) or None,
         page=True,
@@ -462,6 +497,7 @@ def main() -> int:
         example.write_bytes(sample_originals()[keys[0]][0])
         print(f"\nPage: {stack.page_url}  (sign in with {stack.upload_token}, upload a photo)")
         print(f"Website (public base): {stack.public_url}")
+        print(f"CDN: {stack.cdn_url}  (runs infra/cdn/viewer_request.js: .auto sizes)")
         print(f"Resize API:            {stack.api_url}/resize/<size>/<key>")
         print(f"Uploads:               POST {stack.api_url}/uploads (Bearer {stack.upload_token})")
         print(
