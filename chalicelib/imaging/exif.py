@@ -181,6 +181,9 @@ def read(image: Image.Image, original: bytes, structure: Structure, *, gps: bool
         image.load()
     tiff = Tiff.parse(original if image.format == "TIFF" else _exif_block(image.info))
     tags, stated = _tags(tiff, gps=gps) if tiff else (Tags(), False)
+    if image.format == "TIFF":
+        # Pillow's TIFF reader turns the picture itself: its size and pixels are upright.
+        return replace(tags, orientation=1)
     if not stated:
         tags = replace(tags, orientation=_xmp_orientation(image.info))
     return tags
