@@ -96,27 +96,18 @@ def test_a_tiffs_orientation_is_applied_once(orientation: int) -> None:
     assert (facts.width, facts.height) == (30, 40)
 
 
-def _gif_cut_inside_the_second_frames_descriptor() -> bytes:
-    gif = corpus.animated("GIF", frames=3)
-    second_control = gif.index(b"\x21\xf9\x04", gif.index(b"\x21\xf9\x04") + 1)
-    return gif[: second_control + 8 + 5]  # the control block, then half the descriptor
-
-
 @pytest.mark.parametrize("call", CALLS.values(), ids=CALLS.keys())
 def test_gif_cut_inside_a_later_frames_header_is_4xx(call: Callable[[bytes], object]) -> None:
-    outcome, escaped = mutations.outcome_of(call, _gif_cut_inside_the_second_frames_descriptor())
+    outcome, escaped = mutations.outcome_of(call, bombs.gif_cut_in_a_later_frame())
     assert not escaped, outcome
     with pytest.raises(InvalidImage):
-        inspect(_gif_cut_inside_the_second_frames_descriptor(), SPEC)
+        inspect(bombs.gif_cut_in_a_later_frame(), SPEC)
 
 
 def test_avif_naming_a_missing_primary_item_is_invalid() -> None:
-    avif = bytearray(corpus.in_format("AVIF", (64, 64)))
-    at = avif.index(b"pitm") + 8  # after the box type and its version and flags
-    avif[at : at + 2] = b"\x00\x63"  # item 99: there is none
     for call in CALLS.values():
         with pytest.raises(InvalidImage):
-            call(bytes(avif))
+            call(bombs.avif_missing_primary_item())
 
 
 def test_our_own_failures_are_not_mistaken_for_a_corrupt_original(

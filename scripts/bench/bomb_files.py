@@ -487,3 +487,23 @@ def jpeg_wrongly_typed_exif(orientation: int = 6) -> bytes:
     buffer = BytesIO()
     Image.new("RGB", (80, 40), (200, 40, 40)).save(buffer, "JPEG", exif=exif)
     return buffer.getvalue()
+
+
+# --- Broken files that once escaped as 500s -------------------------------------------------
+
+
+def gif_cut_in_a_later_frame(frames: int = 3) -> bytes:
+    """An animated GIF cut half-way through its second frame's image descriptor."""
+    data = gif((8, 8), [GifFrame(0, 0, 8, 8, 1 + i % 3) for i in range(frames)])
+    second_control = data.index(b"\x21\xf9\x04", data.index(b"\x21\xf9\x04") + 1)
+    return data[: second_control + 8 + 5]
+
+
+def avif_missing_primary_item(item: int = 99) -> bytes:
+    """A 64² AVIF whose ``pitm`` box names an item that does not exist (libavif: RuntimeError)."""
+    buffer = BytesIO()
+    Image.new("RGB", (64, 64), (200, 40, 40)).save(buffer, "AVIF", quality=50)
+    data = bytearray(buffer.getvalue())
+    at = data.index(b"pitm") + 8  # after the box type and its version and flags
+    data[at : at + 2] = struct.pack(">H", item)
+    return bytes(data)

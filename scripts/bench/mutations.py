@@ -9,8 +9,10 @@ bytes, deleted, repeated and inserted spans).  Each case goes through
 outcomes and keeps the first few escapes (any exception that is not a
 ``ServiceError``, or a ``ServiceError`` that is not a 4xx).
 
-``make test`` runs a small sweep (tests/test_sweep.py), ``make bench`` a
-larger one (scripts/bench/bombs.py).  The same seed makes the same cases.
+``make test`` runs a small sweep (tests/test_decoding.py), ``make bench`` a
+larger one (scripts/bench/bombs.py).  The same seed makes the same mutations
+(an AVIF encoder may vary its output by a few bytes between builds, and so
+the cases made from it).
 """
 
 from __future__ import annotations
