@@ -171,6 +171,7 @@ EXIF_BOMBS: dict[str, Callable[[int], bytes]] = {
     "webp EXIF": bombs.webp_exif,
     "jpeg APP1 x2": bombs.jpeg_exif,  # Pillow joins the segments into one block
     "tiff Exif IFD": bombs.tiff_exif,
+    "avif Exif item": lambda n: bombs.avif_exif(n, orientation=1),
 }
 _RATIONALS_PAST_THE_CAP = containers.MAX_EXIF_BYTES // 8 + 1
 
@@ -212,6 +213,10 @@ def _filler(n: int) -> bytes:
     return b"x" * n
 
 
+def _exif_of(n: int) -> bytes:
+    return bombs.exif_rationals(n // 8, orientation=1)  # about n bytes: 8 a rational
+
+
 # (what, cap, original of n bytes of that metadata); compressed ones inflate to n.
 METADATA: list[tuple[str, str, Callable[[int], bytes]]] = [
     ("jpeg ICC", "MAX_ICC_BYTES", _with("JPEG", icc_profile=_filler)),
@@ -226,6 +231,9 @@ METADATA: list[tuple[str, str, Callable[[int], bytes]]] = [
     ("webp XMP", "MAX_XMP_BYTES", _with("WEBP", xmp=_filler)),
     ("tiff ICC", "MAX_ICC_BYTES", _with("TIFF", icc_profile=_filler)),
     ("gif comment", "MAX_TEXT_BYTES", _with("GIF", comment=_filler)),
+    ("avif Exif item", "MAX_EXIF_BYTES", _with("AVIF", exif=lambda n: _exif_of(n))),
+    ("avif XMP item", "MAX_XMP_BYTES", _with("AVIF", xmp=_filler)),
+    ("avif ICC", "MAX_ICC_BYTES", _with("AVIF", icc_profile=_filler)),
 ]
 
 

@@ -57,8 +57,12 @@ _TYPES = {
     8: ("h", 2),
     9: ("i", 4),
     10: ("ii", 8),
+    13: ("I", 4),  # IFD: a pointer, as some writers type the Exif and GPS ones
+    16: ("Q", 8),  # BigTIFF's LONG8, SLONG8 and IFD8
+    17: ("q", 8),
+    18: ("Q", 8),
 }
-_INTEGER_TYPES = frozenset({1, 3, 4, 6, 8, 9})
+_INTEGER_TYPES = frozenset({1, 3, 4, 6, 8, 9, 13, 16, 17, 18})
 _TEXT_TYPES = frozenset({2, 7})
 _RATIONAL_TYPES = frozenset({5, 10})
 

@@ -507,3 +507,12 @@ def avif_missing_primary_item(item: int = 99) -> bytes:
     at = data.index(b"pitm") + 8  # after the box type and its version and flags
     data[at : at + 2] = struct.pack(">H", item)
     return bytes(data)
+
+
+def avif_exif(count: int = 200_000, orientation: int = 6) -> bytes:
+    """A 64×48 AVIF whose Exif item holds ``count`` rationals; Pillow's writer moves the
+    orientation into ``irot``/``imir``, so its reader puts it back and re-serialises all."""
+    buffer = BytesIO()
+    exif = exif_rationals(count, orientation)
+    Image.new("RGB", (64, 48), (200, 40, 40)).save(buffer, "AVIF", quality=50, exif=exif)
+    return buffer.getvalue()

@@ -112,6 +112,7 @@ CASES = (
     Case("webp: EXIF of 1 M rationals", bombs.webp_exif),
     Case("jpeg: EXIF of 1 M rationals in 124 APP1s", bombs.jpeg_exif),
     Case("tiff: Exif IFD of 1 M rationals", bombs.tiff_exif),
+    Case("avif: Exif item of 200 K rationals, orientation in irot", bombs.avif_exif),
     Case("png: eXIf of 8,180 rationals (the EXIF cap)", lambda: bombs.png_exif(8180)),
     Case("jpeg: orientation 6, ImageWidth as ASCII", bombs.jpeg_wrongly_typed_exif),
     Case("gif: cut inside the 2nd frame's header", bombs.gif_cut_in_a_later_frame),
