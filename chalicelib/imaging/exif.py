@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 
 from PIL import Image
 
+from chalicelib.imaging.decoding import loaded
+
 if TYPE_CHECKING:
     from chalicelib.imaging.containers import Structure
 
@@ -182,7 +184,7 @@ def read(image: Image.Image, original: bytes, structure: Structure, *, gps: bool
     decoded first, as Pillow must to reach it (the memory model counts it).
     """
     if image.format == "PNG" and structure.metadata_after_pixels:
-        image.load()
+        loaded(image)
     tiff = Tiff.parse(original if image.format == "TIFF" else _exif_block(image.info))
     tags, stated = _tags(tiff, gps=gps) if tiff else (Tags(), False)
     if image.format == "TIFF":

@@ -31,6 +31,7 @@ from PIL import Image, ImageCms, ImageDraw
 from chalicelib.errors import ServiceError
 from chalicelib.imaging import ImagingLimits, describe, inspect, render
 from chalicelib.resize.grammar import parse_size
+from scripts.bench import bomb_files
 
 # Tight limits: a mutated header that claims a large picture is refused at once
 # rather than decoded for a second, so a sweep stays fast.  The caps are the
@@ -80,7 +81,7 @@ def _frames(count: int, size: tuple[int, int] = (32, 24)) -> list[Image.Image]:
 
 
 def seeds() -> dict[str, bytes]:
-    """One small original per input format (two for JPEG and WebP), a few KB each."""
+    """One small original per input format (two for JPEG, PNG and WebP), a few KB each."""
     picture = _picture()
     frames = _frames(3)
     exif = _exif().tobytes()
@@ -89,6 +90,10 @@ def seeds() -> dict[str, bytes]:
         "jpeg-progressive": _encoded(picture, "JPEG", progressive=True, exif=_exif(3).tobytes()),
         "png": _encoded(
             picture.convert("RGBA"), "PNG", exif=exif, icc_profile=_srgb(), pnginfo=_png_text()
+        ),
+        # EXIF after the pixels: Pillow decodes them all to reach it.
+        "png-exif-after": bomb_files.png(
+            (40, 30), colour_type=2, after_idat=bomb_files.png_chunk(b"eXIf", exif[6:])
         ),
         "gif-animated": _encoded(
             frames[0].convert("P"),
