@@ -30,7 +30,7 @@ GPS_LATITUDE_REF, GPS_LATITUDE, GPS_LONGITUDE_REF, GPS_LONGITUDE = 1, 2, 3, 4
 
 # Entries looked at per IFD: real ones have tens; the walk caps what Pillow reads.
 MAX_IFD_ENTRIES = 1024
-MAX_TEXT_BYTES = 256  # camera names and dates are short; longer text is not read
+MAX_TAG_TEXT_BYTES = 256  # camera names and dates are short; longer text is not read
 
 # EXIF orientation → the transposition that shows the picture upright.
 UPRIGHT = {
@@ -143,7 +143,7 @@ class Tiff:
     def text(self, entry: _Entry | None) -> bytes | None:
         if entry is None or entry.kind not in _TEXT_TYPES:
             return None
-        values = self.values(entry, MAX_TEXT_BYTES)
+        values = self.values(entry, MAX_TAG_TEXT_BYTES)
         return values if isinstance(values, bytes) else None
 
     def rationals(self, entry: _Entry | None, count: int) -> tuple[float, ...] | None:

@@ -178,7 +178,7 @@ def _render_still(
     decoded = scaled_webp(original, image, job.stored_geometry) or full_decode(image, shared)
     frame = unpremultiplied(resample(decoded, job.stored_geometry))
     if shared is not None and frame is shared.image:
-        frame = frame.copy()  # the steps below change it in place; other sizes need it as it is
+        frame = frame.copy()  # the encoder clears its info; other sizes need it as it is
     frame = exif.upright(frame, job.orientation)
     frame = to_srgb(frame, icc_profile)
     frame = pad(frame, job.geometry.canvas, limits.background)
