@@ -184,6 +184,16 @@ def test_exif_over_its_cap_is_refused_by_the_walk(make: Callable[[int], bytes]) 
     assert "EXIF" in info.value.public_message
 
 
+def test_a_broken_gps_ifd_does_not_hide_the_exif_ifd() -> None:
+    bomb = bytearray(bombs.tiff_exif(_RATIONALS_PAST_THE_CAP))
+    # The PhotometricInterpretation entry, ahead of the Exif pointer, becomes a GPS
+    # pointer past the end of the file.
+    at = bomb.index(bytes.fromhex("0601 0300 01000000"))
+    bomb[at : at + 12] = bytes.fromhex("2588 0400 01000000 ffffff7f")
+    with pytest.raises(OriginalTooComplex):
+        containers.walk(bytes(bomb), max_frames=1)
+
+
 def test_tiff_exif_ifd_entries_are_capped(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(containers, "MAX_EXIF_ENTRIES", 0)
     with pytest.raises(OriginalTooComplex):

@@ -489,7 +489,8 @@ def _walk_tiff(data: bytes, max_frames: int) -> Structure:
             value_at = at + entry_size - (8 if big else 4)  # the last field: value or offset
             sub_ifds.append(struct.unpack_from(endian + entry_format[-1], data, value_at)[0])
     for sub_ifd in sub_ifds:
-        _tiff_exif_ifd(data, sub_ifd, endian, big, metadata)
+        with suppress(struct.error):  # cut short: what is there still counts, the next one too
+            _tiff_exif_ifd(data, sub_ifd, endian, big, metadata)
     return Structure(frames=1)
 
 
