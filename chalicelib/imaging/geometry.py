@@ -29,7 +29,11 @@ class Job:
     output: OutputFormat
     geometry: Geometry  # in upright coordinates
     frames: int = 1  # 1: the first frame, still
-    swaps: bool = False  # stored on its side (EXIF orientation 5–8)
+    orientation: int = 1  # EXIF orientation of a still: 5–8 are stored on their side
+
+    @property
+    def swaps(self) -> bool:
+        return self.orientation in (5, 6, 7, 8)
 
     @property
     def stored_geometry(self) -> Geometry:

@@ -11,20 +11,19 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from io import BytesIO
 from typing import Any
 
-from PIL import Image, ImageChops, ImageCms, ImageOps, ImageSequence, UnidentifiedImageError
+from PIL import Image, ImageChops, ImageCms
 
-from chalicelib.errors import InvalidImage, OriginalTooManyPixels, UnsupportedImage
-from chalicelib.imaging import containers, webp
+from chalicelib.imaging import containers, exif, webp
+from chalicelib.imaging.decoding import decoded_frames, frame_count, loaded, opened
 from chalicelib.imaging.encoders import Rendered, eight_bit, encode
 from chalicelib.imaging.formats import (
     ANIMATED_OUTPUTS,
     ANIMATED_SOURCES,
-    INPUT_FORMATS,
     output_format,
 )
 from chalicelib.imaging.geometry import (
@@ -51,13 +50,6 @@ log = logging.getLogger(__name__)
 
 # Formats whose decoder scales down as it decodes (draft): decoded per output size.
 SHRINK_ON_LOAD_FORMATS = frozenset({"JPEG", "MPO"})
-
-
-# EXIF orientations 5–8 store the picture turned by 90°: width and height swap.
-_SWAPPING_ORIENTATIONS = frozenset({5, 6, 7, 8})
-
-
-_ORIENTATION_TAG = 0x0112
 
 
 _SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
@@ -123,21 +115,26 @@ def _checked(
     """
     structure = containers.walk(original, limits.max_frames)
     check_memory(structure.decoder_bytes, limits)
-    with _opened(original) as image:
+    with opened(original) as image:
         check_pixels(image.size, limits)
-        yield image, _plan_job(image, structure, spec, limits), structure
+        yield image, _plan_job(original, image, structure, spec, limits), structure
 
 
 def _plan_job(
-    image: Image.Image, structure: containers.Structure, spec: ResizeSpec, limits: ImagingLimits
+    original: bytes,
+    image: Image.Image,
+    structure: containers.Structure,
+    spec: ResizeSpec,
+    limits: ImagingLimits,
 ) -> Job:
     """Every frame if the output can animate and the budgets allow; else the first, still."""
     output = output_format(image.format, spec)
     animation = Job(output, plan(image.size, spec), _frame_count(image, structure, output))
     if animation.frames > 1 and _within_animation_budget(image, structure, animation, limits):
         return animation
-    swaps = stored_on_its_side(exif_of(image, structure))
-    still = Job(output, plan(swap(image.size) if swaps else image.size, spec), swaps=swaps)
+    orientation = exif.read(image, original, structure).orientation
+    size = swap(image.size) if orientation in exif.SWAPPING else image.size
+    still = Job(output, plan(size, spec), orientation=orientation)
     shrink_on_load(image, still.stored_geometry)  # only changes what will be decoded
     check_memory(estimated_bytes(image, structure, still), limits)
     return still
@@ -154,7 +151,7 @@ def source_frames(image: Image.Image, structure: containers.Structure) -> int:
         return 1
     if structure.frames is not None:
         return structure.frames
-    return int(getattr(image, "n_frames", 1))  # AVIF: from its sample table, nothing decoded
+    return frame_count(image)  # AVIF: from its sample table, nothing decoded
 
 
 def _within_animation_budget(
@@ -181,23 +178,6 @@ def _within_animation_budget(
     return True
 
 
-@contextmanager
-def _opened(original: bytes) -> Iterator[Image.Image]:
-    """The original opened for reading, Pillow's failures turned into typed service errors."""
-    try:
-        with Image.open(BytesIO(original), formats=INPUT_FORMATS) as image:
-            yield image
-    except Image.DecompressionBombError as err:  # Pillow's own, far higher limit
-        raise OriginalTooManyPixels("the original has too many pixels", str(err)) from err
-    except UnidentifiedImageError as err:
-        raise UnsupportedImage(
-            "the original is not a JPEG, PNG, GIF, WebP, AVIF, BMP or TIFF image", str(err)
-        ) from err
-    except (OSError, SyntaxError, ValueError, EOFError) as err:
-        # Pillow reports truncated and corrupt data with these types.
-        raise InvalidImage("the original image is corrupt or truncated", repr(err)) from err
-
-
 def _render_still(
     original: bytes,
     image: Image.Image,
@@ -210,8 +190,8 @@ def _render_still(
     decoded = scaled_webp(original, image, job.stored_geometry) or full_decode(image, shared)
     frame = unpremultiplied(resample(decoded, job.stored_geometry))
     if shared is not None and frame is shared.image:
-        frame = frame.copy()  # the steps below change it in place; other sizes need it as it is
-    ImageOps.exif_transpose(frame, in_place=True)
+        frame = frame.copy()  # the encoder clears its info; other sizes need it as it is
+    frame = exif.upright(frame, job.orientation)
     frame = to_srgb(frame, icc_profile)
     frame = pad(frame, job.geometry.canvas, limits.background)
     return encode([frame], job.output, spec, limits.background)
@@ -224,8 +204,7 @@ def _render_animation(
     frames: list[Image.Image] = []
     durations: list[int] = []
     disposals: list[int] = []
-    for frame in ImageSequence.Iterator(image):
-        frame.load()  # WebP sets a frame's duration only once it is loaded
+    for frame in decoded_frames(image):  # loaded: WebP sets a frame's duration only then
         # Each frame Pillow yields is already composited onto the ones before it.
         rgba = _first_canvas(frame, geometry.source)
         resized = pad(resample(rgba, geometry), geometry.canvas, limits.background)
@@ -312,11 +291,9 @@ def normalise_mode(image: Image.Image) -> Image.Image:
 def full_decode(image: Image.Image, shared: SharedDecode | None) -> Image.Image:
     """``image`` in its normal mode, decoded once per ``shared`` where the size doesn't matter."""
     if shared is None or image.format in SHRINK_ON_LOAD_FORMATS:
-        return normalise_mode(image)
+        return normalise_mode(loaded(image))
     if shared.image is None:
-        decoded = normalise_mode(image)
-        decoded.load()  # decoded now, while the original's file is open
-        shared.image = decoded
+        shared.image = normalise_mode(loaded(image))  # decoded now, while the file is open
     return shared.image
 
 
@@ -395,26 +372,3 @@ def pad(
     padded = Image.new(mode, canvas, fill)
     padded.paste(image.convert(mode), offset)
     return padded
-
-
-def exif_of(image: Image.Image, structure: containers.Structure) -> Image.Exif:
-    """The original's EXIF, read without decoding a PNG whose metadata precedes its pixels.
-
-    Pillow's PNG reader decodes every pixel before it answers getexif(), in case
-    an eXIf chunk follows them; the walk has seen whether one does.  When none
-    does, Pillow has already read every chunk getexif() looks at, and the base
-    class's getexif() answers from them.
-    """
-    if image.format == "PNG" and not structure.metadata_after_pixels:
-        return Image.Image.getexif(image)
-    return image.getexif()
-
-
-def stored_on_its_side(exif: Image.Exif) -> bool:
-    """EXIF orientation 5–8: stored turned by 90°, so width and height show swapped."""
-    return int(exif.get(_ORIENTATION_TAG, 1)) in _SWAPPING_ORIENTATIONS
-
-
-def open_checked(original: bytes) -> AbstractContextManager[Image.Image]:
-    """The original opened for reading (only the formats we decode), Pillow's failures typed."""
-    return _opened(original)
