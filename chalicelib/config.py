@@ -21,10 +21,14 @@ from chalicelib.resize.ledger import MAX_BUDGET
 # 304), since nothing can purge a browser's cache.
 CDN_MAX_AGE_SECONDS = 31_536_000
 DEFAULT_BROWSER_MAX_AGE_SECONDS = 86_400
-# A miss that read an original just before it changed may store its variant after
-# the purge; a second purge this much later (beyond the API function's 25 s timeout)
-# removes it.  SQS delays a message by at most 900 s.
-DEFAULT_RECHECK_DELAY_SECONDS = 60
+# The packaged functions' timeouts (.chalice/config.json; a test compares them).
+API_TIMEOUT_SECONDS = 25
+EVENTS_TIMEOUT_SECONDS = 120
+# A write of a variant checks the original just before it (resize/variants.py);
+# one that lands after an overwrite's purge is at most a function's run away, so
+# a second purge this much later (past the longer timeout, with a margin) finds
+# it.  SQS delays a message by at most 900 s.
+DEFAULT_RECHECK_DELAY_SECONDS = max(API_TIMEOUT_SECONDS, EVENTS_TIMEOUT_SECONDS) + 30
 # The queue the events function reads (app.py) and the local stack creates.
 EVENTS_QUEUE_NAME = "image-events"
 # Rendered as soon as an original arrives: a gallery's thumbnail and common widths.

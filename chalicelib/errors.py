@@ -55,6 +55,13 @@ class OriginalNotFound(ServiceError):
     code = "original_not_found"
 
 
+class OriginalChanged(ServiceError):
+    """The original was replaced while a variant of it was being made: nothing was stored."""
+
+    status = 409
+    code = "original_changed"
+
+
 class NotYetKnown(ServiceError):
     """No record of that original: never uploaded, or its event not handled yet."""
 

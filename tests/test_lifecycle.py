@@ -452,3 +452,60 @@ def test_a_claim_older_than_any_render_is_released(aws: Aws) -> None:
     )
     assert later.handle_batch([aws.delete(KEY)]) == {"batchItemFailures": []}
     assert aws.variants() == {}
+
+
+def test_a_slow_miss_whose_claim_a_purge_released_is_still_in_the_ledger(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A render longer than the in-flight window: a purge meanwhile drops its claim as stale;
+    the variant still lands with its entry, so the next overwrite's purge removes it."""
+    from chalicelib import imaging
+
+    aws.handle(aws.put(KEY, photo((1200, 900))))
+    current = aws.s3.head_object(Bucket=ORIGINALS, Key=KEY)["ETag"]
+    much_later = Purger(ImageStore(aws.s3, BUCKET), clock=lambda: time.time() + 3600)
+    render = imaging.render
+
+    entry = output_entry(KEY, "500x375", "500x")
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        deadline = time.monotonic() + 30
+        while entry not in aws.variants() and time.monotonic() < deadline:
+            time.sleep(0.01)  # the claim's PUT, under way, lands
+        much_later.purge(KEY, keep_etag=current)  # the upload's recheck, say
+        assert entry not in aws.variants()
+        return render(*args, **kwargs)
+
+    monkeypatch.setattr(imaging, "render", slow)
+    aws.service.resize("500x", KEY.split("/"))
+    monkeypatch.undo()
+    stored = aws.variants()
+    assert stored[f"500x/{KEY}"] == current
+    assert entry in stored
+    assert aws.handle(aws.put(KEY, photo((800, 800)))) == []
+    assert f"500x/{KEY}" not in aws.variants()
+
+
+def test_a_preset_of_an_original_replaced_meanwhile_is_not_stored_nor_rejected(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib import imaging
+
+    created = aws.put(KEY, photo((1200, 900)))
+    render = imaging.render
+    replaced: list[dict[str, Any]] = []
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        if not replaced:
+            replaced.append(aws.put(KEY, photo((800, 800))))
+        return render(*args, **kwargs)
+
+    monkeypatch.setattr(imaging, "render", slow)
+    assert aws.lifecycle.handle(_parsed(created)) is Outcome.SUPERSEDED
+    assert aws.variants() == {}
+    assert aws.catalog.get(KEY) is None
+    monkeypatch.undo()
+    assert aws.handle(*replaced) == []
+    record = aws.catalog.get(KEY)
+    assert record is not None
+    assert record.state is State.READY

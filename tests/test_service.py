@@ -13,6 +13,7 @@ from botocore.response import StreamingBody
 from chalicelib import imaging
 from chalicelib.config import Settings
 from chalicelib.errors import (
+    OriginalChanged,
     OriginalNotFound,
     OriginalTooManyBytes,
     RedirectLoop,
@@ -348,3 +349,61 @@ def test_a_failed_claim_stores_no_variant(
     with pytest.raises(StorageUnavailable):
         make_service(s3, settings).resize("100x", original.split("/"))
     assert keys(s3) == {original}
+
+
+def changing_the_original(s3: Any, monkeypatch: pytest.MonkeyPatch, step: str, change: Any) -> None:
+    """``imaging.<step>`` (render, or inspect for a redirect) runs ``change`` first: the
+    original is replaced or deleted after the miss read it and before it stores anything."""
+    real = getattr(imaging, step)
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        change()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(imaging, step, slow)
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [("overwrite", OriginalChanged), ("delete", OriginalNotFound)],
+)
+def test_a_miss_whose_original_changed_meanwhile_stores_nothing(
+    s3: Any,
+    settings: Settings,
+    original: str,
+    monkeypatch: pytest.MonkeyPatch,
+    change: str,
+    error: type[Exception],
+) -> None:
+    def overwrite() -> None:
+        s3.put_object(Bucket=BUCKET, Key=original, Body=corpus.jpeg((300, 300)))
+
+    def delete() -> None:
+        s3.delete_object(Bucket=BUCKET, Key=original)
+
+    before = keys(s3) - {original}
+    changing_the_original(
+        s3, monkeypatch, "render", {"overwrite": overwrite, "delete": delete}[change]
+    )
+    with pytest.raises(error) as info:
+        make_service(s3, settings).resize("100x", original.split("/"))
+    assert info.value.status == {"overwrite": 409, "delete": 404}[change]  # type: ignore[attr-defined]
+    assert keys(s3) - {original} == before  # no variant, and its claim given back
+
+
+def test_a_redirect_to_an_output_is_not_stored_once_the_original_changed(
+    s3: Any, settings: Settings, wide: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second, *_ = corpus.SAME_OUTPUT_OF_1000x500
+    service = make_service(s3, settings)
+    service.resize(first, wide.split("/"))
+    before = keys(s3)
+    changing_the_original(
+        s3,
+        monkeypatch,
+        "inspect",
+        lambda: s3.put_object(Bucket=BUCKET, Key=wide, Body=corpus.jpeg((1000, 501))),
+    )
+    with pytest.raises(OriginalChanged):
+        service.resize(second, wide.split("/"))
+    assert keys(s3) == before

@@ -31,7 +31,7 @@ from enum import Enum
 from typing import Any
 
 from chalicelib.config import Settings
-from chalicelib.errors import OriginalNotFound, ServiceError, StorageUnavailable
+from chalicelib.errors import OriginalChanged, OriginalNotFound, ServiceError, StorageUnavailable
 from chalicelib.imaging.facts import describe
 from chalicelib.originals.events import Change, MalformedEvent, ObjectEvent, parse_message
 from chalicelib.originals.metadata import MetadataStore, OriginalRecord, State, tombstone
@@ -164,7 +164,7 @@ class OriginalLifecycle:
             presets = self._service.prerender(
                 event.key, original.body, original.etag, self._settings.preset_sizes
             )
-        except OriginalNotFound as err:
+        except (OriginalNotFound, OriginalChanged) as err:
             raise Superseded(event.key) from err
         except ServiceError as err:
             if err.status >= 500:

@@ -51,7 +51,7 @@ class ResizeService:
         self._originals = originals or store  # private, or the same bucket
         self._clock = clock
         self.policy = RequestPolicy(settings, clock)
-        self._writer = VariantWriter(settings, store)
+        self._writer = VariantWriter(settings, store, self._originals)
 
     def resize(self, size_text: str, key_segments: list[str]) -> str:
         """Create the variant (unless it exists) and return the public URL to redirect to."""

@@ -5,6 +5,14 @@ when another spelling already made the same pixels, stored as a website
 redirect to them.  Every object written here carries the ETag of the
 original it was made from (``x-amz-meta-source-etag``), and every one is
 named by a ledger entry, so a purge finds them all.
+
+Nothing is stored from an original that is no longer current: right before
+each write, the original's HEAD must still give the ETag the pixels were
+made from, and the object's ledger entry is written again in the same round
+trip (a purge keeps a young entry whose object isn't stored yet as a write
+in flight).  An overwrite or delete that lands after that HEAD finds the
+object, at the latest, in the recheck RECHECK_DELAY_SECONDS later
+(docs/lifecycle.md).
 """
 
 from __future__ import annotations
@@ -14,11 +22,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from chalicelib.config import Settings
-from chalicelib.errors import StorageUnavailable, VariantBudgetExhausted
+from chalicelib.errors import (
+    OriginalChanged,
+    OriginalNotFound,
+    StorageUnavailable,
+    VariantBudgetExhausted,
+)
 from chalicelib.resize.grammar import public_url, variant_key
 from chalicelib.resize.ledger import Ledger, alias_entry, original_prefix, output_entry
 from chalicelib.resize.request import VariantRequest
-from chalicelib.storage import ImageStore, started
+from chalicelib.storage import S3_CALLS, ImageStore, started
 
 if TYPE_CHECKING:  # imaging imports Pillow: a 4xx must not pay for it
     from chalicelib.imaging import SharedDecode
@@ -42,9 +55,10 @@ class Made:
 class VariantWriter:
     """Writes variants and redirect objects into the variants bucket, with their ledger."""
 
-    def __init__(self, settings: Settings, store: ImageStore) -> None:
+    def __init__(self, settings: Settings, store: ImageStore, originals: ImageStore) -> None:
         self._settings = settings
         self._store = store
+        self._originals = originals
 
     def read_ledger(self, key: str) -> Ledger:
         """The ledger of ``key``, in one LIST request."""
@@ -123,13 +137,7 @@ class VariantWriter:
 
             rendered = render(original, request.spec, self._settings.imaging, shared)
             claim.result()
-            self._store.put_new(
-                request.variant_key,
-                rendered.body,
-                content_type=rendered.content_type,
-                cache_control=self._settings.variant_cache_control,
-                metadata={SOURCE_ETAG: etag},
-            )
+            self._put_current(request, entry, etag, rendered.body, rendered.content_type)
         except BaseException:
             # The budget must not keep a slot for pixels that were never
             # stored; if S3 is down too, the slot stays (a lost slot, not data).
@@ -147,15 +155,46 @@ class VariantWriter:
         past it, a new spelling keeps being answered here and nothing is stored.
         """
         budget = self._settings.max_variants_per_original
-        if request.path not in ledger.aliases:
-            if budget and len(ledger.aliases) >= budget:
-                return
-            self._store.put_new(alias_entry(request.key, request.path), b"", **_LEDGER_ENTRY)
+        if request.path not in ledger.aliases and budget and len(ledger.aliases) >= budget:
+            return
+        entry = alias_entry(request.key, request.path)
+        redirect_to = public_url(self._settings.public_url, target_key)
+        self._put_current(request, entry, etag, b"", "application/octet-stream", redirect_to)
+
+    def _put_current(
+        self,
+        request: VariantRequest,
+        entry: str,
+        etag: str,
+        body: bytes,
+        content_type: str,
+        redirect_to: str | None = None,
+    ) -> None:
+        """Store ``request``'s object, made from the original's version ``etag``, if still current.
+
+        The original's HEAD and a fresh write of the object's ledger entry
+        go out together; only then, when the ETag is unchanged, the object.
+        Otherwise the entry goes again and nothing is stored.
+        """
+        current = S3_CALLS.submit(self._originals.head, request.key)
+        try:
+            self._store.put(entry, b"", **_LEDGER_ENTRY)
+        finally:
+            found = current.result()
+        if found is None or found.etag != etag:
+            self._store.delete(entry)  # names nothing: the object is not stored
+        if found is None:
+            raise OriginalNotFound("the original was deleted while this size was being made")
+        if found.etag != etag:
+            raise OriginalChanged(
+                "the original was replaced while this size was being made; ask again",
+                f"{request.key}: made from {etag}, now {found.etag}",
+            )
         self._store.put_new(
             request.variant_key,
-            b"",
-            content_type="application/octet-stream",
+            body,
+            content_type=content_type,
             cache_control=self._settings.variant_cache_control,
-            redirect_to=public_url(self._settings.public_url, target_key),
+            redirect_to=redirect_to,
             metadata={SOURCE_ETAG: etag},
         )
