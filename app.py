@@ -158,4 +158,4 @@ def _claims(context: dict[str, Any]) -> dict[str, Any] | None:
 # replies; `make run` drives it with scripts/local/lambda_poller.py.
 @app.on_sqs_message(queue=EVENTS_QUEUE_NAME, batch_size=10, maximum_concurrency=5)
 def on_original_event(event: SQSEvent) -> dict[str, Any]:
-    return wiring.get_lifecycle().handle_batch(event.to_dict()["Records"])
+    return wiring.get_lifecycle().handle_batch(event.to_dict()["Records"], event.context)

@@ -24,6 +24,9 @@ DEFAULT_BROWSER_MAX_AGE_SECONDS = 86_400
 # The packaged functions' timeouts (.chalice/config.json; a test compares them).
 API_TIMEOUT_SECONDS = 25
 EVENTS_TIMEOUT_SECONDS = 120
+# A queue's visibility timeout is this many times its function's, as AWS advises
+# (infra/resources.json: 720 s; the local poller follows the same rule).
+VISIBILITY_PER_FUNCTION_TIMEOUT = 6
 # A write of a variant checks the original just before it (resize/variants.py);
 # one that lands after an overwrite's purge is at most a function's run away, so
 # a second purge this much later (past the longer timeout, with a margin) finds

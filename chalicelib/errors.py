@@ -91,6 +91,13 @@ class InvalidImage(ServiceError):
     code = "invalid_image"
 
 
+class OriginalUnreadable(ServiceError):
+    """The image code failed on this original in a way no typed error names (the log has it)."""
+
+    status = 422
+    code = "original_unreadable"
+
+
 class StorageUnavailable(ServiceError):
     status = 503
     code = "storage_unavailable"

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
+import chalice.test
 import pytest
 from botocore.exceptions import ClientError
+from chalice.local import LambdaContext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chalicelib import wiring
+from chalicelib.config import EVENTS_TIMEOUT_SECONDS
 from scripts.ops.website import apply_routing_rules, website_configuration
 from tests.support import BUCKET, PUBLIC_URL, ROOT, bad_inputs, corpus
 from tests.support.s3_events import notification
@@ -267,6 +271,12 @@ def lifecycle_app(s3: Any, client: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
         "PRESET_SIZES": "120x",
     }.items():
         monkeypatch.setenv(name, value)
+    # chalice's test client gives every invocation 3 s; the packaged function has its timeout.
+    monkeypatch.setattr(
+        chalice.test,
+        "LambdaContext",
+        functools.partial(LambdaContext, max_runtime_ms=EVENTS_TIMEOUT_SECONDS * 1000),
+    )
     wiring.reset()
     return client
 
@@ -295,6 +305,20 @@ def test_the_sqs_handler_records_an_upload_and_meta_answers_it(lifecycle_app: An
     assert meta["bytes"] == len(body)
     assert meta["presets"] == {"120x": f"{PUBLIC_URL}/120x/photos/sea%20side.jpg"}
     assert s3.head_object(Bucket=BUCKET, Key=f"120x/{key}")["ContentType"] == "image/jpeg"
+
+
+def test_the_sqs_handler_reads_the_time_left_from_lambdas_context(
+    lifecycle_app: Any, s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Invoked with 3 s left, a message isn't started: it comes back for the next invocation."""
+    monkeypatch.setattr(chalice.test, "LambdaContext", LambdaContext)
+    body = corpus.jpeg((64, 48))
+    etag = s3.put_object(Bucket="originals", Key="photos/a.jpg", Body=body)["ETag"]
+    event = sqs_event_for(lifecycle_app, "photos/a.jpg", etag, len(body))
+    answer = lifecycle_app.lambda_.invoke("on_original_event", event)
+    [record] = event["Records"]
+    assert answer.payload == {"batchItemFailures": [{"itemIdentifier": record["messageId"]}]}
+    assert lifecycle_app.http.get("/meta/photos/a.jpg").status_code == 404
 
 
 def test_meta_of_a_deleted_original_is_410_not_a_404(lifecycle_app: Any, s3: Any) -> None:

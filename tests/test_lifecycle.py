@@ -509,3 +509,87 @@ def test_a_preset_of_an_original_replaced_meanwhile_is_not_stored_nor_rejected(
     record = aws.catalog.get(KEY)
     assert record is not None
     assert record.state is State.READY
+
+
+class Context:
+    """Lambda's context, its time left read from a script: the first value, then the next..."""
+
+    def __init__(self, *seconds_left: float) -> None:
+        self._left = list(seconds_left)
+
+    def get_remaining_time_in_millis(self) -> int:
+        seconds = self._left.pop(0) if len(self._left) > 1 else self._left[0]
+        return int(seconds * 1000)
+
+
+def rejected_with(aws: Aws, code: str) -> None:
+    record = aws.catalog.get(KEY)
+    assert record is not None
+    assert (record.state, record.error_code) == (State.REJECTED, code)
+    [message] = aws.notifications()
+    assert (message["state"], message["error_code"]) == ("rejected", code)
+    assert aws.catalog.usage("alice").originals == 1
+
+
+def test_an_exception_no_typed_error_names_rejects_the_original_once(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import struct
+
+    from chalicelib.originals import lifecycle
+
+    def unmapped(*_: object, **__: object) -> None:
+        raise struct.error("unpack requires a buffer of 4 bytes")  # as Pillow's GIF reader may
+
+    monkeypatch.setattr(lifecycle, "describe", unmapped)
+    assert aws.handle(aws.put(KEY, photo())) == []  # not retried
+    rejected_with(aws, "original_unreadable")
+    assert aws.variants() == {}
+
+
+def test_a_gif_cut_inside_a_later_frame_is_rejected_not_retried(aws: Aws) -> None:
+    # Cut inside the third frame's header: Pillow raised IndexError here, which was retried.
+    assert aws.handle(aws.put(KEY, corpus.animated("GIF", 5)[:310])) == []
+    record = aws.catalog.get(KEY)
+    assert record is not None
+    assert record.state is State.REJECTED
+    assert aws.catalog.usage("alice").originals == 1
+
+
+def test_a_storage_outage_while_rendering_presets_is_retried_not_rejected(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib.errors import StorageUnavailable
+
+    def down(*_: object, **__: object) -> bool:
+        raise StorageUnavailable("storage is unavailable, try again")
+
+    created = aws.put(KEY, photo())
+    monkeypatch.setattr(ImageStore, "put_new", down)
+    assert aws.handle(created) == [created["messageId"]]
+    assert aws.catalog.get(KEY) is None
+    monkeypatch.undo()
+    assert aws.handle(created) == []
+    assert aws.catalog.get(KEY).state is State.READY  # type: ignore[union-attr]
+
+
+def test_an_original_that_runs_out_of_time_is_rejected_as_too_complex(aws: Aws) -> None:
+    from chalicelib.originals.lifecycle import START_SECONDS, STEP_SECONDS
+
+    created = aws.put(KEY, photo())
+    # Enough to start; then, by the first preset, less than a step's time is left.
+    context = Context(START_SECONDS, STEP_SECONDS - 1)
+    answer = aws.lifecycle.handle_batch([created], context)
+    assert answer == {"batchItemFailures": []}  # not retried
+    rejected_with(aws, "original_too_complex")
+
+
+def test_a_message_without_time_to_start_comes_back_untouched(aws: Aws) -> None:
+    from chalicelib.originals.lifecycle import START_SECONDS
+
+    first, second = aws.put(KEY, photo()), aws.put("uploads/alice/2/dog.jpg", photo())
+    context = Context(START_SECONDS, START_SECONDS - 1)  # time for the first only
+    answer = aws.lifecycle.handle_batch([first, second], context)
+    assert answer == {"batchItemFailures": [{"itemIdentifier": second["messageId"]}]}
+    assert aws.catalog.get(KEY).state is State.READY  # type: ignore[union-attr]
+    assert aws.catalog.get("uploads/alice/2/dog.jpg") is None

@@ -68,7 +68,12 @@ class ResizeService:
         return self.public_url(made.key)
 
     def prerender(
-        self, key: str, original: bytes, etag: str, specs: Sequence[ResizeSpec]
+        self,
+        key: str,
+        original: bytes,
+        etag: str,
+        specs: Sequence[ResizeSpec],
+        before_each: Callable[[], None] | None = None,
     ) -> dict[str, str]:
         """Make ``specs`` of an original already in hand (presets); size token → public URL.
 
@@ -77,6 +82,7 @@ class ResizeService:
         A spec already stored under its own spelling is left as it is (so a
         redelivered upload renders nothing twice); past the budget, the rest
         wait for their first request, which answers as a miss would.
+        ``before_each`` runs before each spec (the events function's time check).
         """
         from chalicelib.imaging import SharedDecode  # Pillow: there is an original
 
@@ -84,6 +90,8 @@ class ResizeService:
         urls: dict[str, str] = {}
         shared = SharedDecode()  # a PNG's pixels, say, are decoded once for every preset
         for spec in specs:
+            if before_each is not None:
+                before_each()
             request = self.policy.signed(VariantRequest(spec, key))
             check_fits(request)
             self.policy.check(request)
