@@ -161,7 +161,14 @@ def test_duplicate_and_reordered_deliveries_leave_the_same_state(stack: LocalSta
     ):
         sqs.send_message(QueueUrl=stack.events_queue_url, MessageBody=body)
     wait_for(lambda: queues_drained(stack), "the injected messages to be handled")
-    assert meta_with(stack, key, state="ready")["etag"] == head["ETag"]
+    meta_with(stack, key, state="ready")
+    owned = requests.get(
+        f"{stack.api_url}/uploads",
+        params={"key": key},
+        headers={"Authorization": f"Bearer {stack.upload_token}"},
+        timeout=30,
+    ).json()
+    assert owned["etag"] == head["ETag"]
     assert variants_of(stack, key) == before
     usage_after = requests.get(
         f"{stack.api_url}/uploads",
