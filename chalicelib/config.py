@@ -32,6 +32,9 @@ VISIBILITY_PER_FUNCTION_TIMEOUT = 6
 # a second purge this much later (past the longer timeout, with a margin) finds
 # it.  SQS delays a message by at most 900 s.
 DEFAULT_RECHECK_DELAY_SECONDS = max(API_TIMEOUT_SECONDS, EVENTS_TIMEOUT_SECONDS) + 30
+# A lossy variant of a photo at its format's highest quality takes 0.2–0.35 bytes a
+# pixel, of noise 1–2.7 (scripts/bench/quality.py): past this, it is refused.
+DEFAULT_VARIANT_BYTES_PER_PIXEL = 1
 # The queue the events function reads (app.py) and the local stack creates.
 EVENTS_QUEUE_NAME = "image-events"
 # Rendered as soon as an original arrives: a gallery's thumbnail and common widths.
@@ -61,6 +64,7 @@ class Settings:
     signing_keys: tuple[bytes, ...] = ()
     max_variants_per_original: int = 100
     max_source_bytes: int = 40 * 1024 * 1024
+    max_variant_bytes_per_pixel: int = DEFAULT_VARIANT_BYTES_PER_PIXEL
     loop_grace_seconds: int = 60
     s3_connect_timeout: int = 2
     s3_read_timeout: int = 10
@@ -137,6 +141,13 @@ class Settings:
                 env, "MAX_VARIANTS_PER_ORIGINAL", 100, low=0, high=MAX_BUDGET
             ),
             max_source_bytes=_int(env, "MAX_SOURCE_BYTES", 40 * 1024 * 1024, low=1, high=2**31),
+            max_variant_bytes_per_pixel=_int(
+                env,
+                "MAX_VARIANT_BYTES_PER_PIXEL",
+                DEFAULT_VARIANT_BYTES_PER_PIXEL,
+                low=0,
+                high=64,
+            ),
             loop_grace_seconds=_int(env, "LOOP_GRACE_SECONDS", 60, low=0, high=86_400),
             s3_connect_timeout=_int(env, "S3_CONNECT_TIMEOUT", 2, low=1, high=60),
             s3_read_timeout=_int(env, "S3_READ_TIMEOUT", 10, low=1, high=300),

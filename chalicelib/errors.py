@@ -129,6 +129,13 @@ class VariantBudgetExhausted(ServiceError):
     code = "variant_budget_exhausted"
 
 
+class VariantTooLarge(ServiceError):
+    """The encoded variant is over MAX_VARIANT_BYTES_PER_PIXEL: nothing is stored."""
+
+    status = 422
+    code = "variant_too_large"
+
+
 class OriginalTooManyBytes(ServiceError):
     status = 413
     code = "original_too_many_bytes"

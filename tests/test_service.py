@@ -21,6 +21,7 @@ from chalicelib.errors import (
     SizeNotAllowed,
     StorageUnavailable,
     VariantBudgetExhausted,
+    VariantTooLarge,
 )
 from chalicelib.resize.grammar import parse_size
 from chalicelib.resize.request import nearest_allowed
@@ -407,3 +408,27 @@ def test_a_redirect_to_an_output_is_not_stored_once_the_original_changed(
     with pytest.raises(OriginalChanged):
         service.resize(second, wide.split("/"))
     assert keys(s3) == before
+
+
+def test_distinct_qualities_are_distinct_outputs_within_the_budget(
+    s3: Any, settings: Settings, original: str
+) -> None:
+    service = make_service(s3, dataclasses.replace(settings, max_variants_per_original=3))
+    for quality in (70, 71, 72):
+        service.resize(f"100x-q{quality}.webp", original.split("/"))
+    with pytest.raises(VariantBudgetExhausted):
+        service.resize("100x-q73.webp", original.split("/"))
+    assert "100x-q73.webp/photos/cat.jpg" not in keys(s3)
+
+
+def test_a_variant_over_its_bytes_per_pixel_is_refused_and_stores_nothing(
+    s3: Any, settings: Settings
+) -> None:
+    noise = corpus.encode(corpus.noise((600, 600)), "PNG")
+    s3.put_object(Bucket=BUCKET, Key="noise.png", Body=noise)
+    service = make_service(s3, dataclasses.replace(settings, max_variants_per_original=1))
+    with pytest.raises(VariantTooLarge) as info:
+        service.resize("600x-q100.webp", ["noise.png"])  # ~2.7 bytes a pixel
+    assert info.value.status == 422
+    assert keys(s3) == {"noise.png"}  # no variant, and its claim given back:
+    assert service.resize("600x.webp", ["noise.png"]).endswith("/600x.webp/noise.png")

@@ -15,7 +15,7 @@ from concurrent.futures import Future, wait
 from dataclasses import dataclass
 
 from chalicelib.config import Settings
-from chalicelib.errors import RedirectLoop, VariantBudgetExhausted
+from chalicelib.errors import RedirectLoop, VariantBudgetExhausted, VariantTooLarge
 from chalicelib.resize.grammar import ResizeSpec, public_url
 from chalicelib.resize.ledger import Ledger
 from chalicelib.resize.request import RequestPolicy, VariantRequest, check_fits
@@ -101,6 +101,8 @@ class ResizeService:
                 )
             except VariantBudgetExhausted:
                 break
+            except VariantTooLarge:
+                continue  # its first request answers why
             ledger = ledger.with_output(made.canonical, made.key.removesuffix(f"/{key}"))
             urls[spec.token] = self.public_url(made.key)
         return urls

@@ -27,14 +27,20 @@ from chalicelib.errors import (
     OriginalNotFound,
     StorageUnavailable,
     VariantBudgetExhausted,
+    VariantTooLarge,
 )
-from chalicelib.resize.grammar import public_url, variant_key
+from chalicelib.resize.grammar import OUTPUT_FORMATS, public_url, variant_key
 from chalicelib.resize.ledger import Ledger, alias_entry, original_prefix, output_entry
 from chalicelib.resize.request import VariantRequest
 from chalicelib.storage import S3_CALLS, ImageStore, started
 
 if TYPE_CHECKING:  # imaging imports Pillow: a 4xx must not pay for it
-    from chalicelib.imaging import SharedDecode
+    from chalicelib.imaging import Rendered, SharedDecode
+
+# The outputs whose size a quality sets (grammar.OUTPUT_FORMATS: those with a default quality).
+LOSSY_CONTENT_TYPES = frozenset(
+    output.content_type for output in OUTPUT_FORMATS.values() if output.default_quality
+)
 
 # The x-amz-meta- name on every variant and redirect object: the original's ETag it was made from.
 SOURCE_ETAG = "source-etag"
@@ -42,6 +48,8 @@ SOURCE_ETAG = "source-etag"
 _LEDGER_ENTRY = {"content_type": "application/octet-stream", "cache_control": "no-store"}
 # One LIST page: all a ledger holds within the budget, or the first page without one.
 _LEDGER_PAGE = 1000
+# Below this, a variant's bytes are not capped by its pixels (headers dominate a small one).
+VARIANT_BYTES_FLOOR = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -136,6 +144,7 @@ class VariantWriter:
             from chalicelib.imaging import render
 
             rendered = render(original, request.spec, self._settings.imaging, shared)
+            self._check_bytes(rendered)
             claim.result()
             self._put_current(request, entry, etag, rendered.body, rendered.content_type)
         except BaseException:
@@ -145,6 +154,24 @@ class VariantWriter:
                 if claim.result():
                     self._store.delete(entry)
             raise
+
+    def _check_bytes(self, rendered: Rendered) -> None:
+        """A lossy variant over MAX_VARIANT_BYTES_PER_PIXEL (0: no cap) is refused, not stored.
+
+        Lossless outputs (PNG, GIF) are as large as the picture's content;
+        capping them would refuse the format itself.
+        """
+        per_pixel = self._settings.max_variant_bytes_per_pixel
+        if not per_pixel or rendered.content_type not in LOSSY_CONTENT_TYPES:
+            return
+        pixels = rendered.width * rendered.height * rendered.frames
+        cap = max(VARIANT_BYTES_FLOOR, per_pixel * pixels)
+        if len(rendered.body) > cap:
+            raise VariantTooLarge(
+                f"this size would take {len(rendered.body)} bytes, over the {cap} allowed for "
+                f"its pixels: ask for a lower quality",
+                f"{len(rendered.body)} bytes for {pixels} pixels",
+            )
 
     def _store_redirect(
         self, request: VariantRequest, target_key: str, ledger: Ledger, etag: str
