@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalice import Chalice, Response
 from chalice.app import SQSEvent
@@ -26,6 +26,9 @@ from chalicelib.http import (
 from chalicelib.resize.grammar import parse_key
 from chalicelib.resize.request import NO_SIZE
 from chalicelib.uploads import parse_list_request, parse_upload_request, uploader_id
+
+if TYPE_CHECKING:
+    from chalicelib.originals.metadata import OriginalRecord
 
 app = Chalice(app_name="image-resizer")
 # One JSON line per request (docs/operations.md): outermost, so it sees the error responses.
@@ -83,12 +86,17 @@ def _meta(**key_segments: str) -> Response:
     """An original's record: its facts and processing state (404 until its event is handled)."""
     key = parse_key(_segments(key_segments))
     observe.note(key=key)
+    record = _live_record(key)
+    return Response(body=record.public(), status_code=200, headers=dict(NO_STORE))
+
+
+def _live_record(key: str) -> OriginalRecord:
     record = wiring.get_metadata_store().get(key)
     if record is None:
         raise NotYetKnown(f"nothing is known of {key!r} (yet)")
     if not record.live:
         raise OriginalDeleted(f"{key!r} was deleted")
-    return Response(body=record.public(), status_code=200, headers=dict(NO_STORE))
+    return record
 
 
 for _depth in range(1, MAX_KEY_DEPTH + 1):
@@ -132,12 +140,20 @@ def _create_upload() -> Response:
 
 @json_errors
 def _list_uploads() -> Response:
-    """The caller's own originals, newest first: ``?limit=`` (≤ 100) and ``?cursor=``."""
+    """The caller's own originals, newest first: ``?limit=`` (≤ 100) and ``?cursor=``.
+
+    ``?key=<key>``: the caller's own record of that one original, as the
+    owner sees it (camera, time taken, bytes, ETag: what `GET /meta` shows
+    nobody). Behind the same authorizer, so it works alike on AWS and locally.
+    """
     request = app.current_request
     uploader = uploader_id(
         wiring.get_settings(), _claims(request.context), request.headers.get("authorization")
     )
-    limit, cursor = parse_list_request(request.query_params or {})
+    query = request.query_params or {}
+    if "key" in query:
+        return _owned_record(uploader, query["key"])
+    limit, cursor = parse_list_request(query)
     records, next_cursor = wiring.get_metadata_store().list_for(uploader, limit, cursor)
     usage = wiring.get_metadata_store().usage(uploader)
     body = {
@@ -146,6 +162,13 @@ def _list_uploads() -> Response:
         "usage": {"bytes": usage.bytes, "originals": usage.originals},
     }
     return Response(body=body, status_code=200, headers=dict(NO_STORE))
+
+
+def _owned_record(uploader: str, key: str) -> Response:
+    record = _live_record(key)
+    if record.uploader != uploader:  # someone else's: as unknown as a key never uploaded
+        raise NotYetKnown(f"nothing of yours is known as {key!r} (yet)")
+    return Response(body=record.owned(), status_code=200, headers=dict(NO_STORE))
 
 
 @json_errors
@@ -179,4 +202,4 @@ def _claims(context: dict[str, Any]) -> dict[str, Any] | None:
 # replies; `make run` drives it with scripts/local/lambda_poller.py.
 @app.on_sqs_message(queue=EVENTS_QUEUE_NAME, batch_size=10, maximum_concurrency=5)
 def on_original_event(event: SQSEvent) -> dict[str, Any]:
-    return wiring.get_lifecycle().handle_batch(event.to_dict()["Records"])
+    return wiring.get_lifecycle().handle_batch(event.to_dict()["Records"], event.context)

@@ -67,6 +67,7 @@ function authorization() {
 }
 
 // GET /meta is public and sent without credentials: a simple request, no preflight.
+// What it shows is what anyone may see; the owner's view comes from GET /uploads?key=.
 async function api(method, path, body, { signed = true } = {}) {
   const headers = signed ? { Authorization: authorization() } : {};
   const options = { method, headers };
@@ -266,6 +267,17 @@ async function fetchMeta(key) {
   }
 }
 
+// The owner's view of one record (camera, time taken, bytes, ETag), which GET /meta
+// shows nobody: null when not signed in, not the caller's, or refused.
+async function fetchOwned(key) {
+  if (!state.token) return null;
+  try {
+    return await api('GET', `/uploads?key=${encodeURIComponent(key)}`);
+  } catch (err) {
+    return null;
+  }
+}
+
 async function waitForMeta(key) {
   const deadline = Date.now() + META_WAIT_MS;
   const started = Date.now();
@@ -317,6 +329,8 @@ async function showItem(key, { justUploaded = false, filename = null } = {}) {
     setItemState('deleted', 'Deleted: this image was deleted, and every size of it with it.');
     return;
   }
+  meta = (await fetchOwned(key)) || meta;
+  if (state.shownKey !== key) return;
   showFacts(meta);
   if (meta.state === 'rejected') {
     setItemState('rejected', 'Rejected: no size of this file can be made.');
@@ -371,7 +385,9 @@ async function imageAccept() {
   return acceptForImages;
 }
 
+// Only the owner's view has the ETag: a stranger's browser keeps what it cached.
 async function refreshIfReplaced(key, meta) {
+  if (!meta.etag) return;
   const urls = galleryTokens(meta).map((token) => variantUrl(key, token));
   const refetched = await refetchIfReplaced('gallery', key, meta.etag, urls, () =>
     setItemState('refreshing', 'Replaced since this browser last showed it: fetching its sizes again…'));
@@ -388,7 +404,7 @@ function showFacts(meta) {
     ['State', meta.state + (meta.error_code ? ` (${meta.error_code})` : '')],
     ['Size', meta.width ? `${meta.width}×${meta.height} px (upright)` : ''],
     ['Format', meta.format ? `${meta.format}${meta.frames > 1 ? `, ${meta.frames} frames` : ''}` : ''],
-    ['Bytes', formatBytes(meta.bytes)],
+    ['Bytes', meta.bytes === undefined ? '' : formatBytes(meta.bytes)],
     ['Taken', meta.taken_at || ''],
     ['Camera', [meta.camera_make, meta.camera_model].filter(Boolean).join(' ')],
     ['Stored', meta.created_at],

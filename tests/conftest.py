@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from typing import Any
 
@@ -114,5 +115,16 @@ def lifecycle_app(s3: Any, client: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
         "PRESET_SIZES": "120x",
     }.items():
         monkeypatch.setenv(name, value)
+    # chalice's test client gives every invocation 3 s; the packaged function has its timeout.
+    import chalice.test
+    from chalice.local import LambdaContext
+
+    from chalicelib.config import EVENTS_TIMEOUT_SECONDS
+
+    monkeypatch.setattr(
+        chalice.test,
+        "LambdaContext",
+        functools.partial(LambdaContext, max_runtime_ms=EVENTS_TIMEOUT_SECONDS * 1000),
+    )
     wiring.reset()
     return client

@@ -8,8 +8,10 @@ import sys
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
+import chalice.test
 import pytest
 from botocore.exceptions import ClientError
+from chalice.local import LambdaContext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -281,9 +283,59 @@ def test_the_sqs_handler_records_an_upload_and_meta_answers_it(lifecycle_app: An
     meta = json.loads(response.body)
     assert meta["state"] == "ready"
     assert (meta["width"], meta["height"], meta["format"]) == (640, 480, "JPEG")
-    assert meta["bytes"] == len(body)
     assert meta["presets"] == {"120x": f"{PUBLIC_URL}/120x/photos/sea%20side.jpg"}
     assert s3.head_object(Bucket=BUCKET, Key=f"120x/{key}")["ContentType"] == "image/jpeg"
+
+
+def test_the_sqs_handler_reads_the_time_left_from_lambdas_context(
+    lifecycle_app: Any, s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Invoked with 3 s left, a message isn't started: it comes back for the next invocation."""
+    monkeypatch.setattr(chalice.test, "LambdaContext", LambdaContext)
+    body = corpus.jpeg((64, 48))
+    etag = s3.put_object(Bucket="originals", Key="photos/a.jpg", Body=body)["ETag"]
+    event = sqs_event_for(lifecycle_app, "photos/a.jpg", etag, len(body))
+    answer = lifecycle_app.lambda_.invoke("on_original_event", event)
+    [record] = event["Records"]
+    assert answer.payload == {"batchItemFailures": [{"itemIdentifier": record["messageId"]}]}
+    assert lifecycle_app.http.get("/meta/photos/a.jpg").status_code == 404
+
+
+def test_meta_shows_strangers_what_a_page_needs_and_the_owner_everything(
+    lifecycle_app: Any, s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("UPLOAD_TOKEN", "a-dev-token-long-enough")
+    wiring.reset()
+    key = "uploads/local/1/cat.jpg"
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif.update({0x010F: "Maker", 0x0110: "Model 7", 0x0132: "2024:05:06 07:08:09"})
+    body = corpus.encode(corpus.quadrants((400, 300)), "JPEG", exif=exif.tobytes())
+    etag = s3.put_object(Bucket="originals", Key=key, Body=body, Metadata={"uploader": "local"})[
+        "ETag"
+    ]
+    lifecycle_app.lambda_.invoke("on_original_event", sqs_event_for(lifecycle_app, key, etag, 1))
+    stranger = json.loads(lifecycle_app.http.get(f"/meta/{key}").body)
+    assert set(stranger) == {"key", "state", "format", "width", "height", "frames", "presets"}
+    owner = lifecycle_app.http.get(
+        f"/uploads?key={quote(key)}", headers={"Authorization": "Bearer a-dev-token-long-enough"}
+    )
+    assert owner.status_code == 200
+    owned = json.loads(owner.body)
+    assert {k: owned[k] for k in stranger} == stranger
+    assert (owned["etag"], owned["bytes"]) == (etag, len(body))
+    assert {"camera_make", "camera_model", "taken_at", "created_at"} <= set(owned)
+    # Without the token: refused; with it, someone else's original or an unknown key: unknown.
+    assert lifecycle_app.http.get(f"/uploads?key={quote(key)}").status_code == 401
+    s3.put_object(Bucket="originals", Key="uploads/bob/1/dog.jpg", Body=body)
+    for other in ("uploads/bob/1/dog.jpg", "uploads/local/2/none.jpg"):
+        answer = lifecycle_app.http.get(
+            f"/uploads?key={quote(other)}",
+            headers={"Authorization": "Bearer a-dev-token-long-enough"},
+        )
+        assert answer.status_code == 404
+        assert json.loads(answer.body)["code"] == "not_found"
 
 
 def test_meta_of_a_deleted_original_is_410_not_a_404(lifecycle_app: Any, s3: Any) -> None:

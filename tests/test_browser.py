@@ -235,6 +235,16 @@ def meta(stack: Any, key: str) -> requests.Response:
     return requests.get(f"{stack.api_url}/meta/{quote(key)}", timeout=30)
 
 
+def owned_meta(stack: Any, key: str) -> requests.Response:
+    """The owner's view of one record, which has the ETag (GET /meta shows it nobody)."""
+    return requests.get(
+        f"{stack.api_url}/uploads",
+        params={"key": key},
+        headers={"Authorization": f"Bearer {stack.upload_token}"},
+        timeout=30,
+    )
+
+
 def eventually(check: Callable[[], bool], what: str, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -411,17 +421,23 @@ def test_a_replaced_image_shows_its_new_content_after_the_purge(
     # the old variants and makes the presets again.
     second = corpus.encode(ImageOps.mirror(corpus.quadrants(PHOTO_SIZE)), "JPEG", quality=95)
     stack.put_original(key, second, "image/jpeg")
-    eventually(lambda: meta(stack, key).json().get("etag") not in (None, before), "the new record")
+    eventually(
+        lambda: owned_meta(stack, key).json().get("etag") not in (None, before), "the new record"
+    )
     wanted = colours_at_quarters(corpus.opened(second))
     # The same browser, whose cache holds the old variants for a day (max-age):
     # the page sees the new ETag and fetches its sizes past the cache.
     same_browser = page
     same_browser.reload()
-    # A new visit (a fresh cache) at another width too.
+    # A new visit (a fresh cache, not signed in: a stranger) at another width too.
     new_visit = open_page(390, 2, f"#key={quote(key, safe='')}")
     for name, shown, slot in (("same browser", same_browser, 640), ("new", new_visit, 320)):
         shown.wait_for_selector("#item-state[data-state='ready']")
-        assert shown.locator("[data-fact='etag']").inner_text() != before
+        if shown is same_browser:  # the owner's view, with its ETag
+            assert shown.locator("[data-fact='etag']").inner_text() != before
+            assert shown.locator("[data-fact='bytes']").count() == 1
+        else:  # a stranger sees no ETag, camera, time taken or bytes
+            assert shown.locator("[data-fact='etag'], [data-fact='bytes']").count() == 0
         images = wait_for_gallery(shown)
         for kind in ("responsive", "picture", "cover", "retina"):
             assert close(shown_colours(shown, kind), wanted), (name, kind, images)

@@ -25,9 +25,10 @@ import boto3
 import pytest
 import requests
 
+from chalicelib.config import EVENTS_TIMEOUT_SECONDS, VISIBILITY_PER_FUNCTION_TIMEOUT
 from chalicelib.originals.metadata import TABLE_SCHEMA
 from scripts.local import aws
-from scripts.local.lambda_poller import failed_message_ids, lambda_event
+from scripts.local.lambda_poller import LambdaContext, failed_message_ids, lambda_event, parse_args
 from scripts.local.stack import ROOT, EventSettings, LocalStack, free_port
 from tests.support.waiting import wait_for
 
@@ -58,6 +59,25 @@ def test_failed_messages_follow_lambdas_batch_item_failure_rules(
     response: Any, failed: set[str]
 ) -> None:
     assert failed_message_ids(response, BATCH) == failed
+
+
+def test_the_poller_has_the_stacks_timeouts_and_a_context_that_counts_down() -> None:
+    resources = json.loads((ROOT / "infra" / "resources.json").read_text())["Resources"]
+    [queue] = [
+        r["Properties"]
+        for r in resources.values()
+        if r.get("Type") == "AWS::SQS::Queue" and "RedrivePolicy" in r["Properties"]
+    ]
+    stack_rule = queue["VisibilityTimeout"] / EVENTS_TIMEOUT_SECONDS
+    assert stack_rule == VISIBILITY_PER_FUNCTION_TIMEOUT
+    args = parse_args(["--handler", "app:on_original_event", "--queue-url", "q"])
+    assert (args.timeout, args.visibility_timeout) == (EVENTS_TIMEOUT_SECONDS, 720)
+    args = parse_args(["--handler", "a:b", "--queue-url", "q", "--timeout", "10"])
+    assert args.visibility_timeout == 60
+    assert EventSettings().queue_visibility == queue["VisibilityTimeout"]
+    assert EventSettings(function_timeout=2).queue_visibility == 12
+    context = LambdaContext("f", 120, "us-east-1")
+    assert 119_000 < context.get_remaining_time_in_millis() <= 120_000
 
 
 def test_a_received_message_becomes_a_record_of_lambdas_sqs_event() -> None:
@@ -372,7 +392,7 @@ def test_the_events_queue_redrives_to_its_dlq(forwarding: LocalStack) -> None:
         "deadLetterTargetArn": dlq_arn,
         "maxReceiveCount": 3,
     }
-    assert attributes["VisibilityTimeout"] == "30"
+    assert attributes["VisibilityTimeout"] == str(6 * EVENTS_TIMEOUT_SECONDS)  # the stack's rule
     assert attributes["QueueArn"] == forwarding.events_queue_arn
 
 
@@ -403,12 +423,17 @@ MAX_RECEIVES = 3
 
 @pytest.fixture(scope="module")
 def polling(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    """A stack whose poller runs tests/event_handler.py, with a 1 s visibility timeout."""
+    """A stack whose poller runs tests/event_handler.py, with 1 s function and visibility
+    timeouts."""
     data = tmp_path_factory.mktemp("polling")
     stack = events_stack(
         data,
         event_handler="tests.support.event_handler:handle",
-        events=EventSettings(visibility_timeout=VISIBILITY, max_receive_count=MAX_RECEIVES),
+        events=EventSettings(
+            function_timeout=VISIBILITY,
+            visibility_timeout=VISIBILITY,
+            max_receive_count=MAX_RECEIVES,
+        ),
         app_env={"EVENT_HANDLER_LOG": str(data / "handler.jsonl")},
     )
     with stack:
@@ -593,8 +618,8 @@ def test_concurrent_batches_reach_but_never_pass_the_cap(polling: LocalStack) ->
 
 @pytest.mark.e2e
 def test_sigterm_mid_batch_finishes_and_deletes_the_batch_in_hand(polling: LocalStack) -> None:
-    # A 30 s visibility timeout (and so function timeout): the 2 s batch is in time.
-    with poller_settings(polling, visibility_timeout=30):
+    # A 30 s function timeout (and visibility timeout): the 2 s batch is in time.
+    with poller_settings(polling, function_timeout=30, visibility_timeout=30):
         (message_id,) = send(polling, {"sleep": 2})
         wait_for(lambda: invocations(polling, [message_id], "started"), "the batch to start")
         process = polling._processes["poller"]

@@ -13,6 +13,7 @@ from botocore.response import StreamingBody
 from chalicelib import imaging
 from chalicelib.config import Settings
 from chalicelib.errors import (
+    OriginalChanged,
     OriginalNotFound,
     OriginalTooManyBytes,
     RedirectLoop,
@@ -20,6 +21,7 @@ from chalicelib.errors import (
     SizeNotAllowed,
     StorageUnavailable,
     VariantBudgetExhausted,
+    VariantTooLarge,
 )
 from chalicelib.resize.grammar import parse_size
 from chalicelib.resize.request import nearest_allowed
@@ -442,3 +444,85 @@ def test_auto_and_the_budget_count_concrete_outputs(s3: Any, settings: Settings)
     _auto(service, "640x.auto", "p.jpg", "image/webp")
     with pytest.raises(VariantBudgetExhausted):
         _auto(service, "640x.auto", "p.jpg", "*/*")
+
+
+def changing_the_original(s3: Any, monkeypatch: pytest.MonkeyPatch, step: str, change: Any) -> None:
+    """``imaging.<step>`` (render, or inspect for a redirect) runs ``change`` first: the
+    original is replaced or deleted after the miss read it and before it stores anything."""
+    real = getattr(imaging, step)
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        change()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(imaging, step, slow)
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [("overwrite", OriginalChanged), ("delete", OriginalNotFound)],
+)
+def test_a_miss_whose_original_changed_meanwhile_stores_nothing(
+    s3: Any,
+    settings: Settings,
+    original: str,
+    monkeypatch: pytest.MonkeyPatch,
+    change: str,
+    error: type[Exception],
+) -> None:
+    def overwrite() -> None:
+        s3.put_object(Bucket=BUCKET, Key=original, Body=corpus.jpeg((300, 300)))
+
+    def delete() -> None:
+        s3.delete_object(Bucket=BUCKET, Key=original)
+
+    before = keys(s3) - {original}
+    changing_the_original(
+        s3, monkeypatch, "render", {"overwrite": overwrite, "delete": delete}[change]
+    )
+    with pytest.raises(error) as info:
+        make_service(s3, settings).resize("100x", original.split("/"))
+    assert info.value.status == {"overwrite": 409, "delete": 404}[change]  # type: ignore[attr-defined]
+    assert keys(s3) - {original} == before  # no variant, and its claim given back
+
+
+def test_a_redirect_to_an_output_is_not_stored_once_the_original_changed(
+    s3: Any, settings: Settings, wide: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second, *_ = corpus.SAME_OUTPUT_OF_1000x500
+    service = make_service(s3, settings)
+    service.resize(first, wide.split("/"))
+    before = keys(s3)
+    changing_the_original(
+        s3,
+        monkeypatch,
+        "inspect",
+        lambda: s3.put_object(Bucket=BUCKET, Key=wide, Body=corpus.jpeg((1000, 501))),
+    )
+    with pytest.raises(OriginalChanged):
+        service.resize(second, wide.split("/"))
+    assert keys(s3) == before
+
+
+def test_distinct_qualities_are_distinct_outputs_within_the_budget(
+    s3: Any, settings: Settings, original: str
+) -> None:
+    service = make_service(s3, dataclasses.replace(settings, max_variants_per_original=3))
+    for quality in (70, 71, 72):
+        service.resize(f"100x-q{quality}.webp", original.split("/"))
+    with pytest.raises(VariantBudgetExhausted):
+        service.resize("100x-q73.webp", original.split("/"))
+    assert "100x-q73.webp/photos/cat.jpg" not in keys(s3)
+
+
+def test_a_variant_over_its_bytes_per_pixel_is_refused_and_stores_nothing(
+    s3: Any, settings: Settings
+) -> None:
+    noise = corpus.encode(corpus.noise((600, 600)), "PNG")
+    s3.put_object(Bucket=BUCKET, Key="noise.png", Body=noise)
+    service = make_service(s3, dataclasses.replace(settings, max_variants_per_original=1))
+    with pytest.raises(VariantTooLarge) as info:
+        service.resize("600x-q100.webp", ["noise.png"])  # ~2.7 bytes a pixel
+    assert info.value.status == 422
+    assert keys(s3) == {"noise.png"}  # no variant, and its claim given back:
+    assert service.resize("600x.webp", ["noise.png"]).endswith("/600x.webp/noise.png")

@@ -58,6 +58,9 @@ TABLE_SCHEMA: dict[str, Any] = {
 }
 META, USAGE = "meta", "usage"
 _METADATA = "the metadata store"
+# The facts `GET /meta` shows anyone (ImageFacts' names, and the placeholders a page
+# shows while an image loads); the rest (camera, time taken, GPS) is the uploader's.
+PUBLIC_FACTS = frozenset({"format", "width", "height", "frames", "placeholders"})
 _SERIALIZER, _DESERIALIZER = TypeSerializer(), TypeDeserializer()
 
 
@@ -89,25 +92,27 @@ class OriginalRecord:
         return self.state is not State.DELETED
 
     def public(self) -> dict[str, Any]:
-        """The record as `GET /meta` answers it: no store internals, no uploader."""
+        """The record as `GET /meta` answers anyone: what a page needs to show the image.
+
+        The key is in every public variant URL, so this is what one shared link
+        tells a stranger: no camera, no time taken, no size in bytes, no ETag.
+        """
+        return self._view({name: v for name, v in self.facts.items() if name in PUBLIC_FACTS})
+
+    def owned(self) -> dict[str, Any]:
+        """The record as its uploader sees it (`GET /uploads`): every fact, GPS when kept."""
+        stored = {"etag": self.etag, "bytes": self.bytes, "created_at": self.created_at}
+        return self._view({**stored, **self.facts})
+
+    def _view(self, details: Mapping[str, Any]) -> dict[str, Any]:
         answer: dict[str, Any] = {
             "key": self.key,
             "state": self.state.value,
-            "etag": self.etag,
-            "bytes": self.bytes,
-            "created_at": self.created_at,
-            **{name: value for name, value in self.facts.items() if name != "gps"},
+            **details,
             "presets": dict(self.presets),
         }
         if self.error_code:
             answer["error_code"] = self.error_code
-        return answer
-
-    def owned(self) -> dict[str, Any]:
-        """The record as its uploader sees it (`GET /uploads`): GPS too, when it is kept."""
-        answer = self.public()
-        if "gps" in self.facts:
-            answer["gps"] = self.facts["gps"]
         return answer
 
 

@@ -10,7 +10,7 @@ exactly one spelling per variant, so two URLs never create the same image twice:
 ``300x200-pad``            fit inside, then letterbox to exactly 300×200
 ``300x200@2x``             device pixel ratio 2 or 3: a 600×400 box
 ``300x200.webp``           output format: ``jpeg``, ``png``, ``webp``, ``avif``
-``300x200-q70.webp``       quality 1–100, only with an explicit lossy format
+``300x200-q70.webp``       quality 1–95 (.webp: 1–100), only with an explicit lossy format
 ``300x200.auto``           the format the browser takes best (resize/negotiate.py)
 =========================  ==================================================
 
@@ -55,6 +55,9 @@ class OutputFormat:
     pillow: str  # Pillow's format name
     content_type: str
     default_quality: int | None  # None: lossless, takes no quality
+    # The lowest quality that looks lossless (SSIMULACRA 2 ≥ 90 on a photo,
+    # scripts/bench/quality.py): anything above only adds bytes, so it is refused.
+    max_quality: int | None = None
 
 
 # ``.auto``: a format to negotiate, never rendered (so not in OUTPUT_FORMATS, and takes no -q).
@@ -63,10 +66,11 @@ AUTO = OutputFormat("auto", "", "", None)
 OUTPUT_FORMATS = {
     f.name: f
     for f in (
-        OutputFormat("jpeg", "JPEG", "image/jpeg", 85),
+        OutputFormat("jpeg", "JPEG", "image/jpeg", 85, max_quality=95),
         OutputFormat("png", "PNG", "image/png", None),
-        OutputFormat("webp", "WEBP", "image/webp", 80),
-        OutputFormat("avif", "AVIF", "image/avif", 60),
+        # WebP's lossy mode (4:2:0 colour) scores 90 only at 100: the byte cap bounds it.
+        OutputFormat("webp", "WEBP", "image/webp", 80, max_quality=100),
+        OutputFormat("avif", "AVIF", "image/avif", 60, max_quality=95),
     )
 }
 _FORMAT_ALIASES = {"jpg": "jpeg"}
@@ -162,6 +166,11 @@ def _spec_from(match: re.Match[str], max_dimension: int) -> ResizeSpec:
     if quality is not None:
         if output is None or output.default_quality is None:
             raise InvalidSize("-q<quality> needs an explicit lossy format: .jpeg, .webp or .avif")
+        if output.max_quality is not None and quality > output.max_quality:
+            raise InvalidSize(
+                f"quality {quality} is over {output.max_quality}, from where .{output.name} "
+                "already looks lossless: a higher quality only adds bytes"
+            )
         if quality == output.default_quality:
             quality = None
     spec = ResizeSpec(width, height, fit, dpr, output, quality)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from chalicelib import observe
 from chalicelib.config import Settings
-from chalicelib.errors import RedirectLoop, VariantBudgetExhausted
+from chalicelib.errors import RedirectLoop, VariantBudgetExhausted, VariantTooLarge
 from chalicelib.resize.grammar import ResizeSpec, public_url
 from chalicelib.resize.ledger import Ledger
 from chalicelib.resize.negotiate import AVIF, Traits, candidates, concrete, negotiate
@@ -61,7 +61,7 @@ class ResizeService:
         self._originals = originals or store  # private, or the same bucket
         self._clock = clock
         self.policy = RequestPolicy(settings, clock)
-        self._writer = VariantWriter(settings, store, self.policy.signed)
+        self._writer = VariantWriter(settings, store, self._originals, self.policy.signed)
 
     def resize(self, size_text: str, key_segments: list[str], accept: str | None = None) -> str:
         """Create the variant (unless it exists) and return the public URL to redirect to."""
@@ -95,7 +95,12 @@ class ResizeService:
         return self.public_url(made.key)
 
     def prerender(
-        self, key: str, original: bytes, etag: str, specs: Sequence[ResizeSpec]
+        self,
+        key: str,
+        original: bytes,
+        etag: str,
+        specs: Sequence[ResizeSpec],
+        before_each: Callable[[], None] | None = None,
     ) -> dict[str, str]:
         """Make ``specs`` of an original already in hand (presets); size token → public URL.
 
@@ -104,6 +109,7 @@ class ResizeService:
         A spec already stored under its own spelling is left as it is (so a
         redelivered upload renders nothing twice); past the budget, the rest
         wait for their first request, which answers as a miss would.
+        ``before_each`` runs before each spec (the events function's time check).
         """
         from chalicelib.imaging import SharedDecode  # Pillow: there is an original
 
@@ -111,6 +117,8 @@ class ResizeService:
         urls: dict[str, str] = {}
         shared = SharedDecode()  # a PNG's pixels, say, are decoded once for every preset
         for spec, token in self._concrete_presets(original, specs):
+            if before_each is not None:
+                before_each()
             request = self.policy.signed(VariantRequest(spec, key))
             check_fits(request)
             self.policy.check(request)
@@ -120,6 +128,8 @@ class ResizeService:
                 )
             except VariantBudgetExhausted:
                 break
+            except VariantTooLarge:
+                continue  # its first request answers why
             ledger = made.recorded_in(ledger, key)
             urls[token] = self.public_url(made.key)
         observe.add("PresetsRendered", len(urls))

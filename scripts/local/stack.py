@@ -43,7 +43,9 @@ from urllib.parse import quote
 import requests
 from botocore.config import Config
 
+from chalicelib.config import EVENTS_TIMEOUT_SECONDS
 from scripts.local import aws, records
+from scripts.local.lambda_poller import visibility_for
 from scripts.local.samples import sample_originals
 from scripts.ops.configure_bucket import configure_bucket, configure_originals
 from scripts.ops.publish_page import INDEX_KEY, local_config, publish_page
@@ -127,13 +129,24 @@ def aws_resource(field: str) -> property:
 
 @dataclass(frozen=True)
 class EventSettings:
-    """The event pipeline's knobs: the queue's, and the poller's (as the mapping's)."""
+    """The event pipeline's knobs: the queue's, and the poller's (as the mapping's).
 
-    visibility_timeout: int = 30
+    The function's timeout is the packaged events function's, and the queue's
+    visibility timeout six times that (the stack's rule) unless given.
+    """
+
+    function_timeout: float = EVENTS_TIMEOUT_SECONDS
+    visibility_timeout: int | None = None
     max_receive_count: int = 3
     table_name: str = aws.DEFAULT_METADATA_TABLE
     batch_size: int = 10
     max_concurrency: int = 2
+
+    @property
+    def queue_visibility(self) -> int:
+        if self.visibility_timeout is not None:
+            return self.visibility_timeout
+        return visibility_for(self.function_timeout)
 
 
 class LocalStack:
@@ -279,7 +292,7 @@ class LocalStack:
         self._aws = aws.create_event_resources(
             self.aws_url,
             table_name=self.events.table_name,
-            visibility_timeout=self.events.visibility_timeout,
+            visibility_timeout=self.events.queue_visibility,
             max_receive_count=self.events.max_receive_count,
         )
 
@@ -295,7 +308,8 @@ class LocalStack:
             *("--queue-url", self.events_queue_url),
             *("--batch-size", str(self.events.batch_size)),
             *("--max-concurrency", str(self.events.max_concurrency)),
-            *("--visibility-timeout", str(self.events.visibility_timeout)),
+            *("--timeout", str(self.events.function_timeout)),
+            *("--visibility-timeout", str(self.events.queue_visibility)),
             *("--stats-file", str(self.poller_stats_path)),
         ]
         self._spawn("poller", poller, self.app_process_env())
