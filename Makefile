@@ -74,6 +74,7 @@ bench: install $(BENCH_STAMP)
 	$(BIN)/python -m scripts.bench.stack $(BENCH_ARGS)
 	$(BIN)/python -m scripts.bench.miss_harness $(BENCH_ARGS)
 	$(BIN)/python -m scripts.bench.quality $(BENCH_ARGS)
+	$(BIN)/python -m scripts.bench.bytes_per_view $(BENCH_ARGS)
 	@$(BIN)/python -m scripts.bench.summary
 
 # One SAM template (app + bucket + website rule + policy + CloudFront) and the
