@@ -31,7 +31,17 @@ from chalicelib.resize.grammar import check_key, variant_url_template
 # Exactly the types the resizer decodes.  No SVG: it is script, and an SVG
 # original would be a stored-XSS vector wherever it is ever served.
 UPLOAD_CONTENT_TYPES = frozenset(
-    {"image/jpeg", "image/png", "image/gif", "image/webp", "image/avif", "image/bmp", "image/tiff"}
+    {
+        "image/jpeg",
+        "image/png",
+        "image/gif",
+        "image/webp",
+        "image/avif",
+        "image/heic",
+        "image/heif",
+        "image/bmp",
+        "image/tiff",
+    }
 )
 MAX_FILENAME_BYTES = 255
 # Unicode control (Cc), format (Cf: bidi overrides, zero-width, BOM), line and paragraph

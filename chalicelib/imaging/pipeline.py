@@ -19,7 +19,7 @@ from typing import Any
 from PIL import Image, ImageChops, ImageCms, ImageOps, ImageSequence, UnidentifiedImageError
 
 from chalicelib.errors import InvalidImage, OriginalTooManyPixels, UnsupportedImage
-from chalicelib.imaging import containers, webp
+from chalicelib.imaging import containers, heif, isobmff, webp
 from chalicelib.imaging.encoders import Rendered, eight_bit, encode
 from chalicelib.imaging.formats import (
     ANIMATED_OUTPUTS,
@@ -172,14 +172,18 @@ def _within_animation_budget(
 @contextmanager
 def _opened(original: bytes) -> Iterator[Image.Image]:
     """The original opened for reading, Pillow's failures turned into typed service errors."""
+    formats = INPUT_FORMATS
+    if isobmff.is_heif(original):
+        heif.register_opener()  # only now: the walk has accepted a HEIF file
+        formats = (heif.FORMAT,)
     try:
-        with Image.open(BytesIO(original), formats=INPUT_FORMATS) as image:
+        with Image.open(BytesIO(original), formats=formats) as image:
             yield image
     except Image.DecompressionBombError as err:  # Pillow's own, far higher limit
         raise OriginalTooManyPixels("the original has too many pixels", str(err)) from err
     except UnidentifiedImageError as err:
         raise UnsupportedImage(
-            "the original is not a JPEG, PNG, GIF, WebP, AVIF, BMP or TIFF image", str(err)
+            "the original is not a JPEG, PNG, GIF, WebP, AVIF, HEIC, BMP or TIFF image", str(err)
         ) from err
     except (OSError, SyntaxError, ValueError, EOFError) as err:
         # Pillow reports truncated and corrupt data with these types.
