@@ -140,11 +140,12 @@ def test_package_checks_report_nothing_wrong(report: package.ZipReport) -> None:
 def test_zip_imports_pillow_alone_and_renders(packaged: Path) -> None:
     result = package.smoke_test(packaged / "deployment.zip")
     assert result.returncode == 0, result.stderr
-    pillow, scaled_webp = result.stdout.splitlines()
+    pillow, scaled_webp, heic = result.stdout.splitlines()
     assert pillow.split() == ["13.0.0", "image/jpeg", "320", "240", "jpg", "webp", "zlib"]
     library, *sizes = scaled_webp.split()
     assert re.fullmatch(r"pillow\.libs/libwebp-[0-9a-f]+\.so\.\d+(\.\d+)*", library), library
     assert sizes == ["160", "120", "False", "160", "120"]  # through libwebp, then without it
+    assert heic.split() == ["1.8.1", "image/jpeg", "32", "24"]  # pillow-heif from the zip
 
 
 # --- the checks themselves catch what they are for ------------------------------------------
@@ -176,7 +177,15 @@ def test_problems_names_each_fault() -> None:
         names=["PIL/_imaging.cpython-312-aarch64-linux-gnu.so"],
     )
     found = "\n".join(package.problems(bad, "x86_64"))
-    for expected in ("linux_x86_64", "pillow.libs", "aarch64 code", "GLIBC_2.38", "cpython-311"):
+    for expected in (
+        "linux_x86_64",
+        "pillow.libs",
+        "no pillow_heif-",
+        "pillow_heif.libs",
+        "aarch64 code",
+        "GLIBC_2.38",
+        "cpython-311",
+    ):
         assert expected in found
 
 
