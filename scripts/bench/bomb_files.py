@@ -497,8 +497,8 @@ def heif_grid(
     )
 
 
-def heif_many_items(count: int = 100_000) -> bytes:
-    """A 64×64 image and ``count`` empty Exif items."""
+def heif_many_items(count: int = 65_000) -> bytes:
+    """A 64×64 image and ``count`` empty Exif items (16-bit ids: at most 65,000)."""
     items = {1: b"hvc1", **{2 + i: b"Exif" for i in range(min(count, 65_000))}}
     return heif_file(
         items=items,
@@ -508,7 +508,7 @@ def heif_many_items(count: int = 100_000) -> bytes:
     )
 
 
-def heif_nested(depth: int = 100_000) -> bytes:
+def heif_nested(depth: int = 10_000) -> bytes:
     """A 64×64 image whose meta box also holds ``depth`` nested ``dinf`` boxes."""
     nested = b""
     for _ in range(depth):
