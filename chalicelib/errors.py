@@ -141,6 +141,11 @@ class Unauthorized(ServiceError):
     headers: ClassVar[Mapping[str, str]] = {"WWW-Authenticate": "Bearer"}
 
 
+class IdentityProviderUnavailable(ServiceError):
+    status = 503
+    code = "identity_provider_unavailable"
+
+
 class InvalidUploadRequest(ServiceError):
     status = 400
     code = "invalid_request"

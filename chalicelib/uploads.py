@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from chalicelib import identity
 from chalicelib.config import Settings
 from chalicelib.errors import (
     InvalidFilename,
@@ -124,12 +125,20 @@ def uploader_id(
         if is_uploader_id(subject):
             return subject
         raise Unauthorized("the token's subject can't name an upload folder")
+    scheme, _, token = (authorization or "").partition(" ")
+    bearer = token.strip() if scheme.lower() == "bearer" else None
+    if (
+        settings.upload_token
+        and bearer
+        and hmac.compare_digest(bearer.encode(), settings.upload_token.encode())
+    ):
+        return LOCAL_UPLOADER
+    if bearer and settings.oidc_issuer and settings.oidc_client_id:
+        subject = identity.verifier(settings.oidc_issuer, settings.oidc_client_id).subject(bearer)
+        if is_uploader_id(subject):
+            return subject
+        raise Unauthorized("the token's subject can't name an upload folder")
     if settings.upload_token and authorization is not None:
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() == "bearer" and hmac.compare_digest(
-            token.strip().encode(), settings.upload_token.encode()
-        ):
-            return LOCAL_UPLOADER
         raise Unauthorized("the upload token is not valid")
     if settings.allow_anonymous_uploads:
         return ANONYMOUS_UPLOADER

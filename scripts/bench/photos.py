@@ -36,7 +36,7 @@ PACKAGE = "lomiri-wallpapers-20.04"
 PACKAGE_MEMBER = "usr/share/backgrounds/Kleiber_by_Lukas_Baubkus.jpg"
 ATTRIBUTION = (
     '"Kleiber" by Lukas Baubkus, CC-BY-SA-3.0, from Debian package '
-    f"{PACKAGE}; the 12 MP JPEG, PNG, WebP and GIF are derived from it "
+    f"{PACKAGE}; the 12 MP JPEG, PNG, WebP, GIF and HEIC are derived from it "
     "(cropped, resized, re-encoded by scripts/bench/photos.py)."
 )
 JPEG_SUFFIXES = (".jpg", ".jpeg")
