@@ -80,6 +80,8 @@ DEPLOYED = {
     "EventsQueue.Arn": "arn:aws:sqs:eu-west-1:123456789012:resizer-events",
     "Distribution": "E111",
     "Distribution.DomainName": "d111.cloudfront.net",
+    "UserPool": "eu-west-1_P",
+    "UserPoolDomain": "images-1234",
 }
 
 
@@ -297,7 +299,9 @@ def test_uploads_need_a_user_pool_token_in_the_stack(template: dict[str, Any]) -
             assert all("security" not in m for m in methods.values() if isinstance(m, dict)), path
     pool = template["Resources"]["UserPool"]
     assert pool["Condition"] == "CreateUserPool"
-    assert pool["Properties"]["AdminCreateUserConfig"] == {"AllowAdminCreateUserOnly": True}
+    # Only admins add users unless the SelfSignUp parameter says otherwise (default: off).
+    only_admins = pool["Properties"]["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"]
+    assert only_admins == {"Fn::If": ["SelfSignUpOn", False, True]}
 
 
 def test_cloudfront_never_keeps_a_redirect(template: dict[str, Any]) -> None:
@@ -477,3 +481,36 @@ def test_listing_uploads_needs_a_user_pool_token_too(template: dict[str, Any]) -
 
 def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
+
+
+# --- sign-in: Cognito's hosted UI ---------------------------------------------------------
+
+
+def test_the_page_signs_in_with_a_public_code_flow_client_returning_to_it(
+    template: dict[str, Any],
+) -> None:
+    client = resource(template, "UserPoolClient")
+    assert client["GenerateSecret"] is False  # a public client: PKCE, no secret in the page
+    assert client["AllowedOAuthFlowsUserPoolClient"] is True
+    assert client["AllowedOAuthFlows"] == ["code"]  # never implicit
+    assert "openid" in client["AllowedOAuthScopes"]
+    page = ["https://d111.cloudfront.net/"]
+    assert substitute(client["CallbackURLs"], DEPLOYED) == page
+    assert substitute(client["LogoutURLs"], DEPLOYED) == page
+
+
+def test_the_hosted_ui_has_a_domain_and_the_issuer_is_an_output(template: dict[str, Any]) -> None:
+    domain = template["Resources"]["UserPoolDomain"]
+    assert domain["Type"] == "AWS::Cognito::UserPoolDomain"
+    assert domain["Properties"]["UserPoolId"] == {"Ref": "UserPool"}
+    outputs = template["Outputs"]
+    issuer = substitute(outputs["SignInIssuer"]["Value"], DEPLOYED)
+    assert issuer == "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_P"
+    hosted_ui = substitute(outputs["HostedUiURL"]["Value"], DEPLOYED)
+    assert hosted_ui == "https://images-1234.auth.eu-west-1.amazoncognito.com"
+
+
+def test_self_sign_up_is_a_parameter_off_by_default(template: dict[str, Any]) -> None:
+    assert template["Parameters"]["SelfSignUp"]["Default"] == "false"
+    assert template["Conditions"]["SelfSignUpOn"] == {"Fn::Equals": [{"Ref": "SelfSignUp"}, "true"]}
+    assert resource(template, "UserPool")["AutoVerifiedAttributes"] == ["email"]  # e-mail verified
