@@ -10,7 +10,7 @@ from io import BytesIO
 import pytest
 from PIL import Image, ImageCms
 
-from chalicelib.errors import InvalidImage, ServiceError
+from chalicelib.errors import InvalidImage, OriginalTooComplex, ServiceError
 from chalicelib.imaging import ImagingLimits, containers, describe, heif, isobmff, render
 from chalicelib.resize.grammar import parse_size
 from scripts.bench import bomb_files as bombs
@@ -202,3 +202,39 @@ def test_a_jpeg_miss_or_a_refusal_never_imports_pillow_heif() -> None:
     result = subprocess.run([sys.executable, "-c", LAZY], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+def _derived(kind: bytes, sources: int, chain: int = 1) -> bytes:
+    """``chain`` derived items of ``kind``, each made from the next; the last from ``sources``
+    names of one 64² coded image."""
+    coded = chain + 1
+    items = {i: kind for i in range(1, coded)} | {coded: b"hvc1"}
+    references = [(b"dimg", i, [i + 1]) for i in range(1, chain)]
+    references.append((b"dimg", chain, [coded] * sources))
+    return bombs.heif_file(
+        items=items,
+        data={coded: bytes(64)},
+        properties=[bombs.ispe((100, 100)), bombs.ispe((64, 64)), bombs.box(b"hvcC", bytes(23))],
+        associations={**{i: [1] for i in range(1, coded)}, coded: [2, 3]},
+        references=references,
+    )
+
+
+def test_derived_images_count_what_their_sources_decode() -> None:
+    assert isobmff.walk(_derived(b"iden", 1)).decoded_pixels == 64 * 64
+    assert isobmff.walk(_derived(b"iovl", 3)).decoded_pixels == 100 * 100 + 3 * 64 * 64
+    assert isobmff.walk(_derived(b"iden", 1, chain=2)).decoded_pixels == 64 * 64
+
+
+@pytest.mark.parametrize(
+    ("make", "error"),
+    [
+        (lambda: _derived(b"iden", 1, chain=3), OriginalTooComplex),
+        (lambda: _derived(b"iden", 2), InvalidImage),
+        (lambda: _derived(b"iovl", isobmff.MAX_GRID_TILES + 1), OriginalTooComplex),
+    ],
+    ids=["derived thrice", "iden of two", "overlay of too many"],
+)
+def test_hostile_derived_images_are_refused(make: Callable[[], bytes], error: type) -> None:
+    with pytest.raises(error):
+        isobmff.walk(make())

@@ -35,12 +35,15 @@ MAX_GRID_TILES = 1024  # a 48 MP phone photo in 512² tiles: 192
 MAX_PIXELS_PER_CODED_BYTE = 1 << 18
 
 HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"mif1", b"msf1"})
-AVIF_BRANDS = frozenset({b"avif", b"avis"})
 
 # Boxes whose payload is more boxes (after a 4-byte version/flags word for the full boxes).
 _CONTAINERS = frozenset({b"iprp", b"dinf", b"moov", b"trak", b"mdia", b"minf", b"stbl"})
 _FULL_CONTAINERS = frozenset({b"meta", b"iref"})
-_CODED_TYPES = frozenset({b"hvc1", b"av01"})
+# Coded images libheif or libavif may decode: HEVC, AV1, AVC, JPEG, JPEG 2000, VVC, uncompressed.
+_CODED_TYPES = frozenset({b"hvc1", b"av01", b"avc1", b"jpeg", b"j2k1", b"vvc1", b"unci"})
+# Derived images: one made from another (turned, cropped), or several overlaid on a canvas.
+_DERIVED_TYPES = frozenset({b"iden", b"iovl"})
+MAX_DERIVATION_DEPTH = 2  # a derived image of a derived image, at most
 _ALPHA_URNS = (b"urn:mpeg:mpegB:cicp:systems:auxiliary:alpha", b"urn:mpeg:hevc:2015:auxid:1")
 
 
@@ -314,11 +317,25 @@ def _coded_pixels(tree: _Tree, item_id: int) -> tuple[int, int]:
     return width, height
 
 
-def _decoded_pixels(tree: _Tree, item_id: int) -> int:
-    """Pixels the decoder produces for an image item: a coded image, or a grid of them."""
+def _decoded_pixels(tree: _Tree, item_id: int, depth: int = 0) -> int:
+    """Pixels the decoder produces for an image item: a coded image, a grid of them, or an
+    image derived from others (each source decoded, an overlay's canvas besides)."""
     item = tree.items.get(item_id)
     if item is None:
         raise _corrupt(f"item {item_id} is not in the file")
+    if item.type in _DERIVED_TYPES:
+        if depth >= MAX_DERIVATION_DEPTH:
+            raise _too_complex("levels of derived images", depth + 1, MAX_DERIVATION_DEPTH)
+        sources = tree.references.get(b"dimg", {}).get(item_id, [])
+        if not sources or (item.type == b"iden" and len(sources) != 1):
+            raise _corrupt(f"derived item {item_id} names {len(sources)} sources")
+        if len(sources) > MAX_GRID_TILES:
+            raise _too_complex("overlaid images", len(sources), MAX_GRID_TILES)
+        canvas = 0
+        if item.type == b"iovl":
+            width, height = _size(tree, item_id, item)
+            canvas = width * height
+        return canvas + sum(_decoded_pixels(tree, source, depth + 1) for source in sources)
     if item.type != b"grid":
         width, height = _coded_pixels(tree, item_id)
         return width * height

@@ -404,19 +404,19 @@ def bmp_rle4(side: int = 7745) -> bytes:
 _HVCC = bytes(23)  # an empty HEVC configuration record: never decoded
 
 
-def _box(kind: bytes, payload: bytes) -> bytes:
+def box(kind: bytes, payload: bytes) -> bytes:
     return struct.pack(">I4s", 8 + len(payload), kind) + payload
 
 
 def _full_box(kind: bytes, payload: bytes, version: int = 0, flags: int = 0) -> bytes:
-    return _box(kind, struct.pack(">I", version << 24 | flags) + payload)
+    return box(kind, struct.pack(">I", version << 24 | flags) + payload)
 
 
 def _infe(item_id: int, kind: bytes) -> bytes:
     return _full_box(b"infe", struct.pack(">HH4s", item_id, 0, kind) + b"\0", version=2)
 
 
-def _ispe(size: tuple[int, int]) -> bytes:
+def ispe(size: tuple[int, int]) -> bytes:
     return _full_box(b"ispe", struct.pack(">II", *size))
 
 
@@ -446,7 +446,7 @@ def heif_file(
             struct.pack(">H", len(items)) + b"".join(_infe(i, k) for i, k in items.items()),
         )
         refs = b"".join(
-            _box(
+            box(
                 kind,
                 struct.pack(">HH", source, len(targets))
                 + struct.pack(f">{len(targets)}H", *targets),
@@ -457,7 +457,7 @@ def heif_file(
             struct.pack(">HB", item_id, len(indices)) + bytes(indices)
             for item_id, indices in associations.items()
         )
-        iprp = _box(b"iprp", _box(b"ipco", b"".join(properties)) + _full_box(b"ipma", ipma))
+        iprp = box(b"iprp", box(b"ipco", b"".join(properties)) + _full_box(b"ipma", ipma))
         body = (
             _full_box(b"hdlr", bytes(4) + b"pict" + bytes(13))
             + _full_box(b"pitm", struct.pack(">H", next(iter(items))))
@@ -469,9 +469,9 @@ def heif_file(
         )
         return _full_box(b"meta", body)
 
-    ftyp = _box(b"ftyp", b"heic" + bytes(4) + b"mif1heic")
+    ftyp = box(b"ftyp", b"heic" + bytes(4) + b"mif1heic")
     head = len(ftyp) + len(meta(0)) + 8
-    mdat = _box(b"mdat", b"".join(data.values()))
+    mdat = box(b"mdat", b"".join(data.values()))
     return ftyp + meta(head) + mdat
 
 
@@ -491,7 +491,7 @@ def heif_grid(
     return heif_file(
         items={1: b"grid", 2: b"hvc1"},
         data={1: grid, 2: bytes(64)},
-        properties=[_ispe(canvas), _ispe((tile, tile)), _box(b"hvcC", _HVCC)],
+        properties=[ispe(canvas), ispe((tile, tile)), box(b"hvcC", _HVCC)],
         associations={1: [1], 2: [2, 3]},
         references=[(b"dimg", 1, [2] * (columns * rows if named is None else named))],
     )
@@ -503,7 +503,7 @@ def heif_many_items(count: int = 65_000) -> bytes:
     return heif_file(
         items=items,
         data={1: bytes(64)},
-        properties=[_ispe((64, 64)), _box(b"hvcC", _HVCC)],
+        properties=[ispe((64, 64)), box(b"hvcC", _HVCC)],
         associations={1: [1, 2]},
     )
 
@@ -512,11 +512,11 @@ def heif_nested(depth: int = 10_000) -> bytes:
     """A 64×64 image whose meta box also holds ``depth`` nested ``dinf`` boxes."""
     nested = b""
     for _ in range(depth):
-        nested = _box(b"dinf", nested)
+        nested = box(b"dinf", nested)
     return heif_file(
         items={1: b"hvc1"},
         data={1: bytes(64)},
-        properties=[_ispe((64, 64)), _box(b"hvcC", _HVCC)],
+        properties=[ispe((64, 64)), box(b"hvcC", _HVCC)],
         associations={1: [1, 2]},
         extra_meta=nested,
     )
