@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import jwt
@@ -17,45 +15,25 @@ from chalicelib import identity
 from chalicelib.config import ConfigError, Settings
 from chalicelib.errors import Unauthorized
 from chalicelib.uploads import uploader_id
+from scripts.ops import doctor
+from tests.support.oidc import Issuer, served_issuer
 
 CLIENT = "page-client"
 BASE = {"IMAGE_BUCKET": "b", "PUBLIC_URL": "https://pics.example.com"}
 SUBJECT = "5f0c2d4e-0000-4000-8000-000000000001"
 KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 OTHER_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-JWKS_FETCHES: list[str] = []
 
 
 @pytest.fixture(scope="module")
-def issuer() -> Iterator[str]:
-    """A loopback issuer publishing a discovery document and its JWKS; counts JWKS fetches."""
-    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(KEY.public_key()))
-    jwks = json.dumps({"keys": [{**jwk, "kid": "k1", "use": "sig", "alg": "RS256"}]}).encode()
+def served() -> Iterator[Issuer]:
+    with served_issuer(KEY.public_key()) as issuer:
+        yield issuer
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if self.path == identity.DISCOVERY_PATH:
-                body = json.dumps({"issuer": url, "jwks_uri": url + "/jwks"}).encode()
-            elif self.path == "/jwks":
-                JWKS_FETCHES.append(self.path)
-                body = jwks
-            else:
-                self.send_error(404)
-                return
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(body)
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    url = f"http://127.0.0.1:{server.server_port}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield url
-    server.shutdown()
+@pytest.fixture
+def issuer(served: Issuer) -> str:
+    return served.url
 
 
 def token(issuer: str, key: Any = KEY, headers: dict[str, Any] | None = None, **claims: Any) -> str:
@@ -78,11 +56,11 @@ def test_a_cognito_access_token_names_its_client_instead_of_an_audience(issuer: 
     assert uploader_id(settings(issuer), None, f"Bearer {access}") == SUBJECT
 
 
-def test_keys_are_fetched_once_for_many_tokens(issuer: str) -> None:
-    verifier, before = identity.TokenVerifier(issuer, CLIENT), len(JWKS_FETCHES)
+def test_keys_are_fetched_once_for_many_tokens(served: Issuer) -> None:
+    verifier, before = identity.TokenVerifier(served.url, CLIENT), len(served.jwks_fetches)
     for _ in range(5):
-        assert verifier.subject(token(issuer)) == SUBJECT
-    assert len(JWKS_FETCHES) == before + 1
+        assert verifier.subject(token(served.url)) == SUBJECT
+    assert len(served.jwks_fetches) == before + 1
 
 
 def _tampered(issuer: str) -> str:
@@ -134,3 +112,42 @@ def test_the_dev_token_still_works_beside_an_issuer(issuer: str) -> None:
 def test_an_issuer_must_be_https_or_loopback(issuer_url: str) -> None:
     with pytest.raises(ConfigError):
         Settings.from_env({**BASE, "OIDC_ISSUER": issuer_url})
+
+
+# --- doctor: the deployed issuer's discovery document ------------------------------------
+
+
+def _doctor_target(issuer: str) -> doctor.Target:
+    return doctor.Target("b", "o", "", "", "", s3=None, sign_in_issuer=issuer)
+
+
+def test_doctor_passes_an_issuer_that_publishes_its_keys_and_the_code_flow(served: Issuer) -> None:
+    result = doctor.sign_in_discovery(_doctor_target(served.url))
+    assert (result.mark, result.detail) == (doctor.PASS, "1 signing key(s)")
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"issuer": "https://elsewhere.example"}, "names the issuer"),
+        ({"response_types_supported": ["token"]}, "no authorization-code flow"),
+        ({"jwks_uri": None}, "publishes no keys"),
+    ],
+    ids=["other issuer", "no code flow", "no keys"],
+)
+def test_doctor_names_what_is_wrong_with_the_discovery_document(
+    served: Issuer, change: dict[str, Any], expected: str
+) -> None:
+    saved = dict(served.discovery)
+    served.discovery.update(change)
+    try:
+        result = doctor.sign_in_discovery(_doctor_target(served.url))
+    finally:
+        served.discovery.clear()
+        served.discovery.update(saved)
+    assert result.mark == doctor.FAIL
+    assert expected in result.detail
+
+
+def test_doctor_skips_the_sign_in_without_an_issuer() -> None:
+    assert doctor.sign_in_discovery(_doctor_target("")).mark == doctor.SKIP
