@@ -73,6 +73,8 @@ class Settings:
     # Originals and uploads (docs/uploads.md).  Empty: originals share `bucket`.
     originals_bucket: str = ""
     upload_token: str | None = None
+    oidc_issuer: str = ""  # with oidc_client_id: the app verifies sign-in tokens itself
+    oidc_client_id: str = ""
     allow_anonymous_uploads: bool = False
     cors_origins: tuple[str, ...] = ()
     upload_expiry_seconds: int = 300
@@ -155,6 +157,8 @@ class Settings:
             s3_max_attempts=_int(env, "S3_MAX_ATTEMPTS", 3, low=1, high=10),
             originals_bucket=env.get("ORIGINALS_BUCKET", "").strip(),
             upload_token=_upload_token(env.get("UPLOAD_TOKEN", "")),
+            oidc_issuer=_oidc_issuer(env.get("OIDC_ISSUER", "")),
+            oidc_client_id=env.get("OIDC_CLIENT_ID", "").strip(),
             allow_anonymous_uploads=_bool(env, "ALLOW_ANONYMOUS_UPLOADS"),
             cors_origins=_cors_origins(env.get("CORS_ORIGINS", "")),
             upload_expiry_seconds=_int(env, "UPLOAD_EXPIRY_SECONDS", 300, low=10, high=3600),
@@ -200,6 +204,18 @@ def _signing_keys(raw: str) -> tuple[bytes, ...]:
     if any(len(key) < MIN_SIGNING_KEY_BYTES for key in keys):
         raise ConfigError(f"each SIGNING_KEYS secret needs at least {MIN_SIGNING_KEY_BYTES} bytes")
     return keys
+
+
+def _oidc_issuer(raw: str) -> str:
+    """An OpenID issuer URL: https, or http on loopback (the local provider)."""
+    issuer = raw.strip().rstrip("/")
+    if not issuer:
+        return ""
+    parts = urlsplit(issuer)
+    loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")
+    if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
+        raise ConfigError(f"OIDC_ISSUER must be an https URL (http only on loopback): {raw!r}")
+    return issuer
 
 
 def _upload_token(raw: str) -> str | None:

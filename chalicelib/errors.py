@@ -162,6 +162,11 @@ class Unauthorized(ServiceError):
     headers: ClassVar[Mapping[str, str]] = {"WWW-Authenticate": "Bearer"}
 
 
+class IdentityProviderUnavailable(ServiceError):
+    status = 503
+    code = "identity_provider_unavailable"
+
+
 class InvalidUploadRequest(ServiceError):
     status = 400
     code = "invalid_request"
@@ -192,3 +197,11 @@ class OriginalTooComplex(ServiceError):
 
     status = 422
     code = "original_too_complex"
+
+    @classmethod
+    def over_cap(cls, what: str, count: int, cap: int) -> OriginalTooComplex:
+        """Too many ``what`` (``count`` of them, at least) for the cap of ``cap``."""
+        return cls(
+            f"the original has too many {what} to decode within a request's budget",
+            f"{count} {what}, over the cap of {cap}",
+        )

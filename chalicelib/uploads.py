@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from chalicelib import identity
 from chalicelib.config import Settings
 from chalicelib.errors import (
     InvalidFilename,
@@ -31,7 +32,17 @@ from chalicelib.resize.grammar import check_key, variant_url_template
 # Exactly the types the resizer decodes.  No SVG: it is script, and an SVG
 # original would be a stored-XSS vector wherever it is ever served.
 UPLOAD_CONTENT_TYPES = frozenset(
-    {"image/jpeg", "image/png", "image/gif", "image/webp", "image/avif", "image/bmp", "image/tiff"}
+    {
+        "image/jpeg",
+        "image/png",
+        "image/gif",
+        "image/webp",
+        "image/avif",
+        "image/heic",
+        "image/heif",
+        "image/bmp",
+        "image/tiff",
+    }
 )
 MAX_FILENAME_BYTES = 255
 # Unicode control (Cc), format (Cf: bidi overrides, zero-width, BOM), line and paragraph
@@ -114,12 +125,20 @@ def uploader_id(
         if is_uploader_id(subject):
             return subject
         raise Unauthorized("the token's subject can't name an upload folder")
+    scheme, _, token = (authorization or "").partition(" ")
+    bearer = token.strip() if scheme.lower() == "bearer" else None
+    if (
+        settings.upload_token
+        and bearer
+        and hmac.compare_digest(bearer.encode(), settings.upload_token.encode())
+    ):
+        return LOCAL_UPLOADER
+    if bearer and settings.oidc_issuer and settings.oidc_client_id:
+        subject = identity.verifier(settings.oidc_issuer, settings.oidc_client_id).subject(bearer)
+        if is_uploader_id(subject):
+            return subject
+        raise Unauthorized("the token's subject can't name an upload folder")
     if settings.upload_token and authorization is not None:
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() == "bearer" and hmac.compare_digest(
-            token.strip().encode(), settings.upload_token.encode()
-        ):
-            return LOCAL_UPLOADER
         raise Unauthorized("the upload token is not valid")
     if settings.allow_anonymous_uploads:
         return ANONYMOUS_UPLOADER

@@ -216,13 +216,23 @@ function postForm(form, file, onProgress) {
   });
 }
 
+// Browsers without a HEIF codec (Chromium and Firefox off Apple systems) give a phone's
+// .heic file no type (or a generic one); its name says what it is.
+const TYPES_BY_EXTENSION = { heic: 'image/heic', heif: 'image/heif', hif: 'image/heif' };
+
+function contentTypeOf(file) {
+  const extension = file.name.includes('.') ? file.name.split('.').pop().toLowerCase() : '';
+  return TYPES_BY_EXTENSION[extension] || file.type;
+}
+
 async function upload(file) {
   const status = $('upload-status');
   const progress = $('upload-progress');
   show($('upload-error'), '');
   progress.hidden = true;
-  if (!file.type) {
-    show($('upload-error'), `The browser can’t tell what kind of file “${file.name}” is; choose a JPEG, PNG, GIF, WebP, AVIF, BMP or TIFF.`);
+  const contentType = contentTypeOf(file);
+  if (!contentType) {
+    show($('upload-error'), `The browser can’t tell what kind of file “${file.name}” is; choose a JPEG, PNG, GIF, WebP, AVIF, HEIC, BMP or TIFF.`);
     return;
   }
   if (state.maxBytes && file.size > state.maxBytes) {
@@ -232,7 +242,7 @@ async function upload(file) {
   try {
     status.textContent = `Asking for an upload form for “${file.name}”…`;
     // The declared size lets the API refuse an over-limit file before any byte is sent.
-    const form = await api('POST', '/uploads', { filename: file.name, content_type: file.type, size: file.size });
+    const form = await api('POST', '/uploads', { filename: file.name, content_type: contentType, size: file.size });
     state.maxBytes = form.max_bytes;
     if (UPLOAD_DELAY_MS) await new Promise((resolve) => setTimeout(resolve, UPLOAD_DELAY_MS));
     status.textContent = `Uploading “${file.name}” (${formatBytes(file.size)})…`;

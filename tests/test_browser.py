@@ -26,9 +26,11 @@ import pytest
 import requests
 from PIL import Image, ImageOps
 
+from scripts.bench.bomb_files import heic
 from scripts.local import samples
 from scripts.local.stack import APP_EVENT_HANDLER, EventSettings, free_port
 from tests.support import ROOT, corpus, started_stack
+from tests.support.heif import quadrants
 
 pytestmark = pytest.mark.e2e
 
@@ -406,6 +408,28 @@ def test_an_exif_rotated_phone_photo_shows_upright(
             assert shown["natural"][1] > shown["natural"][0], shown
     assert close(shown_colours(page, "responsive"), colours_at_quarters(upright))
     assert close(shown_colours(page, "picture"), colours_at_quarters(upright))
+
+
+def test_a_heic_portrait_from_a_phone_shows_upright_at_every_size(
+    open_page: Callable[..., Any], stack: Any, tmp_path: Path
+) -> None:
+    # Chromium here has no HEIF codec: the file has no type, and the page names it by extension.
+    body = heic(picture=quadrants((1200, 900)), exif=_orientation_6(), quality=90)
+    page = signed_in(open_page(390, 2), stack)
+    upload(page, photo_file(tmp_path, "IMG_0001.HEIC", body))
+    assert page.locator("[data-fact='format']").inner_text() == "HEIF"
+    assert page.locator("[data-fact='size']").inner_text() == "900×1200 px (upright)"
+    images = wait_for_gallery(page)
+    upright = quadrants((1200, 900)).transpose(Image.Transpose.ROTATE_270)
+    check_sizes(images, upright.size, slot=320)
+    assert close(shown_colours(page, "responsive"), colours_at_quarters(upright))
+    assert broken_images(page) == []
+
+
+def _orientation_6() -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    return exif.tobytes()
 
 
 def test_a_replaced_image_shows_its_new_content_after_the_purge(

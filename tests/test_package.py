@@ -81,6 +81,8 @@ DEPLOYED = {
     "Distribution": "E111",
     "Distribution.DomainName": "d111.cloudfront.net",
     "Dashboard": "resizer",
+    "UserPool": "eu-west-1_P",
+    "UserPoolDomain": "images-1234",
 }
 
 
@@ -141,11 +143,12 @@ def test_package_checks_report_nothing_wrong(report: package.ZipReport) -> None:
 def test_zip_imports_pillow_alone_and_renders(packaged: Path) -> None:
     result = package.smoke_test(packaged / "deployment.zip")
     assert result.returncode == 0, result.stderr
-    pillow, scaled_webp = result.stdout.splitlines()
+    pillow, scaled_webp, heic = result.stdout.splitlines()
     assert pillow.split() == ["13.0.0", "image/jpeg", "320", "240", "jpg", "webp", "zlib"]
     library, *sizes = scaled_webp.split()
     assert re.fullmatch(r"pillow\.libs/libwebp-[0-9a-f]+\.so\.\d+(\.\d+)*", library), library
     assert sizes == ["160", "120", "False", "160", "120"]  # through libwebp, then without it
+    assert heic.split() == ["1.8.1", "image/jpeg", "32", "24"]  # pillow-heif from the zip
 
 
 # --- the checks themselves catch what they are for ------------------------------------------
@@ -177,7 +180,15 @@ def test_problems_names_each_fault() -> None:
         names=["PIL/_imaging.cpython-312-aarch64-linux-gnu.so"],
     )
     found = "\n".join(package.problems(bad, "x86_64"))
-    for expected in ("linux_x86_64", "pillow.libs", "aarch64 code", "GLIBC_2.38", "cpython-311"):
+    for expected in (
+        "linux_x86_64",
+        "pillow.libs",
+        "no pillow_heif-",
+        "pillow_heif.libs",
+        "aarch64 code",
+        "GLIBC_2.38",
+        "cpython-311",
+    ):
         assert expected in found
 
 
@@ -289,7 +300,9 @@ def test_uploads_need_a_user_pool_token_in_the_stack(template: dict[str, Any]) -
             assert all("security" not in m for m in methods.values() if isinstance(m, dict)), path
     pool = template["Resources"]["UserPool"]
     assert pool["Condition"] == "CreateUserPool"
-    assert pool["Properties"]["AdminCreateUserConfig"] == {"AllowAdminCreateUserOnly": True}
+    # Only admins add users unless the SelfSignUp parameter says otherwise (default: off).
+    only_admins = pool["Properties"]["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"]
+    assert only_admins == {"Fn::If": ["SelfSignUpOn", False, True]}
 
 
 def test_cloudfront_never_keeps_a_redirect(template: dict[str, Any]) -> None:
@@ -606,3 +619,36 @@ def test_tracing_is_a_parameter_off_by_default_and_may_write_traces_when_on(
         {"Ref": "ApiHandlerRole"},
         {"Ref": "OnOriginalEventRole"},
     ]
+
+
+# --- sign-in: Cognito's hosted UI ---------------------------------------------------------
+
+
+def test_the_page_signs_in_with_a_public_code_flow_client_returning_to_it(
+    template: dict[str, Any],
+) -> None:
+    client = resource(template, "UserPoolClient")
+    assert client["GenerateSecret"] is False  # a public client: PKCE, no secret in the page
+    assert client["AllowedOAuthFlowsUserPoolClient"] is True
+    assert client["AllowedOAuthFlows"] == ["code"]  # never implicit
+    assert "openid" in client["AllowedOAuthScopes"]
+    page = ["https://d111.cloudfront.net/"]
+    assert substitute(client["CallbackURLs"], DEPLOYED) == page
+    assert substitute(client["LogoutURLs"], DEPLOYED) == page
+
+
+def test_the_hosted_ui_has_a_domain_and_the_issuer_is_an_output(template: dict[str, Any]) -> None:
+    domain = template["Resources"]["UserPoolDomain"]
+    assert domain["Type"] == "AWS::Cognito::UserPoolDomain"
+    assert domain["Properties"]["UserPoolId"] == {"Ref": "UserPool"}
+    outputs = template["Outputs"]
+    issuer = substitute(outputs["SignInIssuer"]["Value"], DEPLOYED)
+    assert issuer == "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_P"
+    hosted_ui = substitute(outputs["HostedUiURL"]["Value"], DEPLOYED)
+    assert hosted_ui == "https://images-1234.auth.eu-west-1.amazoncognito.com"
+
+
+def test_self_sign_up_is_a_parameter_off_by_default(template: dict[str, Any]) -> None:
+    assert template["Parameters"]["SelfSignUp"]["Default"] == "false"
+    assert template["Conditions"]["SelfSignUpOn"] == {"Fn::Equals": [{"Ref": "SelfSignUp"}, "true"]}
+    assert resource(template, "UserPool")["AutoVerifiedAttributes"] == ["email"]  # e-mail verified

@@ -26,6 +26,7 @@ from io import BytesIO
 from PIL import Image, UnidentifiedImageError
 
 from chalicelib.errors import InvalidImage, OriginalTooManyPixels, UnsupportedImage
+from chalicelib.imaging import heif, isobmff
 from chalicelib.imaging.formats import INPUT_FORMATS
 
 # What Pillow's readers raise on corrupt or truncated bytes (see the module docstring).
@@ -54,7 +55,7 @@ def decoding() -> Iterator[None]:
         raise OriginalTooManyPixels("the original has too many pixels", str(err)) from err
     except UnidentifiedImageError as err:
         raise UnsupportedImage(
-            "the original is not a JPEG, PNG, GIF, WebP, AVIF, BMP or TIFF image", str(err)
+            "the original is not a JPEG, PNG, GIF, WebP, AVIF, HEIC, BMP or TIFF image", str(err)
         ) from err
     except DECODER_FAILURES as err:
         raise InvalidImage("the original image is corrupt or truncated", repr(err)) from err
@@ -67,8 +68,12 @@ def opened(original: bytes) -> Iterator[Image.Image]:
     Only the opening is inside ``decoding()``: what the caller does with the
     image fails as itself.
     """
+    formats = INPUT_FORMATS
+    if isobmff.is_heif(original):
+        heif.register_opener()  # only now: the walk has accepted a HEIF file
+        formats = (heif.FORMAT,)
     with decoding():
-        image = Image.open(BytesIO(original), formats=INPUT_FORMATS)
+        image = Image.open(BytesIO(original), formats=formats)
     with image:
         yield image
 

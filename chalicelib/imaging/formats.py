@@ -14,14 +14,17 @@ DEFAULT_OUTPUT = {
     "GIF": "gif",
     "WEBP": "webp",
     "AVIF": "avif",
+    # Browsers don't show HEIC: a phone photo becomes a JPEG (pillow-heif's format name).
+    "HEIF": "jpeg",
     # Browsers can't show these; PNG keeps every pixel and any alpha.
     "BMP": "png",
     "TIFF": "png",
 }
 
 
-# Pillow's JPEG opener itself returns MPO files, so MPO is not asked for by name.
-INPUT_FORMATS = tuple(name for name in DEFAULT_OUTPUT if name != "MPO")
+# Pillow's JPEG opener itself returns MPO files, so MPO is not asked for by name; HEIF's
+# opener exists only once chalicelib.imaging.heif has registered it, for a HEIF file.
+INPUT_FORMATS = tuple(name for name in DEFAULT_OUTPUT if name not in ("MPO", "HEIF"))
 
 
 GIF = OutputFormat("gif", "GIF", "image/gif", None)  # an output only when the original is a GIF

@@ -516,3 +516,156 @@ def avif_exif(count: int = 200_000, orientation: int = 6) -> bytes:
     exif = exif_rationals(count, orientation)
     Image.new("RGB", (64, 48), (200, 40, 40)).save(buffer, "AVIF", quality=50, exif=exif)
     return buffer.getvalue()
+
+
+# --- HEIF (ISO-BMFF) ----------------------------------------------------------------------
+# Hand-built box trees: the walk refuses them before any decoder sees their (dummy) HEVC data.
+
+_HVCC = bytes(23)  # an empty HEVC configuration record: never decoded
+
+
+def box(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I4s", 8 + len(payload), kind) + payload
+
+
+def _full_box(kind: bytes, payload: bytes, version: int = 0, flags: int = 0) -> bytes:
+    return box(kind, struct.pack(">I", version << 24 | flags) + payload)
+
+
+def _infe(item_id: int, kind: bytes) -> bytes:
+    return _full_box(b"infe", struct.pack(">HH4s", item_id, 0, kind) + b"\0", version=2)
+
+
+def ispe(size: tuple[int, int]) -> bytes:
+    return _full_box(b"ispe", struct.pack(">II", *size))
+
+
+def heif_file(
+    items: dict[int, bytes],
+    data: dict[int, bytes],
+    properties: list[bytes],
+    associations: dict[int, list[int]],
+    references: list[tuple[bytes, int, list[int]]] = (),  # type: ignore[assignment]
+    extra_meta: bytes = b"",
+) -> bytes:
+    """A HEIF file: ``items`` (id → type), their ``data`` in mdat, ``properties`` (ipco, from
+    1) and which each item has, item ``references``; the first item is the primary."""
+
+    def meta(mdat_start: int) -> bytes:
+        offsets, at, located = [], mdat_start, []
+        for item_id, payload in data.items():
+            offsets.append((item_id, at, len(payload)))
+            at += len(payload)
+        for item_id, offset, length in offsets:
+            located.append(struct.pack(">HHHII", item_id, 0, 1, offset, length))
+        iloc = _full_box(
+            b"iloc", bytes((0x44, 0x00)) + struct.pack(">H", len(offsets)) + b"".join(located)
+        )
+        iinf = _full_box(
+            b"iinf",
+            struct.pack(">H", len(items)) + b"".join(_infe(i, k) for i, k in items.items()),
+        )
+        refs = b"".join(
+            box(
+                kind,
+                struct.pack(">HH", source, len(targets))
+                + struct.pack(f">{len(targets)}H", *targets),
+            )
+            for kind, source, targets in references
+        )
+        ipma = struct.pack(">I", len(associations)) + b"".join(
+            struct.pack(">HB", item_id, len(indices)) + bytes(indices)
+            for item_id, indices in associations.items()
+        )
+        iprp = box(b"iprp", box(b"ipco", b"".join(properties)) + _full_box(b"ipma", ipma))
+        body = (
+            _full_box(b"hdlr", bytes(4) + b"pict" + bytes(13))
+            + _full_box(b"pitm", struct.pack(">H", next(iter(items))))
+            + iinf
+            + iloc
+            + (_full_box(b"iref", refs) if references else b"")
+            + iprp
+            + extra_meta
+        )
+        return _full_box(b"meta", body)
+
+    ftyp = box(b"ftyp", b"heic" + bytes(4) + b"mif1heic")
+    head = len(ftyp) + len(meta(0)) + 8
+    mdat = box(b"mdat", b"".join(data.values()))
+    return ftyp + meta(head) + mdat
+
+
+def heif_grid(
+    columns: int = 64,
+    rows: int = 64,
+    tile: int = 16,
+    *,
+    canvas: tuple[int, int] | None = None,
+    named: int | None = None,
+) -> bytes:
+    """A grid of columns×rows tile×tile tiles, every one the same coded item, named again and
+    again: two items, thousands of decodes.  ``canvas`` and ``named`` (tiles listed) may
+    disagree with the rest."""
+    canvas = canvas or (columns * tile, rows * tile)
+    grid = struct.pack(">BBBBHH", 0, 0, rows - 1, columns - 1, *canvas)
+    return heif_file(
+        items={1: b"grid", 2: b"hvc1"},
+        data={1: grid, 2: bytes(64)},
+        properties=[ispe(canvas), ispe((tile, tile)), box(b"hvcC", _HVCC)],
+        associations={1: [1], 2: [2, 3]},
+        references=[(b"dimg", 1, [2] * (columns * rows if named is None else named))],
+    )
+
+
+def heif_many_items(count: int = 65_000) -> bytes:
+    """A 64×64 image and ``count`` empty Exif items (16-bit ids: at most 65,000)."""
+    items = {1: b"hvc1", **{2 + i: b"Exif" for i in range(min(count, 65_000))}}
+    return heif_file(
+        items=items,
+        data={1: bytes(64)},
+        properties=[ispe((64, 64)), box(b"hvcC", _HVCC)],
+        associations={1: [1, 2]},
+    )
+
+
+def heif_nested(depth: int = 10_000) -> bytes:
+    """A 64×64 image whose meta box also holds ``depth`` nested ``dinf`` boxes."""
+    nested = b""
+    for _ in range(depth):
+        nested = box(b"dinf", nested)
+    return heif_file(
+        items={1: b"hvc1"},
+        data={1: bytes(64)},
+        properties=[ispe((64, 64)), box(b"hvcC", _HVCC)],
+        associations={1: [1, 2]},
+        extra_meta=nested,
+    )
+
+
+def heic(
+    size: tuple[int, int] = (64, 64), picture: Image.Image | None = None, **options: object
+) -> bytes:
+    """A real HEIC (of a red picture unless given), encoded by x265 through pillow-heif
+    (its fastest preset; ``options``: pillow-heif's, e.g. exif, icc_profile, tile_size)."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    buffer = BytesIO()
+    picture = picture or Image.new("RGB", size, (200, 40, 40))
+    options.setdefault("quality", 50)
+    picture.save(buffer, "HEIF", enc_params={"preset": "ultrafast"}, **options)
+    return buffer.getvalue()
+
+
+def heif_declaring(side: int = 7745, actual: int = 64) -> bytes:
+    """An ``actual``² HEIC whose ``ispe`` box claims side×side."""
+    data = bytearray(heic((actual, actual)))
+    at = data.index(b"ispe") + 8
+    data[at : at + 8] = struct.pack(">II", side, side)
+    return bytes(data)
+
+
+def heif_truncated(size: tuple[int, int] = (640, 480)) -> bytes:
+    """A HEIC cut in the middle of its coded data."""
+    data = heic(picture=Image.effect_noise(size, 64).convert("RGB"))
+    return data[: len(data) // 2]

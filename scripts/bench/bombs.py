@@ -63,6 +63,11 @@ def _photo_jpeg(progressive: bool) -> bytes:
     return encoded(photo((8160, 6120)), "JPEG", quality=90, progressive=progressive)
 
 
+def _photo_heic() -> bytes:
+    """A 12 MP phone-sized HEIC of photo-like content, in 512² tiles as phones store it."""
+    return bombs.heic(picture=photo((4032, 3024)), quality=80, tile_size=512)
+
+
 CASES = (
     # The issue's cases, full size.
     Case("gif: 2nd frame at (12999, 12999) on a 1×1 screen", bombs.gif_offscreen_frame),
@@ -73,6 +78,11 @@ CASES = (
     Case("png: 3.49 M private chunks before IDAT", bombs.png_many_chunks),
     Case("png: 7745² palette with tRNS", bombs.png_palette_transparent),
     Case("avif: ispe claims 7745² over 64² data", bombs.avif_declaring),
+    Case("heif: 64×64 grid naming one 16² tile 4096 times", bombs.heif_grid),
+    Case("heif: ispe claims 7745² over 64² data", bombs.heif_declaring),
+    Case("heif: 65,000 items", bombs.heif_many_items),
+    Case("heif: 10,000 nested boxes", bombs.heif_nested),
+    Case("heif: truncated in its coded data", bombs.heif_truncated),
     Case("jpeg: 7745² 3-component progressive", lambda: bombs.jpeg_progressive(7745, 3, 3)),
     # Variations: other parsers that walk one step at a time, other ways to ask.
     Case("tiff: 60,000 pages, asked for as WebP", bombs.tiff_pages, "300x300.webp"),
@@ -122,6 +132,7 @@ CASES = (
     Case("jpeg: 50 MP photo-like", lambda: _photo_jpeg(False), "4096x4096-cover", bad=False),
     Case("jpeg: 50 MP progressive", lambda: _photo_jpeg(True), "4096x4096-cover", bad=False),
     Case("png: 7745² RGBA", lambda: bombs.png((7745, 7745), colour_type=6), bad=False),
+    Case("heic: 12 MP photo-like, 512² tiles", _photo_heic, "4096x4096-cover", bad=False),
 )
 
 

@@ -45,7 +45,7 @@ import PIL
 from PIL import Image, ImageOps, ImageSequence
 
 from chalicelib import imaging
-from chalicelib.imaging import encoders, formats, pipeline
+from chalicelib.imaging import encoders, formats, heif, pipeline
 from chalicelib.resize.grammar import ResizeSpec, parse_size
 from scripts.bench import photos as photo_source
 from scripts.bench.timing import (
@@ -59,6 +59,9 @@ from scripts.bench.timing import (
 
 # libvips would otherwise use every core; Pillow uses one, and so does a small Lambda.
 os.environ.setdefault("VIPS_CONCURRENCY", "1")
+# The floor and naive methods open HEIC originals with Pillow too; render, as a warm Lambda
+# would, finds pillow-heif registered (its import: docs/decisions.md).
+heif.register_opener()
 
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -122,10 +125,11 @@ def plan(data: bytes, token: str) -> Job:
     return Job(data, spec, source_format, target, rendered.frames)
 
 
-def save_options(output_format: str) -> dict[str, Any]:
+def save_options(source_format: str) -> dict[str, Any]:
     """render's own settings (quality included), so a change there moves every baseline."""
-    options = dict(encoders.SAVE_OPTIONS.get(output_format, {}))
-    quality = formats.FORMATS[formats.DEFAULT_OUTPUT[output_format]].default_quality
+    output = formats.FORMATS[formats.DEFAULT_OUTPUT[source_format]]
+    options = dict(encoders.SAVE_OPTIONS.get(output.pillow, {}))
+    quality = output.default_quality
     if quality is not None:
         options["quality"] = quality
     return options
@@ -218,9 +222,10 @@ def vips_call(job: Job, pyvips: ModuleType) -> Call:
     return vips
 
 
-def vips_save_options(output_format: str) -> tuple[str, dict[str, Any]]:
+def vips_save_options(source_format: str) -> tuple[str, dict[str, Any]]:
     """render's SAVE_OPTIONS translated into libvips' names."""
-    pil = save_options(output_format)
+    pil = save_options(source_format)
+    output_format = formats.FORMATS[formats.DEFAULT_OUTPUT[source_format]].pillow
     if output_format == "JPEG":
         return ".jpg", {"Q": pil.get("quality", 75), "optimize_coding": bool(pil.get("optimize"))}
     if output_format == "PNG":
@@ -228,6 +233,15 @@ def vips_save_options(output_format: str) -> tuple[str, dict[str, Any]]:
     if output_format == "WEBP":
         return ".webp", {"Q": pil.get("quality", 80), "effort": pil.get("method", 4)}
     return ".gif", {}
+
+
+def vips_reads(job: Job, pyvips: ModuleType) -> bool:
+    """Whether this libvips decodes the original (pyvips-binary's has no HEVC decoder)."""
+    try:
+        pyvips.Image.new_from_buffer(job.data, "", access="sequential").avg()
+    except pyvips.Error:
+        return False
+    return True
 
 
 def load_pyvips() -> ModuleType | None:
@@ -245,7 +259,7 @@ def calls_for(job: Job, methods: tuple[str, ...], pyvips: ModuleType | None) -> 
         "floor": floor_call,
         "naive": naive_call,
     }
-    if pyvips is not None:
+    if pyvips is not None and vips_reads(job, pyvips):
         builders["vips"] = lambda job: vips_call(job, pyvips)
     return {name: builders[name](job) for name in methods if name in builders}
 
@@ -292,7 +306,7 @@ def measure(photo: photo_source.Photo, token: str, rounds: int, pyvips: ModuleTy
     data = photo.path.read_bytes()
     job = plan(data, token)
     ms, wall_per_cpu = time_job(job, rounds, pyvips)
-    methods = [m for m in MEMORY_METHODS if m != "vips" or pyvips is not None]
+    methods = [m for m in MEMORY_METHODS if m in ms]  # vips: only where it ran
     memory = {m: peak_mib(photo.path, token, job, m) for m in methods}
     output = f"{token} → {job.target[0]}×{job.target[1]}"
     source = describe_source(photo, data)

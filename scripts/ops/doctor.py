@@ -35,6 +35,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.config import CDN_MAX_AGE_SECONDS
+from chalicelib.identity import DISCOVERY_PATH
 from chalicelib.resize.ledger import original_prefix
 from scripts.ops import monitoring
 from scripts.ops.website import REDIRECT_CODE, apply_routing_rules
@@ -73,6 +74,8 @@ class Target:
     # The CloudFormation stack and a CloudWatch client: its alarms and figures are shown.
     stack: str = ""
     cloudwatch: Any = None
+    # The sign-in's OpenID issuer (the stack's SignInIssuer); none: not checked.
+    sign_in_issuer: str = ""
     probe_key: str = field(default_factory=lambda: f"doctor-probe/{uuid.uuid4().hex}.png")
 
     @property
@@ -331,6 +334,32 @@ def dead_letters(target: Target) -> Result:
     )
 
 
+@check("the sign-in issuer's discovery document names it, its keys and the code flow")
+def sign_in_discovery(target: Target) -> Result:
+    if not target.sign_in_issuer:
+        return Result(SKIP, "", "skipped: no sign-in issuer given")
+    issuer = target.sign_in_issuer.rstrip("/")
+    response = get(issuer + DISCOVERY_PATH)
+    if response.status_code != 200:
+        return failed(
+            f"{response.status_code} from {issuer + DISCOVERY_PATH}",
+            "check the SignInIssuer output: https://cognito-idp.<region>.amazonaws.com/<pool id>",
+        )
+    discovery = response.json()
+    problems = []
+    if discovery.get("issuer") != issuer:
+        problems.append(f"it names the issuer {discovery.get('issuer')!r}")
+    if "code" not in discovery.get("response_types_supported", []):
+        problems.append("it offers no authorization-code flow")
+    jwks_uri = discovery.get("jwks_uri")
+    keys = get(str(jwks_uri)).json().get("keys", []) if jwks_uri else []
+    if not keys:
+        problems.append("its jwks_uri publishes no keys")
+    if problems:
+        return failed("; ".join(problems), "tokens can't be verified against this issuer")
+    return passed(f"{len(keys)} signing key(s)")
+
+
 CHECKS = [
     website_hosting,
     routing_rule,
@@ -343,6 +372,7 @@ CHECKS = [
     cdn_keeps_no_redirect,
     cdn_resolves_auto,
     dead_letters,
+    sign_in_discovery,
 ]
 
 
@@ -412,6 +442,7 @@ def stack_target(stack: str, region: str | None) -> Target:
         sqs=boto3.client("sqs", region_name=region),
         stack=stack,
         cloudwatch=boto3.client("cloudwatch", region_name=region),
+        sign_in_issuer=outputs.get("SignInIssuer", ""),
     )
 
 
@@ -470,6 +501,7 @@ def parse_target(argv: list[str] | None) -> Target:
     parser.add_argument("--public-url", help="CloudFront URL (default: the website URL)")
     parser.add_argument("--endpoint-url", help="S3 API endpoint (a local S3 server)")
     parser.add_argument("--dead-letter-queue-url", help="the events' dead-letter queue")
+    parser.add_argument("--sign-in-issuer", help="the OpenID issuer the page signs in with")
     parser.add_argument(
         "--storage-url",
         help="where anonymous REST requests go, if it enforces privacy like S3 (default: the "
@@ -494,6 +526,7 @@ def parse_target(argv: list[str] | None) -> Target:
         enforces_privacy=bool(args.storage_url or not args.endpoint_url),
         dead_letter_queue_url=args.dead_letter_queue_url or "",
         sqs=boto3.client("sqs", region_name=args.region or "us-east-1"),
+        sign_in_issuer=args.sign_in_issuer or "",
     )
 
 

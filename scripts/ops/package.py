@@ -41,6 +41,8 @@ LAMBDA_GLIBC = (2, 34)
 # ELF e_machine values, and the names Lambda and wheel tags use for them.
 ELF_MACHINES = {62: "x86_64", 183: "aarch64"}
 WHEEL_MACHINE = {"x86_64": "x86_64", "arm64": "aarch64"}
+# pillow-heif's files in the zip: the binding, its package and its bundled libraries.
+HEIF_PATHS = ("pillow_heif", "_pillow_heif")
 LEGACY_MANYLINUX = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
 
 
@@ -49,6 +51,8 @@ class ZipReport:
     """Facts about deployment.zip that decide whether Pillow loads on Lambda."""
 
     pillow_wheel_tags: list[str] = field(default_factory=list)
+    heif_wheel_tags: list[str] = field(default_factory=list)  # pillow-heif: HEIC originals
+    heif_bytes: int = 0  # what pillow-heif adds to the zip, compressed
     shared_objects: dict[str, str] = field(default_factory=dict)  # path → ELF machine
     glibc_needed: dict[str, tuple[int, int]] = field(default_factory=dict)  # path → newest
     pycache_tags: set[str] = field(default_factory=set)
@@ -110,8 +114,12 @@ def inspect_zip(path: Path) -> ZipReport:
     with zipfile.ZipFile(path) as archive:
         report.names = archive.namelist()
         for name in report.names:
+            if name.startswith(HEIF_PATHS):
+                report.heif_bytes += archive.getinfo(name).compress_size
             if re.fullmatch(r"pillow-[^/]+\.dist-info/WHEEL", name):
                 report.pillow_wheel_tags = _wheel_tags(archive.read(name).decode())
+            elif re.fullmatch(r"pillow_heif-[^/]+\.dist-info/WHEEL", name):
+                report.heif_wheel_tags = _wheel_tags(archive.read(name).decode())
             elif re.search(r"\.so(\.[0-9]+)*$", name):
                 data = archive.read(name)
                 report.shared_objects[name] = _elf_machine(data)
@@ -127,17 +135,21 @@ def problems(report: ZipReport, architecture: str, python_tag: str = "cp312") ->
     """Everything that would stop the zip's Pillow from loading on Lambda; empty if none."""
     machine = WHEEL_MACHINE[architecture]
     found = []
-    if not report.pillow_wheel_tags:
-        found.append("no pillow-*.dist-info/WHEEL in the zip")
-    for tag in report.pillow_wheel_tags:
-        if not wheel_tag_fits(tag, python_tag, machine):
-            found.append(
-                f"Pillow wheel tag {tag} does not fit {python_tag} on {machine} glibc ≤ 2.34"
-            )
+    wheels = {"pillow": report.pillow_wheel_tags, "pillow_heif": report.heif_wheel_tags}
+    for wheel, tags in wheels.items():
+        if not tags:
+            found.append(f"no {wheel}-*.dist-info/WHEEL in the zip")
+        found += [
+            f"{wheel} wheel tag {tag} does not fit {python_tag} on {machine} glibc ≤ 2.34"
+            for tag in tags
+            if not wheel_tag_fits(tag, python_tag, machine)
+        ]
     if not report.has(r"PIL/_imaging\.cpython-[0-9]+-[^/]+\.so"):
         found.append("PIL/_imaging*.so is missing")
     if not report.has(r"pillow\.libs/.+\.so.*"):
         found.append("pillow.libs/ (libjpeg, libwebp, …) is missing")
+    if not report.has(r"pillow_heif\.libs/libheif-.+\.so.*"):
+        found.append("pillow_heif.libs/ (libheif, libde265) is missing")
     found += [
         f"{name} is {elf} code, Lambda runs {machine}"
         for name, elf in report.shared_objects.items()
@@ -193,6 +205,16 @@ def smoke_test(zip_path: Path) -> subprocess.CompletedProcess[str]:
         "fallback = render(buffer.getvalue(), parse_size('160x', 4096))\n"
         "print(os.path.relpath(lib._name, sys.argv[1]) if lib else 'no-libwebp',\n"
         "      scaled.width, scaled.height, webp.available(), fallback.width, fallback.height)\n"
+        # A HEIC, written by the zip's own pillow-heif, decoded through the lazy opener.
+        "import time\n"
+        "started = time.perf_counter(); import pillow_heif\n"
+        "imported = time.perf_counter() - started\n"
+        "assert pillow_heif.__file__.startswith(sys.argv[1]), pillow_heif.__file__\n"
+        "buffer = BytesIO()\n"
+        "pillow_heif.from_pillow(Image.new('RGB', (64, 48), 'teal')).save(buffer, quality=60)\n"
+        "heic = render(buffer.getvalue(), parse_size('32x', 4096))\n"
+        "print(pillow_heif.__version__, heic.content_type, heic.width, heic.height)\n"
+        "print(f'import pillow_heif: {imported * 1000:.0f} ms', file=sys.stderr)\n"
     )
     with tempfile.TemporaryDirectory() as extracted:
         with zipfile.ZipFile(zip_path) as archive:
@@ -211,7 +233,9 @@ def describe(report: ZipReport) -> str:
     glibc = f"{newest[0]}.{newest[1]}" if newest else "none"
     return (
         f"zip: Pillow wheel {' '.join(report.pillow_wheel_tags) or 'missing'}; "
-        f"{len(report.shared_objects)} shared objects ({machines}); newest glibc symbol {glibc}"
+        f"{len(report.shared_objects)} shared objects ({machines}); newest glibc symbol {glibc}; "
+        f"pillow-heif {' '.join(report.heif_wheel_tags) or 'missing'}, "
+        f"{report.heif_bytes / 2**20:.1f} MiB of the zip"
     )
 
 
@@ -271,6 +295,8 @@ def main(argv: list[str] | None = None) -> int:
     if same_machine(architecture):
         smoke = smoke_test(args.out / "deployment.zip")
         print(f"zip smoke test: {smoke.stdout.strip() or smoke.stderr.strip()}")
+        if smoke.returncode == 0 and smoke.stderr:
+            print(f"zip smoke test: {smoke.stderr.strip()}")  # pillow-heif's import time
         if smoke.returncode:
             found.append("the zip's Pillow does not import or render (see above)")
     for problem in found:
