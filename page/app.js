@@ -377,11 +377,16 @@ function inFormat(token, extension, meta) {
 const RESPONSIVE_WIDTHS = ['320x', '640x', '1280x'];
 const PICTURE_SIZES = ['320x', '320x@2x'];
 const PICTURE_FORMATS = [['image/avif', 'avif'], ['image/webp', 'webp']];
-const COVERS = [['160x160-cover', 160, 160], ['240x135-cover', 240, 135], ['120x160-cover', 120, 160]];
+// Square and other thumbnails keep the subject: the focal point, else the most detail.
+const COVERS = [
+  ['160x160-cover-focus', 160, 160],
+  ['240x135-cover-focus', 240, 135],
+  ['120x160-cover-focus', 120, 160],
+];
 const RETINA = '200x@2x';
 
 function twice(token) {
-  return token.replace(/^(\d*x\d*(?:-cover)?)/, '$1@2x');
+  return token.replace(/^(\d*x\d*(?:-cover(?:-[a-z]+)?)?)/, '$1@2x');
 }
 
 // Every size token the gallery may ask for.
@@ -552,7 +557,7 @@ function uploadEntry(record) {
   button.type = 'button';
   button.className = 'upload-entry';
   button.dataset.key = record.key;
-  const thumbnail = record.presets && record.presets['160x160-cover'];
+  const thumbnail = record.presets && record.presets['160x160-cover-focus'];
   if (thumbnail) {
     const img = document.createElement('img');
     img.alt = '';

@@ -177,7 +177,7 @@ def broken_images(page: Any) -> list[str]:
 
 def expected_pixels(token: str, original: tuple[int, int]) -> tuple[int, int]:
     """The variant's pixels by the URL grammar (docs/urls.md), original larger than the box."""
-    match = re.fullmatch(r"(\d*)x(\d*)(-cover)?(?:@(\d)x)?(?:\.\w+)?", token)
+    match = re.fullmatch(r"(\d*)x(\d*)(-cover(?:-[a-z]+)?)?(?:@(\d)x)?(?:\.\w+)?", token)
     assert match, token
     width, height, cover, ratio = match.groups()
     scale = int(ratio or 1)
@@ -365,9 +365,9 @@ def test_srcset_picks_the_width_for_the_viewport_and_pixel_ratio(
     assert by_kind["picture"]["token"] == picture
     covers = [shown["token"] for shown in images if shown["kind"] == "cover"]
     assert covers == (
-        ["160x160-cover", "240x135-cover", "120x160-cover"]
+        ["160x160-cover-focus", "240x135-cover-focus", "120x160-cover-focus"]
         if scale == 1
-        else ["160x160-cover@2x", "240x135-cover@2x", "120x160-cover@2x"]
+        else ["160x160-cover-focus@2x", "240x135-cover-focus@2x", "120x160-cover-focus@2x"]
     )
     check_sizes(images, PHOTO_SIZE, slot)
     assert broken_images(page) == []

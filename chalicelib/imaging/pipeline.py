@@ -20,6 +20,7 @@ from PIL import Image, ImageChops, ImageCms, ImageOps, ImageSequence, Unidentifi
 
 from chalicelib.errors import InvalidImage, OriginalTooManyPixels, UnsupportedImage
 from chalicelib.imaging import containers, webp
+from chalicelib.imaging.attention import placed
 from chalicelib.imaging.encoders import Rendered, eight_bit, encode
 from chalicelib.imaging.formats import (
     ANIMATED_OUTPUTS,
@@ -28,8 +29,10 @@ from chalicelib.imaging.formats import (
     output_format,
 )
 from chalicelib.imaging.geometry import (
+    SWAPPING_ORIENTATIONS,
     Geometry,
     Job,
+    Position,
     area,
     plan,
     reducing_gap,
@@ -53,10 +56,6 @@ log = logging.getLogger(__name__)
 SHRINK_ON_LOAD_FORMATS = frozenset({"JPEG", "MPO"})
 
 
-# EXIF orientations 5–8 store the picture turned by 90°: width and height swap.
-_SWAPPING_ORIENTATIONS = frozenset({5, 6, 7, 8})
-
-
 _ORIENTATION_TAG = 0x0112
 
 
@@ -73,7 +72,7 @@ class Source:
 
 def inspect(original: bytes, spec: ResizeSpec, limits: ImagingLimits | None = None) -> Source:
     """Run every check render() runs before decoding, and say what it would plan with."""
-    with _checked(original, spec, limits or ImagingLimits()) as (image, job):
+    with _checked(original, spec, limits or ImagingLimits(), None) as (image, job):
         return Source(str(image.format), job.geometry.source)
 
 
@@ -95,10 +94,12 @@ def render(
     spec: ResizeSpec,
     limits: ImagingLimits | None = None,
     shared: SharedDecode | None = None,
+    focus: Position | None = None,
 ) -> Rendered:
-    """Resize an encoded image to ``spec`` and encode it (``shared``: across sizes of it)."""
+    """Resize an encoded image to ``spec`` and encode it (``shared``: across sizes of it;
+    ``focus``: the original's focal point, x and y fractions of the upright image)."""
     limits = limits or ImagingLimits()
-    with _checked(original, spec, limits) as (image, job):
+    with _checked(original, spec, limits, focus) as (image, job):
         if job.frames > 1:
             return _render_animation(image, job, spec, limits)
         return _render_still(original, image, job, spec, limits, shared)
@@ -106,7 +107,7 @@ def render(
 
 @contextmanager
 def _checked(
-    original: bytes, spec: ResizeSpec, limits: ImagingLimits
+    original: bytes, spec: ResizeSpec, limits: ImagingLimits, focus: Position | None
 ) -> Iterator[tuple[Image.Image, Job]]:
     """The original opened and its job planned, once every check before decoding has passed.
 
@@ -118,19 +119,24 @@ def _checked(
     check_memory(structure.decoder_bytes, limits)
     with _opened(original) as image:
         check_pixels(image.size, limits)
-        yield image, _plan_job(image, structure, spec, limits)
+        yield image, _plan_job(image, structure, spec, limits, focus)
 
 
 def _plan_job(
-    image: Image.Image, structure: containers.Structure, spec: ResizeSpec, limits: ImagingLimits
+    image: Image.Image,
+    structure: containers.Structure,
+    spec: ResizeSpec,
+    limits: ImagingLimits,
+    focus: Position | None,
 ) -> Job:
     """Every frame if the output can animate and the budgets allow; else the first, still."""
     output = output_format(image.format, spec)
-    animation = Job(output, plan(image.size, spec), _frame_count(image, structure, output))
+    animation = Job(output, plan(image.size, spec, focus), _frame_count(image, structure, output))
     if animation.frames > 1 and _within_animation_budget(image, structure, animation, limits):
         return animation
-    swaps = stored_on_its_side(exif_of(image, structure))
-    still = Job(output, plan(swap(image.size) if swaps else image.size, spec), swaps=swaps)
+    orientation = orientation_of(exif_of(image, structure))
+    upright = swap(image.size) if orientation in SWAPPING_ORIENTATIONS else image.size
+    still = Job(output, plan(upright, spec, focus), orientation=orientation)
     shrink_on_load(image, still.stored_geometry)  # only changes what will be decoded
     check_memory(estimated_bytes(image, structure, still), limits)
     return still
@@ -196,7 +202,7 @@ def _render_still(
 ) -> Rendered:
     icc_profile = image.info.get("icc_profile")
     decoded = scaled_webp(original, image, job.stored_geometry) or full_decode(image, shared)
-    frame = unpremultiplied(resample(decoded, job.stored_geometry))
+    frame = unpremultiplied(resample(decoded, placed(decoded, job.stored_geometry)))
     if shared is not None and frame is shared.image:
         frame = frame.copy()  # the steps below change it in place; other sizes need it as it is
     ImageOps.exif_transpose(frame, in_place=True)
@@ -216,6 +222,7 @@ def _render_animation(
         frame.load()  # WebP sets a frame's duration only once it is loaded
         # Each frame Pillow yields is already composited onto the ones before it.
         rgba = _first_canvas(frame, geometry.source)
+        geometry = placed(rgba, geometry)  # smart: chosen on the first frame, kept for all
         resized = pad(resample(rgba, geometry), geometry.canvas, limits.background)
         duration = int(frame.info.get("duration", 0))
         if frames and _same_pixels(frames[-1], resized):
@@ -309,16 +316,12 @@ def full_decode(image: Image.Image, shared: SharedDecode | None) -> Image.Image:
 
 
 def resample(image: Image.Image, geometry: Geometry) -> Image.Image:
-    """Crop the centred region and resample it (see resampling_filter); one call either way.
+    """Crop the placed region and resample it (see resampling_filter); one call either way.
 
     ``image`` may be smaller than the original (shrink-on-load), so the crop box
     is scaled to the image's actual size.
     """
-    (crop_width, crop_height), (full_width, full_height) = geometry.crop, geometry.source
-    x_scale, y_scale = image.size[0] / full_width, image.size[1] / full_height
-    left = (full_width - crop_width) / 2 * x_scale
-    top = (full_height - crop_height) / 2 * y_scale
-    box = (left, top, left + crop_width * x_scale, top + crop_height * y_scale)
+    box = geometry.crop_box(image.size)
     if image.size == geometry.content and box == (0, 0, *image.size):
         image.load()
         return image
@@ -398,9 +401,17 @@ def exif_of(image: Image.Image, structure: containers.Structure) -> Image.Exif:
     return image.getexif()
 
 
+def orientation_of(exif: Image.Exif) -> int:
+    """The EXIF orientation, 1 (as stored) when absent or unreadable."""
+    try:
+        return int(exif.get(_ORIENTATION_TAG, 1))
+    except (TypeError, ValueError):
+        return 1
+
+
 def stored_on_its_side(exif: Image.Exif) -> bool:
     """EXIF orientation 5–8: stored turned by 90°, so width and height show swapped."""
-    return int(exif.get(_ORIENTATION_TAG, 1)) in _SWAPPING_ORIENTATIONS
+    return orientation_of(exif) in SWAPPING_ORIENTATIONS
 
 
 def open_checked(original: bytes) -> AbstractContextManager[Image.Image]:

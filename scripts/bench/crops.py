@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""What a smart crop costs: ``-cover-smart`` against the centred ``-cover``, on the JPEG cases.
+
+Both are the whole miss render (``chalicelib.imaging.render``), timed
+interleaved in one process, CPU time per call, medians over rounds
+(scripts/bench/timing.py).  The closing line is the worst ratio of smart to
+centre: the issue's budget is 1.10 at 12 MP → 300 px.
+
+    python -m scripts.bench.crops [--quick] [--photos DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from functools import partial
+
+from chalicelib import imaging
+from chalicelib.resize.grammar import parse_size
+from scripts.bench import photos as photo_source
+from scripts.bench.timing import CPU, interleaved, median, write_summary
+
+BOXES = ("300x300", "160x160")
+ANCHORS = ("-cover", "-cover-smart")
+ROUNDS = 11
+QUICK_ROUNDS = 3
+MAX_DIMENSION = 16384
+
+
+def measure(data: bytes, box: str, rounds: int) -> dict[str, float]:
+    """Median CPU ms of a centre and a smart cover render of ``data``."""
+    specs = {anchor: parse_size(box + anchor, MAX_DIMENSION) for anchor in ANCHORS}
+    calls = {anchor: partial(imaging.render, data, spec) for anchor, spec in specs.items()}
+    samples = interleaved(calls, rounds, clock=CPU)
+    return {name: median(values) for name, values in samples.items()}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Time -cover-smart against -cover.")
+    parser.add_argument("--quick", action="store_true", help=f"{QUICK_ROUNDS} rounds, not {ROUNDS}")
+    photo_source.add_photos_argument(parser)
+    args = parser.parse_args()
+    try:
+        originals = photo_source.get_photos(photo_source.photos_dir_from(args.photos))
+    except photo_source.PhotosUnavailable as err:
+        print(f"bench: {err}", file=sys.stderr)
+        return 1
+    rounds = QUICK_ROUNDS if args.quick else ROUNDS
+    print("| case | box | centre ms | smart ms | smart/centre |")
+    print("|---|---|---|---|---|")
+    ratios = []
+    for photo in originals:
+        if photo.path.suffix.lower() not in photo_source.JPEG_SUFFIXES:
+            continue
+        data = photo.path.read_bytes()
+        for box in BOXES:
+            ms = measure(data, box, rounds)
+            ratio = ms["-cover-smart"] / ms["-cover"]
+            ratios.append(ratio)
+            centre, smart = ms["-cover"], ms["-cover-smart"]
+            print(f"| {photo.name} | {box} | {centre:.1f} | {smart:.1f} | {ratio:.2f} |")
+    if not ratios:
+        print("bench: no JPEG originals", file=sys.stderr)
+        return 1
+    closing = [f"worst smart crop ratio to centre crop (JPEG): {max(ratios):.2f}"]
+    write_summary("crops", closing)
+    print("\n".join(closing))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
