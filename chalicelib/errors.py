@@ -171,3 +171,13 @@ class OriginalTooComplex(ServiceError):
 
     status = 422
     code = "original_too_complex"
+
+
+class InvalidFocus(ServiceError):
+    status = 400
+    code = "invalid_focus"
+
+
+class NotTheOwner(ServiceError):
+    status = 403
+    code = "not_the_owner"

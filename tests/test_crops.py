@@ -117,14 +117,9 @@ def test_a_focal_point_near_a_corner_is_inside_every_focus_crop(
     picture = scenes.with_mark((800, 600), point, 14)
     original = scenes.stored(picture, "JPEG", orientation)
     for token in FOCUS_TOKENS:
-        marks = _marked(rendered(original, token, focus=point))
+        marks = scenes.marked(rendered(original, token, focus=point))
         assert marks > 20, token
-    assert _marked(rendered(original, "200x200-cover")) == 0  # the test can tell
-
-
-def _marked(image: Image.Image) -> int:
-    pixels = image.convert("RGB").get_flattened_data()
-    return sum(1 for pixel in pixels if scenes.close(pixel, scenes.MARK))
+    assert scenes.marked(rendered(original, "200x200-cover")) == 0  # the test can tell
 
 
 @pytest.mark.parametrize("token", FOCUS_TOKENS)

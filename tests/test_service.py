@@ -168,9 +168,9 @@ def count_renders(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     rendered: list[str] = []
     real_render = imaging.render
 
-    def counting(original: bytes, spec: Any, limits: Any = None, shared: Any = None) -> Any:
+    def counting(original: bytes, spec: Any, *options: Any) -> Any:
         rendered.append(spec.token)
-        return real_render(original, spec, limits, shared)
+        return real_render(original, spec, *options)
 
     monkeypatch.setattr(imaging, "render", counting)
     return rendered

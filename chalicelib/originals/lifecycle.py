@@ -32,6 +32,7 @@ from typing import Any
 
 from chalicelib.config import Settings
 from chalicelib.errors import OriginalNotFound, ServiceError, StorageUnavailable
+from chalicelib.focus import FOCUS_METADATA, focus_tag, stored_focus
 from chalicelib.imaging.facts import describe
 from chalicelib.originals.events import Change, MalformedEvent, ObjectEvent, parse_message
 from chalicelib.originals.metadata import MetadataStore, OriginalRecord, State, tombstone
@@ -40,7 +41,7 @@ from chalicelib.originals.purge import Purger, Rechecker
 from chalicelib.resize.grammar import variant_url_template
 from chalicelib.resize.service import ResizeService
 from chalicelib.storage import ImageStore, ObjectInfo
-from chalicelib.uploads import is_uploader_id, uploader_folder
+from chalicelib.uploads import owner_of
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +123,7 @@ class OriginalLifecycle:
         info = self._originals.head(event.key)
         if info is None or (event.etag is not None and info.etag != event.etag):
             return Outcome.SUPERSEDED
-        self._purger.purge(event.key, keep_etag=info.etag)
+        self._purger.purge(event.key, keep_etag=info.etag, keep_focus=current_focus(info))
         try:
             record = self._processed(event, Version(info, self._uploader(event.key, info)))
         except Superseded:
@@ -141,7 +142,10 @@ class OriginalLifecycle:
     def _purge_against_current(self, key: str) -> None:
         """Keep only what the original stored now made (nothing, when there is none)."""
         current = self._originals.head(key)
-        self._purger.purge(key, keep_etag=current.etag if current else None)
+        if current is None:
+            self._purger.purge(key, keep_etag=None)
+        else:
+            self._purger.purge(key, keep_etag=current.etag, keep_focus=current_focus(current))
 
     def _processed(self, event: ObjectEvent, version: Version) -> OriginalRecord:
         """Ready with its facts and presets, or rejected with the reason a miss would give."""
@@ -161,8 +165,9 @@ class OriginalLifecycle:
             facts = describe(
                 original.body, self._settings.imaging, with_gps=self._settings.keep_gps_metadata
             )
+            focus = stored_focus(original.metadata)
             presets = self._service.prerender(
-                event.key, original.body, original.etag, self._settings.preset_sizes
+                event.key, original.body, original.etag, self._settings.preset_sizes, focus
             )
         except OriginalNotFound as err:
             raise Superseded(event.key) from err
@@ -171,7 +176,8 @@ class OriginalLifecycle:
                 raise
             log.info("rejected %s: %s %s", event.key, err.code, err)
             return replace(record, state=State.REJECTED, error_code=err.code)
-        return replace(record, facts=facts.to_dict(), presets=presets)
+        known = facts.to_dict() | ({FOCUS_METADATA: focus.text} if focus is not None else {})
+        return replace(record, facts=known, presets=presets)
 
     def _store(
         self, record: OriginalRecord, previous: OriginalRecord | None, event: ObjectEvent
@@ -220,7 +226,9 @@ class OriginalLifecycle:
 
     def _uploader(self, key: str, info: ObjectInfo) -> str | None:
         """Who stored it: the upload form's pinned metadata, else the upload key's folder."""
-        named = info.metadata.get("uploader")
-        if named:
-            return named if is_uploader_id(named) else None
-        return uploader_folder(self._settings.upload_prefix, key)
+        return owner_of(self._settings.upload_prefix, key, info.metadata)
+
+
+def current_focus(info: ObjectInfo) -> str:
+    """The focal point the original stored now has, as its focus crops record it."""
+    return focus_tag(stored_focus(info.metadata))

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from chalicelib.config import Settings
 from chalicelib.errors import RedirectLoop, VariantBudgetExhausted
+from chalicelib.focus import FocalPoint, stored_focus
 from chalicelib.resize.grammar import ResizeSpec, public_url
 from chalicelib.resize.ledger import Ledger
 from chalicelib.resize.request import RequestPolicy, VariantRequest, check_fits
@@ -64,11 +65,22 @@ class ResizeService:
             self._check_not_looping(found.variant)
             return self.public_url(request.variant_key)
         original = found.original.result()
-        made = self._writer.make(request, original.body, original.etag, found.ledger)
+        made = self._writer.make(
+            request,
+            original.body,
+            original.etag,
+            found.ledger,
+            focus=stored_focus(original.metadata),
+        )
         return self.public_url(made.key)
 
     def prerender(
-        self, key: str, original: bytes, etag: str, specs: Sequence[ResizeSpec]
+        self,
+        key: str,
+        original: bytes,
+        etag: str,
+        specs: Sequence[ResizeSpec],
+        focus: FocalPoint | None = None,
     ) -> dict[str, str]:
         """Make ``specs`` of an original already in hand (presets); size token → public URL.
 
@@ -89,7 +101,7 @@ class ResizeService:
             self.policy.check(request)
             try:
                 made = self._writer.make(
-                    request, original, etag, ledger, keep_stored=True, shared=shared
+                    request, original, etag, ledger, keep_stored=True, shared=shared, focus=focus
                 )
             except VariantBudgetExhausted:
                 break

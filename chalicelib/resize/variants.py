@@ -3,7 +3,8 @@
 A request's output is either rendered and stored under its own URL, or,
 when another spelling already made the same pixels, stored as a website
 redirect to them.  Every object written here carries the ETag of the
-original it was made from (``x-amz-meta-source-etag``), and every one is
+original it was made from (``x-amz-meta-source-etag``), a ``-cover-focus``
+one also the focal point (``x-amz-meta-source-focus``), and every one is
 named by a ledger entry, so a purge finds them all.
 """
 
@@ -15,7 +16,8 @@ from typing import TYPE_CHECKING
 
 from chalicelib.config import Settings
 from chalicelib.errors import StorageUnavailable, VariantBudgetExhausted
-from chalicelib.resize.grammar import public_url, variant_key
+from chalicelib.focus import SOURCE_FOCUS, FocalPoint, focus_tag
+from chalicelib.resize.grammar import Anchor, public_url, variant_key
 from chalicelib.resize.ledger import Ledger, alias_entry, original_prefix, output_entry
 from chalicelib.resize.request import VariantRequest
 from chalicelib.storage import ImageStore, started
@@ -66,13 +68,15 @@ class VariantWriter:
         *,
         keep_stored: bool = False,
         shared: SharedDecode | None = None,
+        focus: FocalPoint | None = None,
     ) -> Made:
         """Store the request's variant, or a redirect to the same pixels stored by another spelling.
 
         ``keep_stored``: an output the ledger already places at this spelling
         is taken as made (a miss renders it again: its first render may have
-        failed after claiming the entry).
+        failed after claiming the entry).  ``focus``: the original's focal point.
         """
+        provenance = made_from(request, etag, focus)
         from chalicelib.imaging import canonical_spec, inspect  # Pillow: only once there is work
 
         source = inspect(original, request.spec, self._settings.imaging)
@@ -82,10 +86,10 @@ class VariantWriter:
             target_key = variant_key(stored_path, request.key)
             if stored_path != request.path:
                 # Another spelling already made these pixels: point at them, render nothing.
-                self._store_redirect(request, target_key, ledger, etag)
+                self._store_redirect(request, target_key, ledger, provenance)
             return Made(target_key, canonical)
         self._check_budget(canonical, ledger)
-        self._render_and_store(request, canonical, original, etag, shared)
+        self._render_and_store(request, canonical, original, provenance, shared, focus)
         return Made(request.variant_key, canonical)
 
     def _check_budget(self, canonical_token: str, ledger: Ledger) -> None:
@@ -106,8 +110,9 @@ class VariantWriter:
         request: VariantRequest,
         canonical: str,
         original: bytes,
-        etag: str,
+        provenance: dict[str, str],
         shared: SharedDecode | None = None,
+        focus: FocalPoint | None = None,
     ) -> None:
         """Claim the output in the ledger first, so concurrent requests count it, then make it.
 
@@ -121,14 +126,15 @@ class VariantWriter:
         try:
             from chalicelib.imaging import render
 
-            rendered = render(original, request.spec, self._settings.imaging, shared)
+            position = focus.position if focus is not None else None
+            rendered = render(original, request.spec, self._settings.imaging, shared, position)
             claim.result()
             self._store.put_new(
                 request.variant_key,
                 rendered.body,
                 content_type=rendered.content_type,
                 cache_control=self._settings.variant_cache_control,
-                metadata={SOURCE_ETAG: etag},
+                metadata=provenance,
             )
         except BaseException:
             # The budget must not keep a slot for pixels that were never
@@ -139,7 +145,7 @@ class VariantWriter:
             raise
 
     def _store_redirect(
-        self, request: VariantRequest, target_key: str, ledger: Ledger, etag: str
+        self, request: VariantRequest, target_key: str, ledger: Ledger, provenance: dict[str, str]
     ) -> None:
         """Store ``request``'s URL as a website redirect to ``target_key``, within the budget.
 
@@ -157,5 +163,14 @@ class VariantWriter:
             content_type="application/octet-stream",
             cache_control=self._settings.variant_cache_control,
             redirect_to=public_url(self._settings.public_url, target_key),
-            metadata={SOURCE_ETAG: etag},
+            metadata=provenance,
         )
+
+
+def made_from(request: VariantRequest, etag: str, focus: FocalPoint | None) -> dict[str, str]:
+    """The metadata naming a variant's inputs: the original's ETag, and for ``-cover-focus``
+    the focal point (a purge compares both with the original's)."""
+    provenance = {SOURCE_ETAG: etag}
+    if request.spec.anchor is Anchor.FOCUS:
+        provenance[SOURCE_FOCUS] = focus_tag(focus)
+    return provenance

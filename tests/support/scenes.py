@@ -93,6 +93,12 @@ def subject_pixels(image: Image.Image, tolerance: int = 40) -> int:
     return sum(far)
 
 
+def marked(image: Image.Image) -> int:
+    """Pixels of the mark (see with_mark)."""
+    pixels = image.convert("RGB").get_flattened_data()
+    return sum(1 for pixel in pixels if close(pixel, MARK))
+
+
 def close(pixel: tuple[int, ...], colour: tuple[int, ...], tolerance: int = 60) -> bool:
     return all(abs(a - b) <= tolerance for a, b in zip(pixel, colour, strict=False))
 
