@@ -63,10 +63,10 @@ $(BENCH_STAMP): requirements-bench.txt $(PY_STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt
 	touch $@
 
-# The pipeline table (scripts/bench/pipeline.py), smart against centre crops, then miss/hit
+# The pipeline table (scripts/bench/pipeline.py), smart crops and placeholders, then miss/hit
 # timing through the local stack.
 # BENCH_ARGS="--quick" for fewer rounds, "--photos DIR" for your own JPEGs.
-# It ends with five lines, each measured in this run (scripts/bench/summary.py).
+# It ends with six lines, each measured in this run (scripts/bench/summary.py).
 bench: install $(BENCH_STAMP)
 	rm -f .local/bench/*.summary
 	$(BIN)/python -m scripts.bench.pipeline $(BENCH_ARGS)

@@ -23,6 +23,7 @@ from PIL import Image
 from chalicelib.config import Settings
 from chalicelib.focus import SOURCE_FOCUS, parse_focus
 from chalicelib.imaging.limits import ImagingLimits
+from chalicelib.imaging.placeholder import placeholder
 from chalicelib.originals.lifecycle import OriginalLifecycle, Outcome
 from chalicelib.originals.metadata import TABLE_SCHEMA, MetadataStore, State
 from chalicelib.originals.notify import Notifier
@@ -166,6 +167,10 @@ def test_an_upload_gets_presets_metadata_usage_and_one_notification(aws: Aws) ->
     # Displayed upright: the EXIF orientation (6) turns 1200×900 on its side.
     assert (record.facts["width"], record.facts["height"]) == (900, 1200)
     assert (record.facts["camera_make"], record.facts["camera_model"]) == ("Acme", "Phone 9")
+    # The placeholders, for GET /meta and GET /uploads: tests/test_placeholders.py checks them.
+    expected = placeholder(body, ImagingLimits()).to_dict()
+    for answer in (record.public(), record.owned()):
+        assert {name: answer[name] for name in expected} == expected
     assert set(record.presets) == set(PRESETS)
     etag = aws.s3.head_object(Bucket=ORIGINALS, Key=KEY)["ETag"]
     stored = aws.variants()
@@ -184,9 +189,10 @@ def test_an_upload_gets_presets_metadata_usage_and_one_notification(aws: Aws) ->
 
 
 def test_a_png_upload_is_decoded_once_for_all_its_presets(aws: Aws, pixel_loads: list[str]) -> None:
-    # Its facts, its two presets' planning and renders: one decode in all.
+    # Its facts, its two presets' planning and renders, its placeholder: one decode in all
+    # (and the placeholder's own 32 px JPEG).
     assert aws.handle(aws.put(KEY.replace(".jpg", ".png"), corpus.png_rgba((900, 600)))) == []
-    assert pixel_loads == ["PNG"]
+    assert pixel_loads == ["PNG", "JPEG"]
     assert {f"{token}/{KEY.replace('.jpg', '.png')}" for token in PRESETS} <= set(aws.variants())
 
 

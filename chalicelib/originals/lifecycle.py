@@ -6,7 +6,8 @@ nothing to do:
 * **created** → skip if an equal or newer event of the key was applied, or if
   the object is gone or was replaced since (its own event follows) → purge
   every variant not made from this version → download, read its facts,
-  render the presets (the resize path's own code) → store the record with
+  render the presets (the resize path's own code) and the placeholder
+  (imaging/placeholder.py, sharing their decode) → store the record with
   the uploader's usage in one transaction → notify.
 * **removed** → skip if stale → purge every variant not made from whatever
   is stored now (nothing, usually) → store a tombstone → notify.
@@ -34,6 +35,8 @@ from chalicelib.config import Settings
 from chalicelib.errors import OriginalNotFound, ServiceError, StorageUnavailable
 from chalicelib.focus import FOCUS_METADATA, focus_tag, stored_focus
 from chalicelib.imaging.facts import describe
+from chalicelib.imaging.pipeline import SharedDecode
+from chalicelib.imaging.placeholder import placeholder
 from chalicelib.originals.events import Change, MalformedEvent, ObjectEvent, parse_message
 from chalicelib.originals.metadata import MetadataStore, OriginalRecord, State, tombstone
 from chalicelib.originals.notify import Notifier
@@ -166,9 +169,11 @@ class OriginalLifecycle:
                 original.body, self._settings.imaging, with_gps=self._settings.keep_gps_metadata
             )
             focus = stored_focus(original.metadata)
+            shared = SharedDecode()  # the presets' decode, and the placeholder's
             presets = self._service.prerender(
-                event.key, original.body, original.etag, self._settings.preset_sizes, focus
+                event.key, original.body, original.etag, self._settings.preset_sizes, focus, shared
             )
+            marks = placeholder(original.body, self._settings.imaging, shared)
         except OriginalNotFound as err:
             raise Superseded(event.key) from err
         except ServiceError as err:
@@ -176,7 +181,9 @@ class OriginalLifecycle:
                 raise
             log.info("rejected %s: %s %s", event.key, err.code, err)
             return replace(record, state=State.REJECTED, error_code=err.code)
-        known = facts.to_dict() | ({FOCUS_METADATA: focus.text} if focus is not None else {})
+        known = facts.to_dict() | marks.to_dict()
+        if focus is not None:
+            known[FOCUS_METADATA] = focus.text
         return replace(record, facts=known, presets=presets)
 
     def _store(

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, wait
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from chalicelib.config import Settings
 from chalicelib.errors import RedirectLoop, VariantBudgetExhausted
@@ -22,6 +23,9 @@ from chalicelib.resize.ledger import Ledger
 from chalicelib.resize.request import RequestPolicy, VariantRequest, check_fits
 from chalicelib.resize.variants import VariantWriter
 from chalicelib.storage import S3_CALLS, ImageStore, ObjectInfo, Original
+
+if TYPE_CHECKING:  # imaging imports Pillow: a 4xx must not pay for it
+    from chalicelib.imaging import SharedDecode
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,7 @@ class ResizeService:
         etag: str,
         specs: Sequence[ResizeSpec],
         focus: FocalPoint | None = None,
+        shared: SharedDecode | None = None,
     ) -> dict[str, str]:
         """Make ``specs`` of an original already in hand (presets); size token → public URL.
 
@@ -88,13 +93,14 @@ class ResizeService:
         needs: the caller has the original, and one LIST reads its ledger.
         A spec already stored under its own spelling is left as it is (so a
         redelivered upload renders nothing twice); past the budget, the rest
-        wait for their first request, which answers as a miss would.
+        wait for their first request, which answers as a miss would.  ``shared``: a
+        decode of the original the caller keeps using (else one of the presets' own).
         """
         from chalicelib.imaging import SharedDecode  # Pillow: there is an original
 
         ledger = self._writer.read_ledger(key)
         urls: dict[str, str] = {}
-        shared = SharedDecode()  # a PNG's pixels, say, are decoded once for every preset
+        shared = shared or SharedDecode()  # a PNG's pixels, say, are decoded once for all
         for spec in specs:
             request = self.policy.signed(VariantRequest(spec, key))
             check_fits(request)
