@@ -680,3 +680,57 @@ def test_an_avif_dropped_on_the_page_shows_without_asking_for_its_own_format(
     assert all(shown["result"] in ("hit", "miss") for shown in by_kind.values()), by_kind
     check_sizes(list(by_kind.values()), (800, 600), slot=640)
     assert broken_images(page) == []
+
+
+def test_placeholders_are_painted_before_the_images_arrive(
+    browser: Any, stack: Any, uploaded_photo: str
+) -> None:
+    record = meta(stack, uploaded_photo).json()
+    held: list[Any] = []
+    releasing = False
+
+    def hold_images(route: Any) -> None:
+        if route.request.resource_type == "image" and not releasing:
+            held.append(route)  # answered only once the placeholders were seen
+        else:
+            route.continue_()
+
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        context.route("**/*", hold_images)
+        page = context.new_page()
+        page.set_default_timeout(WAIT_MS)
+        page.goto(f"{stack.page_url}#key={quote(uploaded_photo, safe='')}")
+        page.wait_for_function(
+            "() => document.querySelectorAll('#gallery .frame[data-placeholder=blurhash]').length"
+            " === document.querySelectorAll('#gallery .frame').length"
+            " && document.querySelectorAll('#gallery .frame').length > 0"
+        )
+        painted = page.evaluate(
+            """() => [...document.querySelectorAll('#gallery .frame')].map((frame) => {
+                const style = getComputedStyle(frame);
+                return {image: style.backgroundImage, colour: style.backgroundColor,
+                        loaded: frame.querySelector('img').classList.contains('loaded'),
+                        box: [frame.clientWidth, frame.clientHeight]};
+            })"""
+        )
+        red, green, blue = (int(record["dominant_color"][i : i + 2], 16) for i in (1, 3, 5))
+        for frame in painted:
+            assert frame["image"].startswith('url("data:image/png'), frame
+            assert frame["colour"] == f"rgb({red}, {green}, {blue})", frame
+            assert not frame["loaded"], frame
+            assert min(frame["box"]) > 0, frame
+        assert held, "no image request was held back"
+        releasing = True
+        for route in held:
+            route.continue_()
+        wait_for_gallery(page)
+        left = page.evaluate(
+            "() => [...document.querySelectorAll('#gallery figure[data-result=hit],"
+            " #gallery figure[data-result=miss]')].map((f) => f.querySelector('.frame')"
+            ".dataset.placeholder)"
+        )
+        assert left
+        assert set(left) == {"gone"}
+    finally:
+        context.close()
