@@ -16,7 +16,6 @@ cost per upload in ms.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from functools import partial
 
@@ -63,16 +62,13 @@ def measure_placeholder(data: bytes, rounds: int) -> dict[str, float]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description="Time -cover-smart against -cover.")
-    parser.add_argument("--quick", action="store_true", help=f"{QUICK_ROUNDS} rounds, not {ROUNDS}")
-    photo_source.add_photos_argument(parser)
-    args = parser.parse_args()
     try:
-        originals = photo_source.get_photos(photo_source.photos_dir_from(args.photos))
+        originals, rounds = photo_source.photos_and_rounds(
+            "Time -cover-smart against -cover, and placeholders.", ROUNDS, QUICK_ROUNDS
+        )
     except photo_source.PhotosUnavailable as err:
         print(f"bench: {err}", file=sys.stderr)
         return 1
-    rounds = QUICK_ROUNDS if args.quick else ROUNDS
     print("| case | box | centre ms | smart ms | smart/centre |")
     print("|---|---|---|---|---|")
     ratios = []
