@@ -66,13 +66,16 @@ $(BENCH_STAMP): requirements-bench.txt $(PY_STAMP)
 # The pipeline table (scripts/bench/pipeline.py), smart crops and placeholders, then miss/hit
 # timing through the local stack.
 # BENCH_ARGS="--quick" for fewer rounds, "--photos DIR" for your own JPEGs.
-# It ends with six lines, each measured in this run (scripts/bench/summary.py).
+# Then one miss through the handler in-process, broken down (scripts/bench/miss_harness.py).
+# It ends with seven lines, each measured in this run (scripts/bench/summary.py).
 bench: install $(BENCH_STAMP)
 	rm -f .local/bench/*.summary
 	$(BIN)/python -m scripts.bench.pipeline $(BENCH_ARGS)
 	$(BIN)/python -m scripts.bench.crops $(BENCH_ARGS)
 	$(BIN)/python -m scripts.bench.bombs $(BENCH_ARGS)
 	$(BIN)/python -m scripts.bench.stack $(BENCH_ARGS)
+	$(BIN)/python -m scripts.bench.miss_harness $(BENCH_ARGS)
+	$(BIN)/python -m scripts.bench.quality $(BENCH_ARGS)
 	@$(BIN)/python -m scripts.bench.summary
 
 # One SAM template (app + bucket + website rule + policy + CloudFront) and the

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalice import Chalice, Response
 from chalice.app import SQSEvent
 
-from chalicelib import wiring
+from chalicelib import observe, wiring
 from chalicelib.config import EVENTS_QUEUE_NAME
 from chalicelib.errors import (
     InvalidUploadRequest,
@@ -17,7 +17,13 @@ from chalicelib.errors import (
     OriginNotAllowed,
     ServiceError,
 )
-from chalicelib.http import NO_STORE, cors_headers, json_errors, redirect
+from chalicelib.http import (
+    NO_STORE,
+    cors_headers,
+    json_errors,
+    negotiated_redirect,
+    redirect,
+)
 from chalicelib.resize.grammar import parse_key
 from chalicelib.resize.request import NO_SIZE
 from chalicelib.uploads import (
@@ -27,7 +33,13 @@ from chalicelib.uploads import (
     uploader_id,
 )
 
+if TYPE_CHECKING:
+    from chalicelib.originals.metadata import OriginalRecord
+
 app = Chalice(app_name="image-resizer")
+# One JSON line per request (docs/operations.md): outermost, so it sees the error responses.
+observed = observe.requests(lambda: app.current_request)
+observe.configure_logging()
 
 # `/resize/{size}/{key+}` would be the natural route, but `chalice local` and
 # chalice.test.Client only match routes with as many segments as the path.
@@ -38,6 +50,7 @@ MAX_KEY_DEPTH = 32
 
 
 @app.route("/health")
+@observed("health")
 def health() -> dict[str, str]:
     return {"status": "ok"}
 
@@ -49,6 +62,7 @@ METHODS = ["GET", "HEAD"]
 
 
 @app.route("/resize/{size}", methods=METHODS)
+@observed("resize")
 @json_errors
 def resize_without_key(size: str) -> Response:
     # The website rule sends every miss here, including /<key> with no size.
@@ -59,11 +73,17 @@ def _segments(key_segments: dict[str, str]) -> list[str]:
     return [key_segments[f"k{depth}"] for depth in range(len(key_segments))]
 
 
+@observed("resize")
 @json_errors
 def resize(size: str, **key_segments: str) -> Response:
-    return redirect(wiring.get_service().resize(size, _segments(key_segments)))
+    accept = app.current_request.headers.get("accept")
+    answer = wiring.get_service().answer(size, _segments(key_segments), accept)
+    if answer.negotiated:
+        return negotiated_redirect(answer.url, wiring.get_settings().variant_browser_max_age)
+    return redirect(answer.url)
 
 
+@observed("meta")
 def meta(**key_segments: str) -> Response:
     # The demo page (page/) reads it from the website's origin, its 404s too.
     return _with_cors(_meta(**key_segments))
@@ -73,17 +93,24 @@ def meta(**key_segments: str) -> Response:
 def _meta(**key_segments: str) -> Response:
     """An original's record: its facts and processing state (404 until its event is handled)."""
     key = parse_key(_segments(key_segments))
+    observe.note(key=key)
+    record = _live_record(key)
+    return Response(body=record.public(), status_code=200, headers=dict(NO_STORE))
+
+
+def _live_record(key: str) -> OriginalRecord:
     record = wiring.get_metadata_store().get(key)
     if record is None:
         raise NotYetKnown(f"nothing is known of {key!r} (yet)")
     if not record.live:
         raise OriginalDeleted(f"{key!r} was deleted")
-    return Response(body=record.public(), status_code=200, headers=dict(NO_STORE))
+    return record
 
 
 FOCUS = "focus"
 
 
+@observed("meta.focus")
 @json_errors
 def put_focus(**key_segments: str) -> Response:
     """``PUT /meta/<key>/focus``: the owner sets (or clears) the original's focal point."""
@@ -92,6 +119,7 @@ def put_focus(**key_segments: str) -> Response:
     if last != FOCUS:
         raise InvalidUploadRequest(f"PUT /meta/<key>/{FOCUS} is the only change /meta takes")
     key = parse_key(key_path)
+    observe.note(key=key)
     uploader = uploader_id(
         wiring.get_settings(), _claims(request.context), request.headers.get("authorization")
     )
@@ -117,16 +145,19 @@ UPLOAD_METHODS = "GET, POST, OPTIONS"
 
 
 @app.route("/uploads", methods=["POST"], content_types=UPLOAD_BODY_TYPES)
+@observed("uploads.create")
 def create_upload() -> Response:
     return _with_cors(_create_upload())
 
 
 @app.route("/uploads", methods=["GET"])
+@observed("uploads.list")
 def list_uploads() -> Response:
     return _with_cors(_list_uploads())
 
 
 @app.route("/uploads", methods=["OPTIONS"])
+@observed("uploads.preflight")
 def uploads_preflight() -> Response:
     return _with_cors(_preflight())
 
@@ -143,12 +174,20 @@ def _create_upload() -> Response:
 
 @json_errors
 def _list_uploads() -> Response:
-    """The caller's own originals, newest first: ``?limit=`` (≤ 100) and ``?cursor=``."""
+    """The caller's own originals, newest first: ``?limit=`` (≤ 100) and ``?cursor=``.
+
+    ``?key=<key>``: the caller's own record of that one original, as the
+    owner sees it (camera, time taken, bytes, ETag: what `GET /meta` shows
+    nobody). Behind the same authorizer, so it works alike on AWS and locally.
+    """
     request = app.current_request
     uploader = uploader_id(
         wiring.get_settings(), _claims(request.context), request.headers.get("authorization")
     )
-    limit, cursor = parse_list_request(request.query_params or {})
+    query = request.query_params or {}
+    if "key" in query:
+        return _owned_record(uploader, query["key"])
+    limit, cursor = parse_list_request(query)
     records, next_cursor = wiring.get_metadata_store().list_for(uploader, limit, cursor)
     usage = wiring.get_metadata_store().usage(uploader)
     body = {
@@ -157,6 +196,13 @@ def _list_uploads() -> Response:
         "usage": {"bytes": usage.bytes, "originals": usage.originals},
     }
     return Response(body=body, status_code=200, headers=dict(NO_STORE))
+
+
+def _owned_record(uploader: str, key: str) -> Response:
+    record = _live_record(key)
+    if record.uploader != uploader:  # someone else's: as unknown as a key never uploaded
+        raise NotYetKnown(f"nothing of yours is known as {key!r} (yet)")
+    return Response(body=record.owned(), status_code=200, headers=dict(NO_STORE))
 
 
 @json_errors
@@ -190,4 +236,4 @@ def _claims(context: dict[str, Any]) -> dict[str, Any] | None:
 # replies; `make run` drives it with scripts/local/lambda_poller.py.
 @app.on_sqs_message(queue=EVENTS_QUEUE_NAME, batch_size=10, maximum_concurrency=5)
 def on_original_event(event: SQSEvent) -> dict[str, Any]:
-    return wiring.get_lifecycle().handle_batch(event.to_dict()["Records"])
+    return wiring.get_lifecycle().handle_batch(event.to_dict()["Records"], event.context)

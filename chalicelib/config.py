@@ -15,16 +15,27 @@ from chalicelib.errors import Misconfigured, ServiceError
 from chalicelib.imaging.limits import ImagingLimits
 from chalicelib.resize.grammar import ResizeSpec, parse_size
 from chalicelib.resize.ledger import MAX_BUDGET
+from chalicelib.resize.negotiate import auto_targets
 
 # Variants: the CDN keeps them a year (an overwrite or delete invalidates its
 # paths); browsers revalidate after VARIANT_BROWSER_MAX_AGE (an ETag match is a
 # 304), since nothing can purge a browser's cache.
 CDN_MAX_AGE_SECONDS = 31_536_000
 DEFAULT_BROWSER_MAX_AGE_SECONDS = 86_400
-# A miss that read an original just before it changed may store its variant after
-# the purge; a second purge this much later (beyond the API function's 25 s timeout)
-# removes it.  SQS delays a message by at most 900 s.
-DEFAULT_RECHECK_DELAY_SECONDS = 60
+# The packaged functions' timeouts (.chalice/config.json; a test compares them).
+API_TIMEOUT_SECONDS = 25
+EVENTS_TIMEOUT_SECONDS = 120
+# A queue's visibility timeout is this many times its function's, as AWS advises
+# (infra/resources.json: 720 s; the local poller follows the same rule).
+VISIBILITY_PER_FUNCTION_TIMEOUT = 6
+# A write of a variant checks the original just before it (resize/variants.py);
+# one that lands after an overwrite's purge is at most a function's run away, so
+# a second purge this much later (past the longer timeout, with a margin) finds
+# it.  SQS delays a message by at most 900 s.
+DEFAULT_RECHECK_DELAY_SECONDS = max(API_TIMEOUT_SECONDS, EVENTS_TIMEOUT_SECONDS) + 30
+# A lossy variant of a photo at its format's highest quality takes 0.2–0.35 bytes a
+# pixel, of noise 1–2.7 (scripts/bench/quality.py): past this, it is refused.
+DEFAULT_VARIANT_BYTES_PER_PIXEL = 1
 # The queue the events function reads (app.py) and the local stack creates.
 EVENTS_QUEUE_NAME = "image-events"
 # Rendered as soon as an original arrives: a gallery's thumbnail (on the focal point,
@@ -55,6 +66,7 @@ class Settings:
     signing_keys: tuple[bytes, ...] = ()
     max_variants_per_original: int = 100
     max_source_bytes: int = 40 * 1024 * 1024
+    max_variant_bytes_per_pixel: int = DEFAULT_VARIANT_BYTES_PER_PIXEL
     loop_grace_seconds: int = 60
     s3_connect_timeout: int = 2
     s3_read_timeout: int = 10
@@ -131,6 +143,13 @@ class Settings:
                 env, "MAX_VARIANTS_PER_ORIGINAL", 100, low=0, high=MAX_BUDGET
             ),
             max_source_bytes=_int(env, "MAX_SOURCE_BYTES", 40 * 1024 * 1024, low=1, high=2**31),
+            max_variant_bytes_per_pixel=_int(
+                env,
+                "MAX_VARIANT_BYTES_PER_PIXEL",
+                DEFAULT_VARIANT_BYTES_PER_PIXEL,
+                low=0,
+                high=64,
+            ),
             loop_grace_seconds=_int(env, "LOOP_GRACE_SECONDS", 60, low=0, high=86_400),
             s3_connect_timeout=_int(env, "S3_CONNECT_TIMEOUT", 2, low=1, high=60),
             s3_read_timeout=_int(env, "S3_READ_TIMEOUT", 10, low=1, high=300),
@@ -276,6 +295,8 @@ def _allowed_sizes(raw: str, max_dimension: int) -> frozenset[ResizeSpec] | None
     if not tokens:
         return None
     try:
-        return frozenset(parse_size(token, max_dimension) for token in tokens)
+        specs = [parse_size(token, max_dimension) for token in tokens]
     except ServiceError as err:
         raise ConfigError(f"ALLOWED_SIZES: {err.public_message}") from err
+    # A listed .auto allows each concrete spelling it resolves to (docs/urls.md).
+    return frozenset(specs).union(*(auto_targets(spec) for spec in specs if spec.is_auto))

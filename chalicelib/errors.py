@@ -55,6 +55,13 @@ class OriginalNotFound(ServiceError):
     code = "original_not_found"
 
 
+class OriginalChanged(ServiceError):
+    """The original was replaced while a variant of it was being made: nothing was stored."""
+
+    status = 409
+    code = "original_changed"
+
+
 class NotYetKnown(ServiceError):
     """No record of that original: never uploaded, or its event not handled yet."""
 
@@ -82,6 +89,13 @@ class UnsupportedImage(ServiceError):
 class InvalidImage(ServiceError):
     status = 422
     code = "invalid_image"
+
+
+class OriginalUnreadable(ServiceError):
+    """The image code failed on this original in a way no typed error names (the log has it)."""
+
+    status = 422
+    code = "original_unreadable"
 
 
 class StorageUnavailable(ServiceError):
@@ -113,6 +127,13 @@ class SignatureExpired(ServiceError):
 class VariantBudgetExhausted(ServiceError):
     status = 403
     code = "variant_budget_exhausted"
+
+
+class VariantTooLarge(ServiceError):
+    """The encoded variant is over MAX_VARIANT_BYTES_PER_PIXEL: nothing is stored."""
+
+    status = 422
+    code = "variant_too_large"
 
 
 class OriginalTooManyBytes(ServiceError):

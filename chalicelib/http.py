@@ -23,6 +23,18 @@ def redirect(url: str) -> Response:
     return Response(body="", status_code=307, headers={"Location": url, **NO_STORE})
 
 
+def negotiated_redirect(url: str, max_age: int) -> Response:
+    """Send the browser to the variant its ``Accept`` header chose (docs/urls.md).
+
+    Cached by the browser only (``private``: a shared cache that ignores
+    ``Vary`` would hand one browser's format to another), for as long as it
+    keeps the variant itself.  The target is a concrete URL: if it is purged
+    meanwhile it is an ordinary miss, so a cached answer never loops.
+    """
+    headers = {"Location": url, "Vary": "Accept", "Cache-Control": f"private, max-age={max_age}"}
+    return Response(body="", status_code=307, headers=headers)
+
+
 def error_response(err: ServiceError) -> Response:
     """A JSON error with a stable ``code``; the internal detail goes to the log only."""
     return Response(

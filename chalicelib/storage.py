@@ -127,16 +127,25 @@ class ImageStore:
         if metadata:
             options["Metadata"] = dict(metadata)
         with aws_errors(_STORAGE, expect=_ALREADY_WRITTEN) as written:
-            self._client.put_object(
-                Bucket=self._bucket,
-                Key=key,
-                Body=body,
-                ContentType=content_type,
-                CacheControl=cache_control,
-                IfNoneMatch="*",
-                **options,
-            )
+            self._put(key, body, content_type, cache_control, IfNoneMatch="*", **options)
         return not written
+
+    def put(self, key: str, body: bytes, *, content_type: str, cache_control: str) -> None:
+        """Write the whole object in one request, replacing any: it is written now."""
+        with aws_errors(_STORAGE):
+            self._put(key, body, content_type, cache_control)
+
+    def _put(
+        self, key: str, body: bytes, content_type: str, cache_control: str, **options: Any
+    ) -> None:
+        self._client.put_object(
+            Bucket=self._bucket,
+            Key=key,
+            Body=body,
+            ContentType=content_type,
+            CacheControl=cache_control,
+            **options,
+        )
 
     def delete(self, key: str) -> None:
         """Remove an object (nothing happens if there is none)."""

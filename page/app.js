@@ -45,8 +45,19 @@ function keyPath(key) {
   return key.split('/').map(encodeURIComponent).join('/');
 }
 
+// Images go through the CDN (CloudFront, or make run's stand-in running the same
+// function), which resolves `.auto` sizes to the format the browser takes best.
+function imageBase() {
+  return state.config.cdn_url || state.config.public_url;
+}
+
 function variantUrl(key, token) {
-  return `${state.config.public_url}/${token}/${keyPath(key)}`;
+  return `${imageBase()}/${token}/${keyPath(key)}`;
+}
+
+// `.auto`: one URL, the format the browser takes best (docs/urls.md).
+function auto(token) {
+  return `${token}.auto`;
 }
 
 // The header API Gateway's Cognito authorizer reads holds the bare ID token, as
@@ -56,6 +67,7 @@ function authorization() {
 }
 
 // GET /meta is public and sent without credentials: a simple request, no preflight.
+// What it shows is what anyone may see; the owner's view comes from GET /uploads?key=.
 async function api(method, path, body, { signed = true } = {}) {
   const headers = signed ? { Authorization: authorization() } : {};
   const options = { method, headers };
@@ -255,6 +267,17 @@ async function fetchMeta(key) {
   }
 }
 
+// The owner's view of one record (camera, time taken, bytes, ETag), which GET /meta
+// shows nobody: null when not signed in, not the caller's, or refused.
+async function fetchOwned(key) {
+  if (!state.token) return null;
+  try {
+    return await api('GET', `/uploads?key=${encodeURIComponent(key)}`);
+  } catch (err) {
+    return null;
+  }
+}
+
 async function waitForMeta(key) {
   const deadline = Date.now() + META_WAIT_MS;
   const started = Date.now();
@@ -306,6 +329,8 @@ async function showItem(key, { justUploaded = false, filename = null } = {}) {
     setItemState('deleted', 'Deleted: this image was deleted, and every size of it with it.');
     return;
   }
+  meta = (await fetchOwned(key)) || meta;
+  if (state.shownKey !== key) return;
   showFacts(meta);
   if (meta.state === 'rejected') {
     setItemState('rejected', 'Rejected: no size of this file can be made.');
@@ -329,11 +354,40 @@ async function refetchIfReplaced(place, key, etag, urls, onRefetch = () => {}) {
   localStorage.setItem(remembered, etag);
   if (!seen || seen === etag) return false;
   onRefetch();
-  await Promise.all(urls.map((url) => fetch(url, { cache: 'reload', mode: 'no-cors' }).catch(() => null)));
+  // A .auto URL's answer depends on Accept, and fetch() sends */*: send what this
+  // browser's <img> sends as far as the negotiation can tell, so the CDN picks the
+  // same format and the entry the <img> reads is the one refreshed.
+  const headers = { Accept: await imageAccept() };
+  await Promise.all(urls.map((url) => fetch(url, { cache: 'reload', mode: 'no-cors', headers }).catch(() => null)));
   return true;
 }
 
+// 1×1 pictures: whether this browser decodes AVIF and WebP.
+const PROBES = {
+  'image/avif': 'data:image/avif;base64,AAAAIGZ0eXBhdmlmAAAAAGF2aWZtaWYxbWlhZk1BMUIAAADrbWV0YQAAAAAAAAAhaGRscgAAAAAAAAAAcGljdAAAAAAAAAAAAAAAAAAAAAAOcGl0bQAAAAAAAQAAAB5pbG9jAAAAAEQAAAEAAQAAAAEAAAETAAAAJQAAAChpaW5mAAAAAAABAAAAGmluZmUCAAAAAAEAAGF2MDFDb2xvcgAAAABqaXBycAAAAEtpcGNvAAAAFGlzcGUAAAAAAAAAAQAAAAEAAAAQcGl4aQAAAAADCAgIAAAADGF2MUOBAAwAAAAAE2NvbHJuY2x4AAEADQAGgAAAABdpcG1hAAAAAAAAAAEAAQQBAoMEAAAALW1kYXQSAAoIGAAGiAhoNCAyFxTHh4ZlAgggnlAAAAD2b2M9SPG6ZHSs',
+  'image/webp': 'data:image/webp;base64,UklGRiQAAABXRUJQVlA4IBgAAAAwAQCdASoBAAEAAsBMJaQAA3AA/veMAAA=',
+};
+
+let acceptForImages = null;
+
+async function imageAccept() {
+  if (acceptForImages === null) {
+    const decodes = (src) => new Promise((resolve) => {
+      const img = new Image();
+      img.onload = () => resolve(img.naturalWidth > 0);
+      img.onerror = () => resolve(false);
+      img.src = src;
+    });
+    const types = Object.keys(PROBES);
+    const taken = await Promise.all(types.map((type) => decodes(PROBES[type])));
+    acceptForImages = [...types.filter((_, i) => taken[i]), 'image/*', '*/*;q=0.8'].join(',');
+  }
+  return acceptForImages;
+}
+
+// Only the owner's view has the ETag: a stranger's browser keeps what it cached.
 async function refreshIfReplaced(key, meta) {
+  if (!meta.etag) return;
   const urls = galleryTokens(meta).map((token) => variantUrl(key, token));
   const refetched = await refetchIfReplaced('gallery', key, meta.etag, urls, () =>
     setItemState('refreshing', 'Replaced since this browser last showed it: fetching its sizes again…'));
@@ -350,7 +404,7 @@ function showFacts(meta) {
     ['State', meta.state + (meta.error_code ? ` (${meta.error_code})` : '')],
     ['Size', meta.width ? `${meta.width}×${meta.height} px (upright)` : ''],
     ['Format', meta.format ? `${meta.format}${meta.frames > 1 ? `, ${meta.frames} frames` : ''}` : ''],
-    ['Bytes', formatBytes(meta.bytes)],
+    ['Bytes', meta.bytes === undefined ? '' : formatBytes(meta.bytes)],
     ['Taken', meta.taken_at || ''],
     ['Camera', [meta.camera_make, meta.camera_model].filter(Boolean).join(' ')],
     ['Stored', meta.created_at],
@@ -368,7 +422,7 @@ function showFacts(meta) {
   }
 }
 
-// Asking for the original's own format explicitly is not a canonical size:
+// The original's own format named is only a redirect to the size without it:
 // leave the format out when it is the original's.
 function inFormat(token, extension, meta) {
   return (meta.format || '').toLowerCase() === extension ? token : `${token}.${extension}`;
@@ -392,11 +446,11 @@ function twice(token) {
 // Every size token the gallery may ask for.
 function galleryTokens(meta) {
   return [
-    ...RESPONSIVE_WIDTHS,
+    ...RESPONSIVE_WIDTHS.map(auto),
     ...PICTURE_FORMATS.flatMap(([, extension]) => PICTURE_SIZES.map((token) => inFormat(token, extension, meta))),
     ...PICTURE_SIZES,
-    ...COVERS.flatMap(([token]) => [token, twice(token)]),
-    RETINA,
+    ...COVERS.flatMap(([token]) => [token, twice(token)]).map(auto),
+    auto(RETINA),
   ];
 }
 
@@ -405,11 +459,11 @@ function showGallery(key, meta) {
   const density = (tokens) => tokens.map((token, i) => `${url(token)} ${i + 1}x`).join(', ');
   const gallery = $('gallery');
   gallery.append(
-    figure('responsive', 'srcset with widths 320w, 640w, 1280w; sizes 320px, 640px from 720px wide screens', () => {
+    figure('responsive', '.auto, srcset with widths 320w, 640w, 1280w; sizes 320px, 640px from 720px wide screens', () => {
       const img = image(meta);
-      img.srcset = RESPONSIVE_WIDTHS.map((token) => `${url(token)} ${token.slice(0, -1)}w`).join(', ');
+      img.srcset = RESPONSIVE_WIDTHS.map((token) => `${url(auto(token))} ${token.slice(0, -1)}w`).join(', ');
       img.sizes = '(min-width: 720px) 640px, 320px';
-      img.src = url('640x');
+      img.src = url(auto('640x'));
       return img;
     }),
     figure('picture', '<picture>: AVIF, else WebP, else the original’s format (1x, 2x)', () => {
@@ -427,17 +481,17 @@ function showGallery(key, meta) {
       return picture;
     }),
     ...COVERS.map(
-      ([token, width, height]) => figure('cover', `${token}, 1x and @2x`, () => {
+      ([token, width, height]) => figure('cover', `${auto(token)}, 1x and @2x`, () => {
         const img = image({ width, height });
-        img.srcset = density([token, twice(token)]);
-        img.src = url(token);
+        img.srcset = density([auto(token), auto(twice(token))]);
+        img.src = url(auto(token));
         return img;
       }),
     ),
-    figure('retina', `${RETINA} on every screen: 400 pixels shown 200 px wide`, () => {
+    figure('retina', `${auto(RETINA)} on every screen: 400 pixels shown 200 px wide`, () => {
       const img = image(meta);
       // No src: it would be a 1x candidate, and the image would claim 400 CSS px.
-      img.srcset = `${url(RETINA)} 2x`;
+      img.srcset = `${url(auto(RETINA))} 2x`;
       return img;
     }),
   );
@@ -562,7 +616,7 @@ function figure(kind, label, build) {
 
 function tokenOf(url) {
   const path = new URL(url).pathname;
-  const base = new URL(state.config.public_url).pathname.replace(/\/$/, '');
+  const base = new URL(imageBase()).pathname.replace(/\/$/, '');
   return decodeURIComponent(path.slice(base.length + 1).split('/')[0]);
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from typing import Any
 
@@ -95,3 +96,35 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
     terminalreporter.write_sep("!", f"{len(skipped)} BROWSER TESTS SKIPPED", red=True, bold=True)
     terminalreporter.write_line(reason.removeprefix("Skipped: "), red=True, bold=True)
+
+
+@pytest.fixture
+def lifecycle_app(s3: Any, client: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The test client with an originals bucket and a metadata table, one preset."""
+    import boto3
+
+    from chalicelib.originals.metadata import TABLE_SCHEMA
+
+    s3.create_bucket(Bucket="originals")
+    boto3.client("dynamodb", region_name="us-east-1").create_table(
+        TableName="image-metadata", **TABLE_SCHEMA
+    )
+    for name, value in {
+        "ORIGINALS_BUCKET": "originals",
+        "METADATA_TABLE": "image-metadata",
+        "PRESET_SIZES": "120x",
+    }.items():
+        monkeypatch.setenv(name, value)
+    # chalice's test client gives every invocation 3 s; the packaged function has its timeout.
+    import chalice.test
+    from chalice.local import LambdaContext
+
+    from chalicelib.config import EVENTS_TIMEOUT_SECONDS
+
+    monkeypatch.setattr(
+        chalice.test,
+        "LambdaContext",
+        functools.partial(LambdaContext, max_runtime_ms=EVENTS_TIMEOUT_SECONDS * 1000),
+    )
+    wiring.reset()
+    return client

@@ -8,15 +8,17 @@ import sys
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
+import chalice.test
 import pytest
 from botocore.exceptions import ClientError
+from chalice.local import LambdaContext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chalicelib import wiring
 from scripts.ops.website import apply_routing_rules, website_configuration
 from tests.support import BUCKET, PUBLIC_URL, ROOT, bad_inputs, corpus
-from tests.support.s3_events import notification
+from tests.support.s3_events import notification, sqs_event_for
 
 API_URL = "https://api.example.com"
 
@@ -66,6 +68,23 @@ def test_miss_stores_variant_and_redirects_to_public_url(website: Any, client: A
     assert head["Metadata"] == {
         "source-etag": website.head_object(Bucket=BUCKET, Key="photos/cat.jpg")["ETag"]
     }
+
+
+def test_auto_miss_negotiates_and_varies_on_accept(website: Any, client: Any) -> None:
+    website.put_object(Bucket=BUCKET, Key="photos/cat.jpg", Body=corpus.jpeg((1600, 1200)))
+    firefox = "image/avif,image/webp,image/png,image/svg+xml,image/*;q=0.8,*/*;q=0.5"
+    for accept, token in ((firefox, "300x.avif"), ("image/webp", "300x.webp"), ("*/*", "300x")):
+        response = client.http.get("/resize/300x.auto/photos/cat.jpg", headers={"Accept": accept})
+        assert response.status_code == 307
+        assert response.headers["Location"] == f"{PUBLIC_URL}/{token}/photos/cat.jpg"
+        assert response.headers["Vary"] == "Accept"
+        assert response.headers["Cache-Control"] == "private, max-age=86400"
+    stored = {o["Key"] for o in website.list_objects_v2(Bucket=BUCKET)["Contents"]}
+    assert not [key for key in stored if ".auto" in key]
+    # A concrete size is not negotiated: never cached, no Vary.
+    response = client.http.get("/resize/300x.webp/photos/cat.jpg", headers={"Accept": "*/*"})
+    assert response.headers["Cache-Control"] == "no-store"
+    assert "Vary" not in response.headers
 
 
 def test_full_chain_then_hit(website: Any, client: Any) -> None:
@@ -250,34 +269,6 @@ def test_missing_configuration_is_a_clear_500(client: Any, monkeypatch: pytest.M
 # --- the originals' lifecycle through the app: the SQS handler, GET /meta ------------------
 
 
-@pytest.fixture
-def lifecycle_app(s3: Any, client: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """The test client with an originals bucket and a metadata table, one preset."""
-    import boto3
-
-    from chalicelib.originals.metadata import TABLE_SCHEMA
-
-    s3.create_bucket(Bucket="originals")
-    boto3.client("dynamodb", region_name="us-east-1").create_table(
-        TableName="image-metadata", **TABLE_SCHEMA
-    )
-    for name, value in {
-        "ORIGINALS_BUCKET": "originals",
-        "METADATA_TABLE": "image-metadata",
-        "PRESET_SIZES": "120x",
-    }.items():
-        monkeypatch.setenv(name, value)
-    wiring.reset()
-    return client
-
-
-def sqs_event_for(client: Any, key: str, etag: str, size: int) -> Any:
-    body = notification(
-        "ObjectCreated:Put", key, "0055AED6DCD90281E5", eTag=etag.strip('"'), size=size
-    )
-    return client.events.generate_sqs_event(message_bodies=[body])
-
-
 def test_the_sqs_handler_records_an_upload_and_meta_answers_it(lifecycle_app: Any, s3: Any) -> None:
     key = "photos/sea side.jpg"
     assert lifecycle_app.http.get(f"/meta/photos/{quote('sea side.jpg')}").status_code == 404
@@ -292,9 +283,63 @@ def test_the_sqs_handler_records_an_upload_and_meta_answers_it(lifecycle_app: An
     meta = json.loads(response.body)
     assert meta["state"] == "ready"
     assert (meta["width"], meta["height"], meta["format"]) == (640, 480, "JPEG")
-    assert meta["bytes"] == len(body)
     assert meta["presets"] == {"120x": f"{PUBLIC_URL}/120x/photos/sea%20side.jpg"}
     assert s3.head_object(Bucket=BUCKET, Key=f"120x/{key}")["ContentType"] == "image/jpeg"
+
+
+def test_the_sqs_handler_reads_the_time_left_from_lambdas_context(
+    lifecycle_app: Any, s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Invoked with 3 s left, a message isn't started: it comes back for the next invocation."""
+    monkeypatch.setattr(chalice.test, "LambdaContext", LambdaContext)
+    body = corpus.jpeg((64, 48))
+    etag = s3.put_object(Bucket="originals", Key="photos/a.jpg", Body=body)["ETag"]
+    event = sqs_event_for(lifecycle_app, "photos/a.jpg", etag, len(body))
+    answer = lifecycle_app.lambda_.invoke("on_original_event", event)
+    [record] = event["Records"]
+    assert answer.payload == {"batchItemFailures": [{"itemIdentifier": record["messageId"]}]}
+    assert lifecycle_app.http.get("/meta/photos/a.jpg").status_code == 404
+
+
+def test_meta_shows_strangers_what_a_page_needs_and_the_owner_everything(
+    lifecycle_app: Any, s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("UPLOAD_TOKEN", "a-dev-token-long-enough")
+    wiring.reset()
+    key = "uploads/local/1/cat.jpg"
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif.update({0x010F: "Maker", 0x0110: "Model 7", 0x0132: "2024:05:06 07:08:09"})
+    body = corpus.encode(corpus.quadrants((400, 300)), "JPEG", exif=exif.tobytes())
+    metadata = {"uploader": "local", "focus": "0.25,0.75"}
+    etag = s3.put_object(Bucket="originals", Key=key, Body=body, Metadata=metadata)["ETag"]
+    lifecycle_app.lambda_.invoke("on_original_event", sqs_event_for(lifecycle_app, key, etag, 1))
+    stranger = json.loads(lifecycle_app.http.get(f"/meta/{key}").body)
+    # The placeholders and the focal point: what a page paints and places the image by.
+    assert set(stranger) == {
+        *("key", "state", "format", "width", "height", "frames", "presets"),
+        *("blurhash", "dominant_color", "focus"),
+    }
+    assert stranger["focus"] == "0.25,0.75"
+    owner = lifecycle_app.http.get(
+        f"/uploads?key={quote(key)}", headers={"Authorization": "Bearer a-dev-token-long-enough"}
+    )
+    assert owner.status_code == 200
+    owned = json.loads(owner.body)
+    assert {k: owned[k] for k in stranger} == stranger
+    assert (owned["etag"], owned["bytes"]) == (etag, len(body))
+    assert {"camera_make", "camera_model", "taken_at", "created_at"} <= set(owned)
+    # Without the token: refused; with it, someone else's original or an unknown key: unknown.
+    assert lifecycle_app.http.get(f"/uploads?key={quote(key)}").status_code == 401
+    s3.put_object(Bucket="originals", Key="uploads/bob/1/dog.jpg", Body=body)
+    for other in ("uploads/bob/1/dog.jpg", "uploads/local/2/none.jpg"):
+        answer = lifecycle_app.http.get(
+            f"/uploads?key={quote(other)}",
+            headers={"Authorization": "Bearer a-dev-token-long-enough"},
+        )
+        assert answer.status_code == 404
+        assert json.loads(answer.body)["code"] == "not_found"
 
 
 def test_meta_of_a_deleted_original_is_410_not_a_404(lifecycle_app: Any, s3: Any) -> None:
@@ -342,7 +387,7 @@ def test_a_cold_start_loads_boto3_only_for_a_request_that_reaches_s3() -> None:
     done = subprocess.run(
         [sys.executable, "-c", COLD_START], capture_output=True, text=True, check=True, cwd=ROOT
     )
-    loaded = json.loads(done.stdout)
+    loaded = json.loads(done.stdout.splitlines()[-1])  # after the requests' own log lines
     assert loaded == {
         "import": [False, False],
         "health": [200, False, False],

@@ -6,6 +6,7 @@ and no timing assertions: the machine is shared, only the harness logic is check
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections.abc import Iterator
@@ -217,3 +218,28 @@ def test_latency_proxy_forwards_every_method_and_records_it(upstream: str) -> No
         ("DELETE", "/b/k"),
     ]
     assert latency_proxy.sequential_round_trips(calls) == 4  # one after another
+
+
+def test_the_harness_event_reaches_the_resize_route_as_api_gateway_sends_it(
+    app_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from app import app
+    from chalicelib import wiring
+    from scripts.bench import miss_harness
+
+    wiring.reset()
+    answer = app(miss_harness.api_event("0x0", "bench/photo.jpg"), miss_harness.Context())
+    wiring.reset()
+    assert answer["statusCode"] == 400
+    line = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert (line["name"], line["id"], line["outcome"]) == ("resize", "harness-0x0", "invalid_size")
+
+
+def test_the_harness_breakdown_leaves_the_untimed_rest() -> None:
+    from scripts.bench.miss_harness import breakdown
+
+    ms = {"s3_lookup": 21.0, "render": 30.0, "encode": 5.0, "s3_claim_wait": 1.0, "s3_store": 22.0}
+    parts = breakdown({"ms": {**ms, "total": 80.0}, "wall": 81.0, "cpu": 40.0})
+    assert parts["rest (the function's own)"] == 6.0
+    assert parts["encode (inside render)"] == 5.0
+    assert parts["handler minus render"] == 51.0

@@ -91,3 +91,20 @@ def test_allowed_sizes_match_whole_tokens() -> None:
     settings = Settings.from_env({**BASE, "ALLOWED_SIZES": "300x300-cover.webp,640x@2x"})
     assert settings.allowed_sizes is not None
     assert {spec.token for spec in settings.allowed_sizes} == {"300x300-cover.webp", "640x@2x"}
+
+
+def test_the_function_timeouts_are_the_packaged_stacks_and_the_recheck_outlasts_them() -> None:
+    import json
+
+    from chalicelib.config import (
+        API_TIMEOUT_SECONDS,
+        DEFAULT_RECHECK_DELAY_SECONDS,
+        EVENTS_TIMEOUT_SECONDS,
+    )
+    from tests.support import ROOT
+
+    prod = json.loads((ROOT / ".chalice" / "config.json").read_text())["stages"]["prod"]
+    assert prod["lambda_timeout"] == API_TIMEOUT_SECONDS
+    assert prod["lambda_functions"]["on_original_event"]["lambda_timeout"] == EVENTS_TIMEOUT_SECONDS
+    assert Settings.from_env(BASE).recheck_delay_seconds == DEFAULT_RECHECK_DELAY_SECONDS
+    assert max(API_TIMEOUT_SECONDS, EVENTS_TIMEOUT_SECONDS) < DEFAULT_RECHECK_DELAY_SECONDS

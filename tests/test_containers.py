@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from PIL import PngImagePlugin
 
 from chalicelib.errors import OriginalTooComplex, OriginalTooManyPixels
 from chalicelib.imaging import containers
@@ -160,3 +161,98 @@ def test_run_length_bmp_pixels_are_capped(monkeypatch: pytest.MonkeyPatch) -> No
 def test_truncated_containers_end_the_walk_quietly(original: bytes) -> None:
     for length in range(0, len(original), max(1, len(original) // 97)):
         assert isinstance(containers.walk(original[:length], max_frames=10), containers.Structure)
+
+
+# --- metadata caps ------------------------------------------------------------------------
+
+# An EXIF block of n rationals in each container Pillow reads EXIF from.
+EXIF_BOMBS: dict[str, Callable[[int], bytes]] = {
+    "png eXIf": bombs.png_exif,
+    "webp EXIF": bombs.webp_exif,
+    "jpeg APP1 x2": bombs.jpeg_exif,  # Pillow joins the segments into one block
+    "tiff Exif IFD": bombs.tiff_exif,
+    "avif Exif item": lambda n: bombs.avif_exif(n, orientation=1),
+}
+_RATIONALS_PAST_THE_CAP = containers.MAX_EXIF_BYTES // 8 + 1
+
+
+@pytest.mark.parametrize("make", EXIF_BOMBS.values(), ids=EXIF_BOMBS.keys())
+def test_exif_over_its_cap_is_refused_by_the_walk(make: Callable[[int], bytes]) -> None:
+    containers.walk(make(1000), max_frames=1)
+    with pytest.raises(OriginalTooComplex) as info:
+        containers.walk(make(_RATIONALS_PAST_THE_CAP), max_frames=1)
+    assert "EXIF" in info.value.public_message
+
+
+def test_a_broken_gps_ifd_does_not_hide_the_exif_ifd() -> None:
+    bomb = bytearray(bombs.tiff_exif(_RATIONALS_PAST_THE_CAP))
+    # The PhotometricInterpretation entry, ahead of the Exif pointer, becomes a GPS
+    # pointer past the end of the file.
+    at = bomb.index(bytes.fromhex("0601 0300 01000000"))
+    bomb[at : at + 12] = bytes.fromhex("2588 0400 01000000 ffffff7f")
+    with pytest.raises(OriginalTooComplex):
+        containers.walk(bytes(bomb), max_frames=1)
+
+
+def test_tiff_exif_ifd_entries_are_capped(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(containers, "MAX_EXIF_ENTRIES", 0)
+    with pytest.raises(OriginalTooComplex):
+        containers.walk(bombs.tiff_exif(1), max_frames=1)
+
+
+def _png_text(kind: str, payload: bytes) -> bytes:
+    info = PngImagePlugin.PngInfo()
+    if kind == "zTXt":
+        info.add_text("Comment", payload.decode(), zip=True)
+    elif kind == "iTXt XMP":
+        info.add_itxt("XML:com.adobe.xmp", payload.decode(), zip=True)
+    elif kind == "hex exif":  # ImageMagick's way: twice the bytes, as hex text
+        info.add_text("Raw profile type exif", f"\nexif\n{len(payload):8}\n{payload.hex()}\n")
+    else:
+        info.add_text("Comment", payload.decode())
+    return corpus.encode(corpus.quadrants((8, 8)), "PNG", pnginfo=info)
+
+
+def _with(fmt: str, **metadata: object) -> Callable[[int], bytes]:
+    return lambda n: corpus.encode(
+        corpus.quadrants((8, 8)), fmt, **{k: v(n) for k, v in metadata.items()}
+    )
+
+
+def _filler(n: int) -> bytes:
+    return b"x" * n
+
+
+def _exif_of(n: int) -> bytes:
+    return bombs.exif_rationals(n // 8, orientation=1)  # about n bytes: 8 a rational
+
+
+# (what, cap, original of n bytes of that metadata); compressed ones inflate to n.
+METADATA: list[tuple[str, str, Callable[[int], bytes]]] = [
+    ("jpeg ICC", "MAX_ICC_BYTES", _with("JPEG", icc_profile=_filler)),
+    ("jpeg XMP", "MAX_XMP_BYTES", _with("JPEG", xmp=_filler)),
+    ("jpeg comment", "MAX_TEXT_BYTES", _with("JPEG", comment=_filler)),
+    ("png iCCP", "MAX_ICC_BYTES", _with("PNG", icc_profile=_filler)),
+    ("png tEXt", "MAX_TEXT_BYTES", lambda n: _png_text("tEXt", b"x" * n)),
+    ("png zTXt", "MAX_TEXT_BYTES", lambda n: _png_text("zTXt", b"x" * n)),
+    ("png iTXt XMP", "MAX_XMP_BYTES", lambda n: _png_text("iTXt XMP", b"x" * n)),
+    ("png hex EXIF", "MAX_EXIF_BYTES", lambda n: _png_text("hex exif", b"x" * n)),
+    ("webp ICCP", "MAX_ICC_BYTES", _with("WEBP", icc_profile=_filler)),
+    ("webp XMP", "MAX_XMP_BYTES", _with("WEBP", xmp=_filler)),
+    ("tiff ICC", "MAX_ICC_BYTES", _with("TIFF", icc_profile=_filler)),
+    ("gif comment", "MAX_TEXT_BYTES", _with("GIF", comment=_filler)),
+    ("avif Exif item", "MAX_EXIF_BYTES", _with("AVIF", exif=lambda n: _exif_of(n))),
+    ("avif XMP item", "MAX_XMP_BYTES", _with("AVIF", xmp=_filler)),
+    ("avif ICC", "MAX_ICC_BYTES", _with("AVIF", icc_profile=_filler)),
+]
+
+
+@pytest.mark.parametrize(("cap", "make"), [m[1:] for m in METADATA], ids=[m[0] for m in METADATA])
+def test_metadata_of_every_kind_is_capped_in_every_container(
+    monkeypatch: pytest.MonkeyPatch, cap: str, make: Callable[[int], bytes]
+) -> None:
+    monkeypatch.setattr(containers, cap, 4096)
+    containers.walk(make(3000), max_frames=1)
+    with pytest.raises(OriginalTooComplex) as info:
+        containers.walk(make(5000), max_frames=1)
+    assert (info.value.status, info.value.code) == (422, "original_too_complex")

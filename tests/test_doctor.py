@@ -33,10 +33,11 @@ API = "the API answers"
 CHAIN = "end to end"
 VARIANT = "public read"
 CDN = "the CDN does not cache redirects"
+AUTO = "the CDN resolves .auto"
 DEAD_LETTERS = "no originals' event is stuck"
 # What s3rver can't show (it serves and lists everything to everyone), no CDN locally,
 # and no dead-letter queue unless given.
-SKIPPED_LOCALLY = {ORIGINALS_PRIVATE, NOT_LISTABLE, CDN, DEAD_LETTERS}
+SKIPPED_LOCALLY = {ORIGINALS_PRIVATE, NOT_LISTABLE, CDN, AUTO, DEAD_LETTERS}
 
 
 @pytest.fixture(scope="module")
@@ -211,8 +212,21 @@ def test_cdn_that_honours_cache_control_passes(stack: LocalStack, capsys: Any) -
         status, marks, output = run_doctor(
             stack, capsys, website=stack.public_url, public=f"{proxy.url}/{stack.bucket}"
         )
+    assert mark(marks, CDN) == "✓"
+    # A CDN without the function: .auto reaches the API unresolved.
+    assert mark(marks, AUTO) == "✗"
+    assert "associate the AutoFormatFunction" in output
+    assert status == 1
+
+
+def test_the_local_cdn_runs_the_function_and_passes(stack: LocalStack, capsys: Any) -> None:
+    status, marks, output = run_doctor(
+        stack, capsys, website=stack.public_url, public=stack.cdn_url
+    )
     assert status == 0, output
     assert mark(marks, CDN) == "✓"
+    assert mark(marks, AUTO) == "✓"
+    assert "32x.auto → 32x.avif, image/avif" in output
 
 
 def test_cdn_that_caches_redirects_is_caught(stack: LocalStack, capsys: Any) -> None:

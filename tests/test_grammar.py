@@ -125,7 +125,7 @@ def test_unknown_or_misplaced_anchors_are_refused(text: str) -> None:
 
 
 def test_the_longest_canonical_token_fits() -> None:
-    longest = "16384x16384-cover-smart@3x-q100.avif"
+    longest = "16384x16384-cover-smart@3x-q100.webp"
     assert parse_size(longest, 16384 * 3).token == longest
     assert len(longest) < MAX_TOKEN_CHARS
 
@@ -201,3 +201,21 @@ def test_any_text_parses_or_is_refused_quickly(text: str) -> None:
     except (InvalidSize, NonCanonicalSize):
         return
     assert spec.token == text
+
+
+@pytest.mark.parametrize(
+    ("token", "accepted"),
+    [
+        ("300x-q95.jpeg", True),
+        ("300x-q96.jpeg", False),
+        ("300x-q95.avif", True),
+        ("300x-q100.avif", False),
+        ("300x-q100.webp", True),  # WebP looks lossless only at 100
+    ],
+)
+def test_quality_stops_where_the_format_already_looks_lossless(token: str, accepted: bool) -> None:
+    if accepted:
+        assert parse_size(token, 4096).token == token
+        return
+    with pytest.raises(InvalidSize, match="already looks lossless"):
+        parse_size(token, 4096)

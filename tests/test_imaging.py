@@ -12,7 +12,6 @@ from PIL import GifImagePlugin, Image, JpegImagePlugin, TiffImagePlugin, WebPIma
 
 from chalicelib.errors import (
     InvalidImage,
-    NonCanonicalSize,
     OriginalTooManyPixels,
     ServiceError,
     UnsupportedImage,
@@ -130,12 +129,13 @@ def _close(actual: object, expected: tuple[int, ...], tolerance: int = 40) -> bo
     return all(abs(a - e) <= tolerance for a, e in zip(actual, expected, strict=True))
 
 
-def test_asking_for_the_originals_own_format_is_non_canonical() -> None:
-    with pytest.raises(NonCanonicalSize) as info:
-        render(corpus.jpeg((400, 300)), parse_size("200x.jpeg", 4096))
-    assert "'200x'" in info.value.public_message
-    # A different quality is a different variant, so it is allowed.
-    assert render(corpus.jpeg((400, 300)), parse_size("200x-q50.jpeg", 4096)).width == 200
+def test_source_says_alpha_and_frames() -> None:
+    spec = parse_size("100x", 4096)
+    assert inspect(corpus.png_rgba(), spec).alpha
+    assert inspect(corpus.png_palette_transparent(), spec).alpha
+    assert not inspect(corpus.jpeg((400, 300)), spec).alpha
+    assert inspect(corpus.animated("GIF", frames=5), spec).frames == 5
+    assert inspect(corpus.jpeg((400, 300)), spec).frames == 1
 
 
 @pytest.mark.parametrize(

@@ -239,6 +239,26 @@ def test_an_overwrite_purges_old_variants_and_keeps_what_the_new_one_made(aws: A
     assert aws.catalog.usage("alice").originals == 1
 
 
+def test_auto_presets_are_made_in_every_format_and_purged_together(app_env: Any) -> None:
+    with mock_aws():
+        aws = Aws(presets=("320x.auto",))
+        gif = corpus.animated("GIF", 4, (640, 320))
+        assert aws.handle(aws.put("anim.gif", gif)) == []
+        record = aws.catalog.get("anim.gif")
+        assert record is not None
+        assert set(record.presets) == {"320x.auto:avif", "320x.auto:webp", "320x.auto:gif"}
+        made = {key for key in aws.variants() if not key.startswith("_variants/")}
+        assert made == {"320x.avif/anim.gif", "320x.webp/anim.gif", "320x/anim.gif"}
+        # Replaced by a still photo: every format of the animation goes, ledger too.
+        assert aws.handle(aws.put("anim.gif", photo((800, 600)))) == []
+        stored = aws.variants()
+        assert not [key for key in stored if ".auto" in key]
+        new_etag = aws.s3.head_object(Bucket=ORIGINALS, Key="anim.gif")["ETag"]
+        assert {etag for key, etag in stored.items() if not key.startswith("_variants/")} == {
+            new_etag
+        }
+
+
 def test_the_same_bytes_again_purge_nothing(aws: Aws) -> None:
     body = photo()
     aws.handle(aws.put(KEY, body))
@@ -502,3 +522,144 @@ def test_a_new_focal_point_purges_exactly_the_focus_crops_and_remakes_the_preset
 
 def variant_bytes(aws: Aws, key: str) -> bytes:
     return aws.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+
+
+def test_a_slow_miss_whose_claim_a_purge_released_is_still_in_the_ledger(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A render longer than the in-flight window: a purge meanwhile drops its claim as stale;
+    the variant still lands with its entry, so the next overwrite's purge removes it."""
+    from chalicelib import imaging
+
+    aws.handle(aws.put(KEY, photo((1200, 900))))
+    current = aws.s3.head_object(Bucket=ORIGINALS, Key=KEY)["ETag"]
+    much_later = Purger(ImageStore(aws.s3, BUCKET), clock=lambda: time.time() + 3600)
+    render = imaging.render
+
+    entry = output_entry(KEY, "500x375", "500x")
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        deadline = time.monotonic() + 30
+        while entry not in aws.variants() and time.monotonic() < deadline:
+            time.sleep(0.01)  # the claim's PUT, under way, lands
+        much_later.purge(KEY, keep_etag=current)  # the upload's recheck, say
+        assert entry not in aws.variants()
+        return render(*args, **kwargs)
+
+    monkeypatch.setattr(imaging, "render", slow)
+    aws.service.resize("500x", KEY.split("/"))
+    monkeypatch.undo()
+    stored = aws.variants()
+    assert stored[f"500x/{KEY}"] == current
+    assert entry in stored
+    assert aws.handle(aws.put(KEY, photo((800, 800)))) == []
+    assert f"500x/{KEY}" not in aws.variants()
+
+
+def test_a_preset_of_an_original_replaced_meanwhile_is_not_stored_nor_rejected(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib import imaging
+
+    created = aws.put(KEY, photo((1200, 900)))
+    render = imaging.render
+    replaced: list[dict[str, Any]] = []
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        if not replaced:
+            replaced.append(aws.put(KEY, photo((800, 800))))
+        return render(*args, **kwargs)
+
+    monkeypatch.setattr(imaging, "render", slow)
+    assert aws.lifecycle.handle(_parsed(created)) is Outcome.SUPERSEDED
+    assert aws.variants() == {}
+    assert aws.catalog.get(KEY) is None
+    monkeypatch.undo()
+    assert aws.handle(*replaced) == []
+    record = aws.catalog.get(KEY)
+    assert record is not None
+    assert record.state is State.READY
+
+
+class Context:
+    """Lambda's context, its time left read from a script: the first value, then the next..."""
+
+    def __init__(self, *seconds_left: float) -> None:
+        self._left = list(seconds_left)
+
+    def get_remaining_time_in_millis(self) -> int:
+        seconds = self._left.pop(0) if len(self._left) > 1 else self._left[0]
+        return int(seconds * 1000)
+
+
+def rejected_with(aws: Aws, code: str) -> None:
+    record = aws.catalog.get(KEY)
+    assert record is not None
+    assert (record.state, record.error_code) == (State.REJECTED, code)
+    [message] = aws.notifications()
+    assert (message["state"], message["error_code"]) == ("rejected", code)
+    assert aws.catalog.usage("alice").originals == 1
+
+
+def test_an_exception_no_typed_error_names_rejects_the_original_once(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import struct
+
+    from chalicelib.originals import lifecycle
+
+    def unmapped(*_: object, **__: object) -> None:
+        raise struct.error("unpack requires a buffer of 4 bytes")  # as Pillow's GIF reader may
+
+    monkeypatch.setattr(lifecycle, "describe", unmapped)
+    assert aws.handle(aws.put(KEY, photo())) == []  # not retried
+    rejected_with(aws, "original_unreadable")
+    assert aws.variants() == {}
+
+
+def test_a_gif_cut_inside_a_later_frame_is_rejected_not_retried(aws: Aws) -> None:
+    # Cut inside the third frame's header: Pillow raised IndexError here, which was retried.
+    assert aws.handle(aws.put(KEY, corpus.animated("GIF", 5)[:310])) == []
+    record = aws.catalog.get(KEY)
+    assert record is not None
+    assert record.state is State.REJECTED
+    assert aws.catalog.usage("alice").originals == 1
+
+
+def test_a_storage_outage_while_rendering_presets_is_retried_not_rejected(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib.errors import StorageUnavailable
+
+    def down(*_: object, **__: object) -> bool:
+        raise StorageUnavailable("storage is unavailable, try again")
+
+    created = aws.put(KEY, photo())
+    monkeypatch.setattr(ImageStore, "put_new", down)
+    assert aws.handle(created) == [created["messageId"]]
+    assert aws.catalog.get(KEY) is None
+    monkeypatch.undo()
+    assert aws.handle(created) == []
+    assert aws.catalog.get(KEY).state is State.READY  # type: ignore[union-attr]
+
+
+def test_an_original_that_runs_out_of_time_is_rejected_as_too_complex(aws: Aws) -> None:
+    from chalicelib.originals.lifecycle import START_SECONDS, STEP_SECONDS
+
+    created = aws.put(KEY, photo())
+    # Enough to start; then, by the first preset, less than a step's time is left.
+    context = Context(START_SECONDS, STEP_SECONDS - 1)
+    answer = aws.lifecycle.handle_batch([created], context)
+    assert answer == {"batchItemFailures": []}  # not retried
+    rejected_with(aws, "original_too_complex")
+
+
+def test_a_message_without_time_to_start_comes_back_untouched(aws: Aws) -> None:
+    from chalicelib.originals.lifecycle import START_SECONDS
+
+    first, second = aws.put(KEY, photo()), aws.put("uploads/alice/2/dog.jpg", photo())
+    context = Context(START_SECONDS, START_SECONDS - 1)  # time for the first only
+    answer = aws.lifecycle.handle_batch([first, second], context)
+    assert answer == {"batchItemFailures": [{"itemIdentifier": second["messageId"]}]}
+    assert aws.catalog.get(KEY).state is State.READY  # type: ignore[union-attr]
+    assert aws.catalog.get("uploads/alice/2/dog.jpg") is None

@@ -11,6 +11,7 @@ fixed sleep, never a timing assertion.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
@@ -18,10 +19,11 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from scripts.local.stack import APP_EVENT_HANDLER, EventSettings, LocalStack
+from scripts.local.proxy import Answer, Proxy, Request
+from scripts.local.stack import APP_EVENT_HANDLER, EventSettings, LocalStack, free_port
 from tests.support import corpus, scenes, started_stack
 from tests.support.s3_events import notification
-from tests.support.waiting import wait_for
+from tests.support.waiting import WAIT, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -159,7 +161,14 @@ def test_duplicate_and_reordered_deliveries_leave_the_same_state(stack: LocalSta
     ):
         sqs.send_message(QueueUrl=stack.events_queue_url, MessageBody=body)
     wait_for(lambda: queues_drained(stack), "the injected messages to be handled")
-    assert meta_with(stack, key, state="ready")["etag"] == head["ETag"]
+    meta_with(stack, key, state="ready")
+    owned = requests.get(
+        f"{stack.api_url}/uploads",
+        params={"key": key},
+        headers={"Authorization": f"Bearer {stack.upload_token}"},
+        timeout=30,
+    ).json()
+    assert owned["etag"] == head["ETag"]
     assert variants_of(stack, key) == before
     usage_after = requests.get(
         f"{stack.api_url}/uploads",
@@ -217,4 +226,75 @@ def test_a_new_focal_point_purges_the_focus_crops_made_with_the_old_one(stack: L
         again = website(stack, size, key)
         assert (again.history, again.content) == ([], body), size
     assert scenes.marked(corpus.opened(website(stack, "100x100-cover-focus", key).content)) == 0
+    wait_for(lambda: queues_drained(stack), "the queue to drain")
+
+
+class HeldRead:
+    """A proxy behaviour: the first GET of one object is read from s3rver at once, and answered
+    only once released (a miss that read an original, then took its time to render)."""
+
+    def __init__(self) -> None:
+        self.path: str | None = None
+        self.read = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, proxy: Proxy, request: Request) -> Answer:
+        answer = proxy.forward(request)
+        if request.method == "GET" and self.path and request.path.partition("?")[0] == self.path:
+            self.path = None
+            self.read.set()
+            self.release.wait(WAIT)
+        return answer
+
+
+@pytest.fixture(scope="module")
+def slow_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalStack, HeldRead]]:
+    """A stack whose app reaches S3 through a proxy that can hold one read; rechecks after 1 s."""
+    held = HeldRead()
+    s3_port = free_port()
+    with Proxy(f"http://127.0.0.1:{s3_port}", behaviour=held) as proxy:
+        stack = LocalStack(
+            tmp_path_factory.mktemp("slow-miss"),
+            s3_port=s3_port,
+            api_port=free_port(),
+            app_env={
+                "S3_ENDPOINT_URL": proxy.url,
+                "RECHECK_DELAY_SECONDS": "1",
+                "PRESET_SIZES": "",
+            },
+            event_handler=APP_EVENT_HANDLER,
+            events=EventSettings(visibility_timeout=30),
+        )
+        with stack:
+            yield stack, held
+
+
+def test_a_slow_miss_of_a_deleted_original_stores_nothing(
+    slow_stack: tuple[LocalStack, HeldRead],
+) -> None:
+    stack, held = slow_stack
+    key = "slow/cat.jpg"
+    rechecked = f"recheck {stack.originals_bucket} {key}: "
+    stack.put_original(key, corpus.jpeg((1200, 900)), "image/jpeg")
+    meta_with(stack, key, state="ready")
+    wait_for(lambda: stack.log("poller").count(rechecked) >= 1, "the upload's recheck")
+    # A miss reads the original, then is slow: the delete, its purge and its recheck all
+    # happen before it stores anything.
+    held.path = f"/{stack.originals_bucket}/{key}"
+    answers: list[requests.Response] = []
+    miss = threading.Thread(target=lambda: answers.append(website(stack, "300x", key)))
+    miss.start()
+    assert held.read.wait(WAIT), "the miss never read the original"
+    stack.s3_client().delete_object(Bucket=stack.originals_bucket, Key=key)
+    wait_for(lambda: meta_status(stack, key) == 410, "the record to say deleted")
+    wait_for(lambda: stack.log("poller").count(rechecked) >= 2, "the delete's recheck")
+    held.release.set()
+    miss.join(WAIT)
+    [answer] = answers
+    assert answer.status_code == 404
+    assert answer.json()["code"] == "original_not_found"
+    listed = stack.s3_client().list_objects_v2(Bucket=stack.bucket).get("Contents", [])
+    assert [item["Key"] for item in listed if key in item["Key"]] == []  # nor a ledger entry
+    gone = website(stack, "300x", key)
+    assert gone.status_code == 404
     wait_for(lambda: queues_drained(stack), "the queue to drain")

@@ -19,18 +19,16 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote_plus, unquote_plus
+from urllib.parse import quote_plus, unquote_plus
 
 import boto3
 import pytest
 import requests
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
 
+from chalicelib.config import EVENTS_TIMEOUT_SECONDS, VISIBILITY_PER_FUNCTION_TIMEOUT
 from chalicelib.originals.metadata import TABLE_SCHEMA
 from scripts.local import aws
-from scripts.local.lambda_poller import failed_message_ids, lambda_event
+from scripts.local.lambda_poller import LambdaContext, failed_message_ids, lambda_event, parse_args
 from scripts.local.stack import ROOT, EventSettings, LocalStack, free_port
 from tests.support.waiting import wait_for
 
@@ -61,6 +59,25 @@ def test_failed_messages_follow_lambdas_batch_item_failure_rules(
     response: Any, failed: set[str]
 ) -> None:
     assert failed_message_ids(response, BATCH) == failed
+
+
+def test_the_poller_has_the_stacks_timeouts_and_a_context_that_counts_down() -> None:
+    resources = json.loads((ROOT / "infra" / "resources.json").read_text())["Resources"]
+    [queue] = [
+        r["Properties"]
+        for r in resources.values()
+        if r.get("Type") == "AWS::SQS::Queue" and "RedrivePolicy" in r["Properties"]
+    ]
+    stack_rule = queue["VisibilityTimeout"] / EVENTS_TIMEOUT_SECONDS
+    assert stack_rule == VISIBILITY_PER_FUNCTION_TIMEOUT
+    args = parse_args(["--handler", "app:on_original_event", "--queue-url", "q"])
+    assert (args.timeout, args.visibility_timeout) == (EVENTS_TIMEOUT_SECONDS, 720)
+    args = parse_args(["--handler", "a:b", "--queue-url", "q", "--timeout", "10"])
+    assert args.visibility_timeout == 60
+    assert EventSettings().queue_visibility == queue["VisibilityTimeout"]
+    assert EventSettings(function_timeout=2).queue_visibility == 12
+    context = LambdaContext("f", 120, "us-east-1")
+    assert 119_000 < context.get_remaining_time_in_millis() <= 120_000
 
 
 def test_a_received_message_becomes_a_record_of_lambdas_sqs_event() -> None:
@@ -294,49 +311,25 @@ def test_sequencers_keep_growing_across_an_s3rver_restart(forwarding: LocalStack
     assert after["s3"]["object"]["sequencer"] > before["s3"]["object"]["sequencer"]
 
 
-def test_the_sendmessage_signature_is_sigv4_as_botocore_computes_it() -> None:
-    # moto ignores signatures, so only this shows the forwarder would pass real SQS's check.
-    url = "http://127.0.0.1:4566/123456789012/image-events"
-    module = json.dumps(str(ROOT / "scripts" / "local" / "s3rver_events.js"))
-    script = f"""
-        const {{ signedFormRequest }} = require({module});
-        const form = {{ Action: 'SendMessage', QueueUrl: '{url}', MessageBody: '{{"k": "ü +/"}}' }};
-        const signing = {{ region: 'eu-west-1', accessKeyId: 'AK', secretAccessKey: 'SK' }};
-        const now = new Date('2026-12-01T10:00:00Z');
-        console.log(JSON.stringify(signedFormRequest('{url}', form, signing, now)));
-    """
-    node = subprocess.run(
-        ["node", "-e", script], capture_output=True, text=True, check=True, cwd=ROOT
-    )
-    signed = json.loads(node.stdout)
-    request = AWSRequest(
-        method="POST",
-        url=url,
-        data=signed["body"].encode(),
-        headers={"X-Amz-Date": "20261201T100000Z"},
-    )
-    request.context["timestamp"] = "20261201T100000Z"
-    auth = SigV4Auth(Credentials("AK", "SK"), "sqs", "eu-west-1")
-    signature = auth.signature(
-        auth.string_to_sign(request, auth.canonical_request(request)), request
-    )
-    assert signed["headers"]["authorization"] == (
-        "AWS4-HMAC-SHA256 Credential=AK/20261201/eu-west-1/sqs/aws4_request, "
-        f"SignedHeaders=host;x-amz-date, Signature={signature}"
-    )
-    assert parse_qs(signed["body"])["MessageBody"] == ['{"k": "ü +/"}']
-
-
 @pytest.mark.e2e
+@pytest.mark.parametrize(
+    ("queue_url", "attempts"),
+    [
+        # moto answers that the queue does not exist: final, not retried.
+        (lambda aws_url: f"{aws_url}/123456789012/no-such-queue", "after 1 attempt "),
+        # Nothing listens there: refused connections are retried, up to 5 attempts.
+        (lambda aws_url: f"http://127.0.0.1:{free_port()}/123456789012/q", "after 5 attempts "),
+    ],
+    ids=["no-such-queue", "nothing-listening"],
+)
 def test_an_event_that_cannot_be_sent_is_logged_loudly(
-    forwarding: LocalStack, tmp_path: Path
+    forwarding: LocalStack, tmp_path: Path, queue_url: Any, attempts: str
 ) -> None:
     port = free_port()
     env = {
         **os.environ,
         **forwarding.s3rver_events_env(),
-        # moto answers AWS.SimpleQueueService.NonExistentQueue, every time.
-        "S3RVER_EVENTS_QUEUE_URL": f"{forwarding.aws_url}/123456789012/no-such-queue",
+        "S3RVER_EVENTS_QUEUE_URL": queue_url(forwarding.aws_url),
     }
     log = tmp_path / "s3rver.log"
     script = ROOT / "scripts" / "local" / "s3rver.js"
@@ -367,7 +360,7 @@ def test_an_event_that_cannot_be_sent_is_logged_loudly(
     finally:
         os.killpg(s3rver.pid, signal.SIGTERM)
         s3rver.wait(timeout=10)
-    assert "after 5 attempts" in lost[0]
+    assert attempts in lost[0]
     assert "lost+one.jpg" in log.read_text()
 
 
@@ -399,7 +392,7 @@ def test_the_events_queue_redrives_to_its_dlq(forwarding: LocalStack) -> None:
         "deadLetterTargetArn": dlq_arn,
         "maxReceiveCount": 3,
     }
-    assert attributes["VisibilityTimeout"] == "30"
+    assert attributes["VisibilityTimeout"] == str(6 * EVENTS_TIMEOUT_SECONDS)  # the stack's rule
     assert attributes["QueueArn"] == forwarding.events_queue_arn
 
 
@@ -430,12 +423,17 @@ MAX_RECEIVES = 3
 
 @pytest.fixture(scope="module")
 def polling(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    """A stack whose poller runs tests/event_handler.py, with a 1 s visibility timeout."""
+    """A stack whose poller runs tests/event_handler.py, with 1 s function and visibility
+    timeouts."""
     data = tmp_path_factory.mktemp("polling")
     stack = events_stack(
         data,
         event_handler="tests.support.event_handler:handle",
-        events=EventSettings(visibility_timeout=VISIBILITY, max_receive_count=MAX_RECEIVES),
+        events=EventSettings(
+            function_timeout=VISIBILITY,
+            visibility_timeout=VISIBILITY,
+            max_receive_count=MAX_RECEIVES,
+        ),
         app_env={"EVENT_HANDLER_LOG": str(data / "handler.jsonl")},
     )
     with stack:
@@ -620,8 +618,8 @@ def test_concurrent_batches_reach_but_never_pass_the_cap(polling: LocalStack) ->
 
 @pytest.mark.e2e
 def test_sigterm_mid_batch_finishes_and_deletes_the_batch_in_hand(polling: LocalStack) -> None:
-    # A 30 s visibility timeout (and so function timeout): the 2 s batch is in time.
-    with poller_settings(polling, visibility_timeout=30):
+    # A 30 s function timeout (and visibility timeout): the 2 s batch is in time.
+    with poller_settings(polling, function_timeout=30, visibility_timeout=30):
         (message_id,) = send(polling, {"sleep": 2})
         wait_for(lambda: invocations(polling, [message_id], "started"), "the batch to start")
         process = polling._processes["poller"]

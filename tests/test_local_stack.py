@@ -101,3 +101,89 @@ def test_a_port_something_listens_on_is_never_handed_out(monkeypatch: pytest.Mon
         monkeypatch.setattr(stack, "listening_ports", lambda: range(taken, taken + 1))
         with pytest.raises(RuntimeError, match="no free port"):
             stack.free_port()
+
+
+@pytest.fixture
+def moto_server() -> Any:
+    """scripts/local/moto_server.py on a free port, as the local stack starts it."""
+    import sys
+    import time
+
+    import requests
+
+    from scripts.local.stack import free_port
+    from tests.support import ROOT
+
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "scripts.local.moto_server",
+        "-H",
+        "127.0.0.1",
+        "-p",
+        str(port),
+    ]
+    process = subprocess.Popen(command, cwd=ROOT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                requests.get(url, timeout=1)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_concurrent_metadata_transactions_lose_no_usage(moto_server: str) -> None:
+    # moto's transactions restore a whole-table snapshot when cancelled, erasing
+    # what another request wrote meanwhile; the launcher runs DynamoDB's requests
+    # one at a time, as DynamoDB's serializable transactions would.
+    import boto3
+
+    from chalicelib.originals.metadata import TABLE_SCHEMA
+
+    client = boto3.client(
+        "dynamodb",
+        endpoint_url=moto_server,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    client.create_table(TableName="t", **TABLE_SCHEMA)
+    usage = {"pk": {"S": "usage#u"}, "sk": {"S": "usage"}}
+
+    def add_one(thread: int, number: int) -> None:
+        item = {"pk": {"S": f"original#{thread}/{number}"}, "sk": {"S": "meta"}}
+        add = {
+            "Update": {
+                "TableName": "t",
+                "Key": usage,
+                "UpdateExpression": "ADD originals :one",
+                "ExpressionAttributeValues": {":one": {"N": "1"}},
+            }
+        }
+        cancelled = {
+            "Put": {"TableName": "t", "Item": item, "ConditionExpression": "size(pk) < :n"}
+        }
+        cancelled["Put"]["ExpressionAttributeValues"] = {":n": {"N": "0"}}
+        client.transact_write_items(TransactItems=[{"Put": {"TableName": "t", "Item": item}}, add])
+        with pytest.raises(ClientError):  # a lost race: condition failed, rolled back
+            client.transact_write_items(TransactItems=[cancelled, add])
+
+    per_thread = 40
+    threads = [
+        threading.Thread(target=lambda t=t: [add_one(t, n) for n in range(per_thread)])
+        for t in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    stored = client.get_item(TableName="t", Key=usage, ConsistentRead=True)["Item"]
+    assert int(stored["originals"]["N"]) == 4 * per_thread

@@ -81,6 +81,7 @@ DEPLOYED = {
     "EventsQueue.Arn": "arn:aws:sqs:eu-west-1:123456789012:resizer-events",
     "Distribution": "E111",
     "Distribution.DomainName": "d111.cloudfront.net",
+    "Dashboard": "resizer",
 }
 
 
@@ -315,6 +316,29 @@ def test_cloudfront_never_keeps_a_redirect(template: dict[str, Any]) -> None:
     }
 
 
+def test_the_auto_format_function_runs_before_the_cache_on_every_request(
+    template: dict[str, Any],
+) -> None:
+    """The repository's function file, inline, on the default behaviour as viewer-request."""
+    function = resource(template, package.FUNCTION_RESOURCE)
+    assert function["FunctionCode"] == package.VIEWER_REQUEST.read_text()
+    assert function["FunctionConfig"]["Runtime"] == "cloudfront-js-2.0"
+    assert function["AutoPublish"] is True
+    behaviour = resource(template, "Distribution")["DistributionConfig"]["DefaultCacheBehavior"]
+    assert behaviour["FunctionAssociations"] == [
+        {
+            "EventType": "viewer-request",
+            "FunctionARN": {
+                "Fn::GetAtt": [package.FUNCTION_RESOURCE, "FunctionMetadata.FunctionARN"]
+            },
+        }
+    ]
+    # The cache key stays the path: no header (Accept) in it, nothing to Vary on.
+    [cache_policy] = resources(template, "AWS::CloudFront::CachePolicy")
+    keyed = cache_policy["CachePolicyConfig"]["ParametersInCacheKeyAndForwardedToOrigin"]
+    assert keyed["HeadersConfig"] == {"HeaderBehavior": "none"}
+
+
 def test_outputs_name_the_public_and_api_urls(template: dict[str, Any]) -> None:
     outputs = {name: substitute(o["Value"], DEPLOYED) for name, o in template["Outputs"].items()}
     assert outputs["PublicURL"] == "https://d111.cloudfront.net"
@@ -480,3 +504,117 @@ def test_every_focal_point_route_needs_a_user_pool_token(template: dict[str, Any
 
 def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
+
+
+# --- alarms, dashboard, tracing (docs/operations.md) ------------------------------------
+
+MONITORED = {
+    **DEPLOYED,
+    "APIHandler": "resizer-resize",
+    "OnOriginalEvent": "resizer-events",
+    "EventsQueue.QueueName": "resizer-events",
+    "EventsDeadLetterQueue.QueueName": "resizer-events-dlq",
+}
+
+
+def alarms(template: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        name: item["Properties"]
+        for name, item in template["Resources"].items()
+        if item["Type"] == "AWS::CloudWatch::Alarm"
+    }
+
+
+def watched(alarm: Mapping[str, Any]) -> tuple[str, str, dict[str, Any]]:
+    """An alarm's namespace, metric and dimensions (the first metric of a math alarm)."""
+    metric = alarm["Metrics"][0]["MetricStat"]["Metric"] if "Metrics" in alarm else alarm
+    dimensions = {d["Name"]: d["Value"] for d in metric.get("Dimensions", [])}
+    return metric["Namespace"], metric["MetricName"], dimensions
+
+
+def test_every_alarm_notifies_the_alarm_topic_which_may_mail_someone(
+    template: dict[str, Any],
+) -> None:
+    found = alarms(template)
+    assert len(found) == 10
+    for name, alarm in found.items():
+        assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}], name
+        assert alarm["OKActions"] == [{"Ref": "AlarmTopic"}], name
+    assert template["Resources"]["AlarmTopic"]["Type"] == "AWS::SNS::Topic"
+    subscription = template["Resources"]["AlarmEmailSubscription"]
+    assert subscription["Condition"] == "AlarmEmailGiven"
+    assert subscription["Properties"]["Endpoint"] == {"Ref": "AlarmEmail"}
+    assert template["Parameters"]["AlarmEmail"]["Default"] == ""
+
+
+def test_alarms_watch_this_stacks_queues_functions_and_api(template: dict[str, Any]) -> None:
+    from chalicelib.observe import NAMESPACE
+
+    found = {name: watched(alarm) for name, alarm in alarms(template).items()}
+    resolved = {name: substitute(dims, MONITORED) for name, (_, _, dims) in found.items()}
+    events_queue = {"QueueName": {"Fn::GetAtt": ["EventsQueue", "QueueName"]}}
+    assert found["DeadLetterAlarm"][:2] == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
+    assert resolved["DeadLetterAlarm"] == {
+        "QueueName": {"Fn::GetAtt": ["EventsDeadLetterQueue", "QueueName"]}
+    }
+    assert found["EventsQueueAgeAlarm"] == (
+        "AWS/SQS",
+        "ApproximateAgeOfOldestMessage",
+        events_queue,
+    )
+    assert found["EventAgeAlarm"] == (NAMESPACE, "EventAge", {})
+    for function, label in (("APIHandler", "Resize"), ("OnOriginalEvent", "Events")):
+        for metric in ("Errors", "Throttles", "Duration"):
+            assert found[f"{label}{metric}Alarm"] == (
+                "AWS/Lambda",
+                metric,
+                {"FunctionName": {"Ref": function}},
+            )
+        # Near the timeout: 80% of the function's own, in ms.
+        timeout = resource(template, function)["Timeout"]
+        assert alarms(template)[f"{label}DurationAlarm"]["Threshold"] == timeout * 800
+    # The API's metrics are named by its title and stage.
+    api = resource(template, "RestAPI")
+    assert found["Api5xxAlarm"] == (
+        "AWS/ApiGateway",
+        "5XXError",
+        {"ApiName": api["DefinitionBody"]["info"]["title"], "Stage": api["StageName"]},
+    )
+
+
+def test_the_dashboard_shows_every_metric_the_functions_emit(template: dict[str, Any]) -> None:
+    from chalicelib.observe import NAMESPACE, UNITS
+
+    body = json.loads(substitute(resource(template, "Dashboard")["DashboardBody"], MONITORED))
+    shown = {
+        (row[0], row[1])
+        for widget in body["widgets"]
+        for row in widget["properties"]["metrics"]
+        if isinstance(row[0], str)
+    }
+    assert {(NAMESPACE, name) for name in UNITS} <= shown
+    assert ("AWS/SQS", "ApproximateNumberOfMessagesVisible") in shown
+    rows = [row for widget in body["widgets"] for row in widget["properties"]["metrics"]]
+    assert ["AWS/Lambda", "Errors", "FunctionName", "resizer-resize", {"stat": "Sum"}] in rows
+    assert any(f"{{{NAMESPACE},Code}}" in str(row) for row in rows), "refusals by code"
+    url = substitute(template["Outputs"]["DashboardURL"]["Value"], DEPLOYED)
+    assert url.endswith("/cloudwatch/home?region=eu-west-1#dashboards:name=resizer")
+    assert template["Outputs"]["AlarmTopicARN"]["Value"] == {"Ref": "AlarmTopic"}
+
+
+def test_tracing_is_a_parameter_off_by_default_and_may_write_traces_when_on(
+    template: dict[str, Any],
+) -> None:
+    assert template["Parameters"]["Tracing"]["Default"] == "PassThrough"
+    assert template["Conditions"]["TracingActive"] == {"Fn::Equals": [{"Ref": "Tracing"}, "Active"]}
+    for function in ("APIHandler", "OnOriginalEvent"):
+        assert resource(template, function)["Tracing"] == {"Ref": "Tracing"}
+    assert resource(template, "RestAPI")["TracingEnabled"] == {
+        "Fn::If": ["TracingActive", True, False]
+    }
+    policy = template["Resources"]["TracingPolicy"]
+    assert policy["Condition"] == "TracingActive"
+    assert policy["Properties"]["Roles"] == [
+        {"Ref": "ApiHandlerRole"},
+        {"Ref": "OnOriginalEventRole"},
+    ]

@@ -18,7 +18,8 @@ OUTPUTS = {
 
 
 def test_the_page_goes_to_the_bucket_root_with_types_and_no_cache(s3: Any) -> None:
-    keys = publish_page(s3, BUCKET, local_config("http://api", "http://web/images", "tok"))
+    config = local_config("http://api", "http://web/images", "tok", "http://cdn/images")
+    keys = publish_page(s3, BUCKET, config)
     assert keys == ["index.html", "app.js", "style.css", "config.json"]
     for key, kind in (
         ("index.html", "text/html; charset=utf-8"),
@@ -35,6 +36,7 @@ def test_the_page_goes_to_the_bucket_root_with_types_and_no_cache(s3: Any) -> No
     assert config == {
         "api_url": "http://api",
         "public_url": "http://web/images",
+        "cdn_url": "http://cdn/images",
         "sign_in": "token",
         "token_hint": "make run accepts the token tok.",
     }
@@ -44,6 +46,7 @@ def test_a_stack_page_signs_in_with_the_stacks_user_pool() -> None:
     assert stack_config(OUTPUTS, "eu-west-1") == {
         "api_url": "https://abc123.execute-api.eu-west-1.amazonaws.com/api",
         "public_url": "https://d111.cloudfront.net",
+        "cdn_url": "https://d111.cloudfront.net",
         "sign_in": "cognito",
         "region": "eu-west-1",
         "user_pool_id": "eu-west-1_AbC",

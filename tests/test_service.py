@@ -13,6 +13,7 @@ from botocore.response import StreamingBody
 from chalicelib import imaging
 from chalicelib.config import Settings
 from chalicelib.errors import (
+    OriginalChanged,
     OriginalNotFound,
     OriginalTooManyBytes,
     RedirectLoop,
@@ -20,6 +21,7 @@ from chalicelib.errors import (
     SizeNotAllowed,
     StorageUnavailable,
     VariantBudgetExhausted,
+    VariantTooLarge,
 )
 from chalicelib.resize.grammar import parse_size
 from chalicelib.resize.request import nearest_allowed
@@ -348,3 +350,179 @@ def test_a_failed_claim_stores_no_variant(
     with pytest.raises(StorageUnavailable):
         make_service(s3, settings).resize("100x", original.split("/"))
     assert keys(s3) == {original}
+
+
+CHROMIUM = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8"
+
+
+def _auto(service: ResizeService, token: str, key: str, accept: str | None) -> str:
+    answer = service.answer(token, key.split("/"), accept)
+    assert answer.negotiated
+    return answer.url.removeprefix(f"{PUBLIC_URL}/")
+
+
+@pytest.mark.parametrize(
+    ("body", "accept", "expected"),
+    [
+        (corpus.jpeg((800, 600)), CHROMIUM, "640x.avif"),
+        (corpus.jpeg((800, 600)), "image/webp,*/*", "640x.webp"),
+        (corpus.jpeg((800, 600)), "*/*", "640x"),
+        (corpus.png_rgba((800, 600)), None, "640x"),
+        (corpus.png_rgba((800, 600)), CHROMIUM, "640x.avif"),
+        (corpus.in_format("WEBP", (800, 600)), "*/*", "640x.jpeg"),
+        (corpus.animated("GIF", 5, (800, 600)), CHROMIUM, "640x.webp"),
+        (corpus.animated("GIF", 5, (800, 600)), "*/*", "640x"),
+    ],
+    ids=["photo", "photo-webp", "photo-any", "alpha-none", "alpha", "webp-any", "gif", "gif-any"],
+)
+def test_auto_redirects_to_the_negotiated_variant_and_stores_nothing_under_auto(
+    s3: Any, settings: Settings, body: bytes, accept: str | None, expected: str
+) -> None:
+    s3.put_object(Bucket=BUCKET, Key="a/b.img", Body=body)
+    service = make_service(s3, settings)
+    assert _auto(service, "640x.auto", "a/b.img", accept) == f"{expected}/a/b.img"
+    stored = keys(s3)
+    assert f"{expected}/a/b.img" in stored
+    assert not [key for key in stored if ".auto" in key]
+    # Asked again, the stored variant answers: nothing rendered twice.
+    assert _auto(service, "640x.auto", "a/b.img", accept) == f"{expected}/a/b.img"
+
+
+def test_avif_of_an_animation_is_a_redirect_to_its_animated_webp(
+    s3: Any, settings: Settings
+) -> None:
+    s3.put_object(Bucket=BUCKET, Key="anim.gif", Body=corpus.animated("GIF", 5, (400, 200)))
+    service = make_service(s3, settings)
+    assert service.resize("200x.avif", ["anim.gif"]) == f"{PUBLIC_URL}/200x.webp/anim.gif"
+    assert stored_outputs(s3, "anim.gif") == {
+        "200x.webp/anim.gif": "image",
+        "200x.avif/anim.gif": f"{PUBLIC_URL}/200x.webp/anim.gif",
+    }
+    webp = s3.get_object(Bucket=BUCKET, Key="200x.webp/anim.gif")["Body"].read()
+    assert corpus.opened(webp).n_frames == 5
+
+
+def test_the_originals_own_format_named_is_a_redirect_to_the_short_spelling(
+    s3: Any, settings: Settings, original: str
+) -> None:
+    service = make_service(s3, settings)
+    assert service.resize("200x.jpeg", original.split("/")) == f"{PUBLIC_URL}/200x/{original}"
+    assert stored_outputs(s3, original) == {
+        f"200x/{original}": "image",
+        f"200x.jpeg/{original}": f"{PUBLIC_URL}/200x/{original}",
+    }
+
+
+def test_auto_presets_make_every_format_the_rule_can_give(s3: Any, settings: Settings) -> None:
+    service = make_service(s3, settings)
+    cases = {
+        "p.jpg": (corpus.jpeg((800, 600)), {"640x.avif", "640x.webp", "640x"}),
+        "a.png": (corpus.png_rgba((800, 600)), {"640x.avif", "640x.webp", "640x"}),
+        "g.gif": (corpus.animated("GIF", 5, (800, 600)), {"640x.avif", "640x.webp", "640x"}),
+    }
+    for key, (body, tokens) in cases.items():
+        etag = s3.put_object(Bucket=BUCKET, Key=key, Body=body)["ETag"]  # a stored original
+        urls = service.prerender(key, body, etag, [parse_size("640x.auto", 4096)])
+        assert {url.removeprefix(f"{PUBLIC_URL}/") for url in urls.values()} <= {
+            f"{token}/{key}" for token in tokens
+        }
+        assert set(stored_outputs(s3, key)) == {f"{token}/{key}" for token in tokens}, key
+    assert stored_outputs(s3, "g.gif")["640x.avif/g.gif"] == f"{PUBLIC_URL}/640x.webp/g.gif"
+    assert not [key for key in keys(s3) if ".auto" in key]
+    # Every browser's first view is a stored variant: rendered by no request.
+    for key in cases:
+        before = keys(s3)
+        for accept in (CHROMIUM, "image/webp", "*/*"):
+            assert f"{_auto(service, '640x.auto', key, accept)}" in before
+        assert keys(s3) == before
+
+
+def test_auto_and_the_budget_count_concrete_outputs(s3: Any, settings: Settings) -> None:
+    s3.put_object(Bucket=BUCKET, Key="p.jpg", Body=corpus.jpeg((800, 600)))
+    service = make_service(s3, dataclasses.replace(settings, max_variants_per_original=2))
+    _auto(service, "640x.auto", "p.jpg", CHROMIUM)
+    _auto(service, "640x.auto", "p.jpg", "image/webp")
+    with pytest.raises(VariantBudgetExhausted):
+        _auto(service, "640x.auto", "p.jpg", "*/*")
+
+
+def changing_the_original(s3: Any, monkeypatch: pytest.MonkeyPatch, step: str, change: Any) -> None:
+    """``imaging.<step>`` (render, or inspect for a redirect) runs ``change`` first: the
+    original is replaced or deleted after the miss read it and before it stores anything."""
+    real = getattr(imaging, step)
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        change()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(imaging, step, slow)
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [("overwrite", OriginalChanged), ("delete", OriginalNotFound)],
+)
+def test_a_miss_whose_original_changed_meanwhile_stores_nothing(
+    s3: Any,
+    settings: Settings,
+    original: str,
+    monkeypatch: pytest.MonkeyPatch,
+    change: str,
+    error: type[Exception],
+) -> None:
+    def overwrite() -> None:
+        s3.put_object(Bucket=BUCKET, Key=original, Body=corpus.jpeg((300, 300)))
+
+    def delete() -> None:
+        s3.delete_object(Bucket=BUCKET, Key=original)
+
+    before = keys(s3) - {original}
+    changing_the_original(
+        s3, monkeypatch, "render", {"overwrite": overwrite, "delete": delete}[change]
+    )
+    with pytest.raises(error) as info:
+        make_service(s3, settings).resize("100x", original.split("/"))
+    assert info.value.status == {"overwrite": 409, "delete": 404}[change]  # type: ignore[attr-defined]
+    assert keys(s3) - {original} == before  # no variant, and its claim given back
+
+
+def test_a_redirect_to_an_output_is_not_stored_once_the_original_changed(
+    s3: Any, settings: Settings, wide: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second, *_ = corpus.SAME_OUTPUT_OF_1000x500
+    service = make_service(s3, settings)
+    service.resize(first, wide.split("/"))
+    before = keys(s3)
+    changing_the_original(
+        s3,
+        monkeypatch,
+        "inspect",
+        lambda: s3.put_object(Bucket=BUCKET, Key=wide, Body=corpus.jpeg((1000, 501))),
+    )
+    with pytest.raises(OriginalChanged):
+        service.resize(second, wide.split("/"))
+    assert keys(s3) == before
+
+
+def test_distinct_qualities_are_distinct_outputs_within_the_budget(
+    s3: Any, settings: Settings, original: str
+) -> None:
+    service = make_service(s3, dataclasses.replace(settings, max_variants_per_original=3))
+    for quality in (70, 71, 72):
+        service.resize(f"100x-q{quality}.webp", original.split("/"))
+    with pytest.raises(VariantBudgetExhausted):
+        service.resize("100x-q73.webp", original.split("/"))
+    assert "100x-q73.webp/photos/cat.jpg" not in keys(s3)
+
+
+def test_a_variant_over_its_bytes_per_pixel_is_refused_and_stores_nothing(
+    s3: Any, settings: Settings
+) -> None:
+    noise = corpus.encode(corpus.noise((600, 600)), "PNG")
+    s3.put_object(Bucket=BUCKET, Key="noise.png", Body=noise)
+    service = make_service(s3, dataclasses.replace(settings, max_variants_per_original=1))
+    with pytest.raises(VariantTooLarge) as info:
+        service.resize("600x-q100.webp", ["noise.png"])  # ~2.7 bytes a pixel
+    assert info.value.status == 422
+    assert keys(s3) == {"noise.png"}  # no variant, and its claim given back:
+    assert service.resize("600x.webp", ["noise.png"]).endswith("/600x.webp/noise.png")

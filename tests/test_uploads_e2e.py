@@ -7,6 +7,7 @@ oversized upload is refused here for the same reason it is refused on AWS.
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import subprocess
@@ -131,6 +132,71 @@ def test_a_focal_point_is_stored_as_asked_and_a_changed_one_is_refused(stack: An
     assert send(form["upload"], corpus.jpeg((40, 30))).status_code == 201
     head = stack.s3_client().head_object(Bucket=stack.originals_bucket, Key=form["key"])
     assert head["Metadata"] == {"uploader": "local", "focus": "0.2,0.8"}
+
+
+# A policy that allows anything, for a second, hostile `policy` field.
+ANY_POLICY = base64.b64encode(
+    json.dumps({"expiration": "2099-01-01T00:00:00Z", "conditions": []}).encode()
+).decode()
+
+
+@pytest.mark.parametrize(
+    ("field", "hostile"),
+    [
+        ("key", "uploads/someone-else/1/cat.jpg"),
+        ("Content-Type", "text/html"),
+        ("x-amz-meta-uploader", "admin"),
+        ("policy", ANY_POLICY),
+        ("x-amz-signature", "0" * 64),
+        ("success_action_status", "200"),
+        # Names compare as the policy checks compare them, whatever their case.
+        ("Key", "uploads/someone-else/2/cat.jpg"),
+    ],
+    ids=lambda value: value if len(value) < 30 else "hostile",
+)
+def test_a_form_that_repeats_a_field_is_refused_and_stores_nothing(
+    stack: Any, field: str, hostile: str
+) -> None:
+    # The checks read one copy, s3rver would store the other: S3 takes each field once.
+    created = ask(stack, {"filename": "a.jpg", "content_type": "image/jpeg"}).json()
+    upload = created["upload"]
+    before = originals(stack)
+    fields = [*upload["fields"].items(), (field, hostile)]
+    refused = requests.post(
+        upload["url"], data=fields, files={"file": ("x", corpus.jpeg((40, 30)))}, timeout=30
+    )
+    assert refused.status_code == 400, refused.text
+    assert "<Code>InvalidArgument</Code>" in refused.text
+    assert f"&apos;{field.lower()}&apos;" in refused.text  # the message names the field
+    assert originals(stack) == before
+    keys = {created["key"], hostile} if field.lower() == "key" else {created["key"]}
+    for key in keys:
+        listed = stack.s3_client().list_objects_v2(Bucket=stack.originals_bucket, Prefix=key)
+        assert not listed.get("Contents"), key
+    assert requests.get(f"{stack.api_url}/health", timeout=10).json() == {"status": "ok"}
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [{"Content-Type": "text/html"}, {"policy": None, "x-amz-signature": None}],
+    ids=["tampered", "unsigned"],
+)
+def test_a_file_sent_without_a_filename_is_checked_too(
+    stack: Any, changed: dict[str, str | None]
+) -> None:
+    # A part without a filename reaches s3rver as a plain field, which it stores as the file.
+    created = ask(stack, {"filename": "a.jpg", "content_type": "image/jpeg"}).json()
+    fields = {**created["upload"]["fields"], **changed}
+    fields = {name: value for name, value in fields.items() if value is not None}
+    before = originals(stack)
+    refused = requests.post(
+        created["upload"]["url"],
+        files={**{n: (None, v) for n, v in fields.items()}, "file": (None, b"<html>")},
+        timeout=30,
+    )
+    assert refused.status_code == 403, refused.text
+    assert "<Code>AccessDenied</Code>" in refused.text
+    assert originals(stack) == before
 
 
 @pytest.mark.parametrize(

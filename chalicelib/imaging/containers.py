@@ -10,6 +10,13 @@ markers and fill bytes, PNG chunks, GIF blocks, TIFF tag values).
 
 Each walker reads only structure, with C-speed primitives where a loop could
 be long, and stops at the first cap crossed, so the walk itself is bounded.
+Metadata is bounded the same way in every container, before Pillow parses
+any of it: the bytes of EXIF, XMP, ICC profiles and text, wherever they sit
+(JPEG APP1/APP2/COM segments, PNG eXIf/iCCP/tEXt/zTXt/iTXt chunks, inflated
+as Pillow would but only up to the cap, WebP EXIF/XMP/ICCP chunks, a TIFF's
+ICC and XMP tags and its Exif and GPS IFDs, GIF comments).  Pillow builds a
+Python object per EXIF value, so EXIF gets the tightest cap: JPEG's own.
+
 A truncated or malformed container ends the walk quietly: Pillow then
 reports it as corrupt, which it is.
 """
@@ -18,7 +25,10 @@ from __future__ import annotations
 
 import re
 import struct
+import zlib
+from collections import Counter
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 
 from chalicelib.errors import OriginalTooComplex, OriginalTooManyPixels
@@ -43,6 +53,19 @@ MAX_WEBP_CHUNKS = 100_000
 MAX_TIFF_VALUES = 262_144
 # Pillow decodes run-length BMPs in Python, ~75 ns a pixel here.
 MAX_RLE_BMP_PIXELS = 16_000_000
+
+# Metadata bytes per original, each kind summed over all its blocks (docs/limits.md).
+# EXIF: one APP1 segment's worth, JPEG's own limit, which every camera fits.
+MAX_EXIF_BYTES = 65_536
+# XMP is kept as bytes and searched once for an orientation; a JPEG's packet is
+# under 64 KiB, other containers hold one of any size (editors' histories grow).
+MAX_XMP_BYTES = 1 << 20
+# ICC profiles are parsed by LittleCMS in C; print (CMYK) profiles run to megabytes.
+MAX_ICC_BYTES = 4 << 20
+# Comments and other text: Pillow's PNG reader inflates one chunk to 1 MiB at most.
+MAX_TEXT_BYTES = 1 << 20
+# Entries of a TIFF's Exif and GPS IFDs (real ones have tens).
+MAX_EXIF_ENTRIES = 1024
 
 # Decoders' own buffers, per pixel of the canvas they decode.
 WEBP_DECODER_BYTES = 12  # libwebp's animation decoder: two RGBA canvases, and one frame copied out
@@ -101,6 +124,39 @@ def _too_complex(what: str, count: int, cap: int) -> OriginalTooComplex:
     )
 
 
+class _Metadata:
+    """Metadata bytes seen so far, by kind; refuses the original once a kind passes its cap."""
+
+    def __init__(self) -> None:
+        self.seen: Counter[str] = Counter()
+
+    @staticmethod
+    def cap(kind: str) -> int:
+        return {"EXIF": MAX_EXIF_BYTES, "XMP": MAX_XMP_BYTES, "ICC": MAX_ICC_BYTES}.get(
+            kind, MAX_TEXT_BYTES
+        )
+
+    def left(self, kind: str) -> int:
+        return max(0, self.cap(kind) - self.seen[kind])
+
+    def add(self, kind: str, count: int) -> None:
+        self.seen[kind] += count
+        if self.seen[kind] > self.cap(kind):
+            raise OriginalTooComplex(
+                f"the original carries more {kind} metadata than a request reads "
+                f"({self.cap(kind)} bytes)",
+                f"{self.seen[kind]}+ bytes of {kind}, over the cap of {self.cap(kind)}",
+            )
+
+
+def _inflated(data: bytes, start: int, end: int, most: int) -> bytes:
+    """zlib data in ``data[start:end]`` inflated, but to ``most`` bytes at most (corrupt: none)."""
+    try:
+        return zlib.decompressobj().decompress(memoryview(data)[start:end], most)
+    except zlib.error:
+        return b""
+
+
 # --- JPEG ---------------------------------------------------------------------------------
 
 _FILL = re.compile(rb"\xff+")
@@ -132,6 +188,7 @@ def _walk_jpeg(data: bytes, max_frames: int) -> Structure:
     """Count segments and fill before the first scan, then scans up to the first EOI."""
     pos, segments, fill = 2, 0, 0
     frame: _Frame | None = None
+    metadata = _Metadata()
     while True:
         marker_at = data.find(b"\xff", pos)
         if marker_at < 0:
@@ -152,7 +209,11 @@ def _walk_jpeg(data: bytes, max_frames: int) -> Structure:
             frame = _jpeg_frame(data, pos, marker)
         if marker == 0xDA:
             break
-        pos += struct.unpack_from(">H", data, pos)[0]
+        length = struct.unpack_from(">H", data, pos)[0]
+        kind = _jpeg_metadata(marker, data, pos + 2)
+        if kind:
+            metadata.add(kind, max(0, length - 2))
+        pos += length
     scans = _jpeg_scans(data, code_at - 1)
     if frame is None:
         return Structure()  # libjpeg refuses a scan before a frame
@@ -164,6 +225,22 @@ def _walk_jpeg(data: bytes, max_frames: int) -> Structure:
     # Multi-scan decoding keeps every coefficient, at full size whatever the DCT scale.
     coefficients = sum(frame.blocks().values()) * JPEG_COEFFICIENT_BYTES
     return Structure(decoder_bytes=coefficients)
+
+
+# Segments whose payload Pillow keeps: (marker, signature) → kind.
+_JPEG_METADATA = (
+    (0xE1, b"Exif\0\0", "EXIF"),
+    (0xE1, b"http://ns.adobe.com/xap/1.0/\0", "XMP"),
+    (0xE2, b"ICC_PROFILE\0", "ICC"),
+    (0xFE, b"", "text"),
+)
+
+
+def _jpeg_metadata(marker: int, data: bytes, at: int) -> str | None:
+    for code, signature, kind in _JPEG_METADATA:
+        if marker == code and data.startswith(signature, at):
+            return kind
+    return None
 
 
 def _jpeg_frame(data: bytes, pos: int, marker: int) -> _Frame:
@@ -213,6 +290,7 @@ def _walk_png(data: bytes, max_frames: int) -> Structure:
     frames; note metadata after the pixels."""
     pos, chunks, declared, controls = 8, 0, 0, 0
     pixels_seen = metadata_after_pixels = False
+    metadata = _Metadata()
     while pos + 8 <= len(data):
         length, kind = struct.unpack_from(">I4s", data, pos)
         chunks += 1
@@ -224,14 +302,46 @@ def _walk_png(data: bytes, max_frames: int) -> Structure:
             controls += 1
         elif kind == b"IDAT":
             pixels_seen = True
-        elif kind in _PNG_METADATA_CHUNKS and pixels_seen:
-            metadata_after_pixels = True
-        elif kind == b"IEND":
+        elif kind in _PNG_METADATA_CHUNKS or kind == b"iCCP":
+            _png_metadata(data, kind, pos + 8, min(pos + 8 + length, len(data)), metadata)
+            metadata_after_pixels = metadata_after_pixels or pixels_seen
+        if kind == b"IEND":
             break
         pos += 12 + length
     # Pillow plays min(declared, present) frames; a plain PNG is one.
     frames = max(1, min(declared, controls)) if declared else 1
     return Structure(frames=frames, metadata_after_pixels=metadata_after_pixels)
+
+
+# Text keys whose value Pillow reads as EXIF or XMP rather than as text.
+_PNG_TEXT_KINDS = {b"exif": "EXIF", b"Raw profile type exif": "EXIF", b"XML:com.adobe.xmp": "XMP"}
+
+
+def _png_metadata(data: bytes, kind: bytes, start: int, end: int, metadata: _Metadata) -> None:
+    """Count a metadata chunk's bytes as Pillow will hold them (inflated, up to the cap)."""
+    if kind == b"eXIf":
+        metadata.add("EXIF", end - start)
+        return
+    key_end = data.find(b"\0", start, min(end, start + 80))
+    if key_end < 0:
+        return  # no keyword: Pillow keeps nothing of it
+    key = data[start:key_end]
+    what = "ICC" if kind == b"iCCP" else _PNG_TEXT_KINDS.get(key, "text")
+    # ImageMagick's EXIF is hex: twice the bytes it decodes to.
+    scale = 2 if key == b"Raw profile type exif" else 1
+    most = metadata.left(what) * scale + scale
+    if kind == b"tEXt":
+        size = end - key_end - 1
+    elif kind in (b"zTXt", b"iCCP"):
+        size = len(_inflated(data, key_end + 2, end, most))
+    else:  # iTXt: flag, method, language, translated keyword, text
+        language_end = data.find(b"\0", key_end + 3, end)
+        text_start = data.find(b"\0", language_end + 1, end) + 1 if language_end >= 0 else 0
+        if not text_start:
+            return
+        compressed = data[key_end + 1] == 1
+        size = len(_inflated(data, text_start, end, most)) if compressed else end - text_start
+    metadata.add(what, size // scale)
 
 
 # --- GIF ----------------------------------------------------------------------------------
@@ -245,12 +355,16 @@ def _walk_gif(data: bytes, max_frames: int) -> Structure:
     width, height, flags = struct.unpack_from("<HHB", data, 6)
     pos = 13 + _gif_colour_table(flags)
     canvas, frames, blocks = (width, height), 0, 0
+    metadata = _Metadata()
     while pos < len(data) and frames <= max_frames:
         introducer = data[pos]
         if introducer == 0x3B:
             break
         if introducer == 0x21:
-            pos, sub_blocks = _skip_sub_blocks(data, pos + 2)
+            start = pos + 2
+            pos, sub_blocks = _skip_sub_blocks(data, start)
+            if data[start - 1] == 0xFE:  # a comment: Pillow joins its sub-blocks
+                metadata.add("text", pos - start - 1 - sub_blocks)
         elif introducer == 0x2C:
             x, y, w, h, local = struct.unpack_from("<HHHHB", data, pos + 1)
             frames += 1
@@ -284,12 +398,17 @@ def _walk_webp(data: bytes, max_frames: int) -> Structure:
     """The canvas (the decoder allocates it twice, when created) and the frame count."""
     pos, chunks, frames = 12, 0, 0
     canvas: tuple[int, int] | None = None
-    while pos + 8 <= len(data) and frames <= max_frames:
+    metadata = _Metadata()
+    while pos + 8 <= len(data):
         kind, size = data[pos : pos + 4], struct.unpack_from("<I", data, pos + 4)[0]
         chunks += 1
         if chunks > MAX_WEBP_CHUNKS:
             raise _too_complex("chunks", chunks, MAX_WEBP_CHUNKS)
-        if kind == b"ANMF":
+        if kind in _WEBP_METADATA:
+            metadata.add(_WEBP_METADATA[kind], size)
+        elif frames > max_frames:
+            pass  # past the frame cap only metadata is looked for (libwebp reads it all)
+        elif kind == b"ANMF":
             frames += 1
         elif canvas is None:
             canvas = _webp_canvas(kind, data, pos + 8)
@@ -301,6 +420,9 @@ def _walk_webp(data: bytes, max_frames: int) -> Structure:
         frames=max(frames, 1),
         decoder_bytes=canvas[0] * canvas[1] * WEBP_DECODER_BYTES,
     )
+
+
+_WEBP_METADATA = {b"EXIF": "EXIF", b"XMP ": "XMP", b"ICCP": "ICC"}
 
 
 def _webp_canvas(kind: bytes, data: bytes, at: int) -> tuple[int, int] | None:
@@ -322,10 +444,29 @@ def _u24(data: bytes, at: int) -> int:
 # --- TIFF, BMP, AVIF ----------------------------------------------------------------------
 
 _TIFF_BYTE_TYPES = frozenset({1, 2, 6, 7})  # BYTE, ASCII, SBYTE, UNDEFINED: kept as bytes
+# Bytes per value of each TIFF type (unknown types: Pillow skips the tag).
+_TIFF_TYPE_BYTES = {
+    1: 1,
+    2: 1,
+    3: 2,
+    4: 4,
+    5: 8,
+    6: 1,
+    7: 1,
+    8: 2,
+    9: 4,
+    10: 8,
+    11: 4,
+    12: 8,
+    13: 4,
+}
+_TIFF_METADATA = {34675: "ICC", 700: "XMP"}  # tags Pillow keeps as info["icc_profile"], ["xmp"]
+_TIFF_SUB_IFDS = (34665, 34853)  # Exif, GPS: EXIF that lives in the file itself
 
 
 def _walk_tiff(data: bytes, max_frames: int) -> Structure:
-    """Tag values of the first page, which Pillow unpacks; later pages are never read."""
+    """Tag values of the first page, which Pillow unpacks (later pages are never read);
+    its ICC and XMP bytes, and its Exif and GPS IFDs, which are EXIF like any other."""
     endian = "<" if data[:2] == b"II" else ">"
     big = data[2:4] in (b"+\0", b"\0+")
     offset = struct.unpack_from(endian + ("Q" if big else "I"), data, 8 if big else 4)[0]
@@ -334,12 +475,38 @@ def _walk_tiff(data: bytes, max_frames: int) -> Structure:
     first = offset + (8 if big else 2)
     entry_size = 20 if big else 12
     values = entries
+    metadata = _Metadata()
+    sub_ifds: list[int] = []
     for index in range(min(entries, MAX_TIFF_VALUES + 1)):
-        _, kind, count = struct.unpack_from(endian + entry_format, data, first + index * entry_size)
+        at = first + index * entry_size
+        tag, kind, count = struct.unpack_from(endian + entry_format, data, at)
         values += 0 if kind in _TIFF_BYTE_TYPES else count
         if values > MAX_TIFF_VALUES:
             raise _too_complex("TIFF tag values", values, MAX_TIFF_VALUES)
+        if tag in _TIFF_METADATA:
+            metadata.add(_TIFF_METADATA[tag], count * _TIFF_TYPE_BYTES.get(kind, 0))
+        elif tag in _TIFF_SUB_IFDS:
+            value_at = at + entry_size - (8 if big else 4)  # the last field: value or offset
+            sub_ifds.append(struct.unpack_from(endian + entry_format[-1], data, value_at)[0])
+    for sub_ifd in sub_ifds:
+        with suppress(struct.error):  # cut short: what is there still counts, the next one too
+            _tiff_exif_ifd(data, sub_ifd, endian, big, metadata)
     return Structure(frames=1)
+
+
+def _tiff_exif_ifd(data: bytes, offset: int, endian: str, big: bool, metadata: _Metadata) -> None:
+    """An Exif or GPS IFD: its entries and the bytes of their values count as EXIF."""
+    count_format, entry_format, entry_size = ("Q", "HHQ", 20) if big else ("H", "HHI", 12)
+    entries = struct.unpack_from(endian + count_format, data, offset)[0]
+    if entries > MAX_EXIF_ENTRIES:
+        raise _too_complex("Exif IFD entries", entries, MAX_EXIF_ENTRIES)
+    first = offset + struct.calcsize(count_format)
+    metadata.add("EXIF", entries * entry_size)
+    for index in range(entries):
+        _, kind, count = struct.unpack_from(endian + entry_format, data, first + index * entry_size)
+        size = count * _TIFF_TYPE_BYTES.get(kind, 0)
+        if size > (8 if big else 4):
+            metadata.add("EXIF", size)
 
 
 def _walk_bmp(data: bytes, max_frames: int) -> Structure:
@@ -366,7 +533,102 @@ def _walk_avif(data: bytes, max_frames: int) -> Structure:
     """
     at = data.find(b"av1C", 0, AVIF_HEADER_BYTES)
     planes = _av1_plane_bytes(data[at + 6]) if at >= 0 and at + 6 < len(data) else 6.0
+    with suppress(IndexError, struct.error):  # a broken box: libavif will refuse the file
+        _avif_metadata(data)
     return Structure(decoder_bytes_per_pixel=planes + AVIF_RGB_BYTES)
+
+
+def _boxes(data: bytes, start: int, end: int) -> dict[bytes, tuple[int, int]]:
+    """ISOBMFF boxes in ``data[start:end]``: type → (payload start, end), the first of each."""
+    boxes: dict[bytes, tuple[int, int]] = {}
+    pos = start
+    while pos + 8 <= end and len(boxes) < 64:
+        size, kind = struct.unpack_from(">I4s", data, pos)
+        header = 8
+        if size == 1:
+            size, header = struct.unpack_from(">Q", data, pos + 8)[0], 16
+        elif size == 0:
+            size = end - pos
+        if size < header:
+            break
+        boxes.setdefault(kind, (pos + header, min(pos + size, end)))
+        pos += size
+    return boxes
+
+
+def _avif_metadata(data: bytes) -> None:
+    """An AVIF's Exif and XMP items (``iinf`` types, ``iloc`` extents) and its ICC (``colr``).
+
+    Pillow's AVIF opener parses the EXIF, and re-serialises all of it when the
+    image's rotation and mirroring disagree with the EXIF orientation.
+    """
+    top = _boxes(data, 0, len(data))
+    if b"meta" not in top:
+        return
+    meta = _boxes(data, top[b"meta"][0] + 4, top[b"meta"][1])  # a full box: version, flags
+    metadata = _Metadata()
+    kinds = _avif_item_kinds(data, *meta.get(b"iinf", (0, 0)))
+    for item, length in _avif_item_lengths(data, *meta.get(b"iloc", (0, 0))):
+        if item in kinds:
+            metadata.add(kinds[item], length)
+    if b"iprp" in meta:
+        properties = _boxes(data, *meta[b"iprp"])
+        start, end = properties.get(b"ipco", (0, 0))
+        pos = start
+        while pos + 12 <= end:
+            size, kind, colour = struct.unpack_from(">I4s4s", data, pos)
+            if size < 8:
+                break
+            if kind == b"colr" and colour in (b"prof", b"rICC"):
+                metadata.add("ICC", size - 12)
+            pos += size
+
+
+def _avif_item_kinds(data: bytes, start: int, end: int) -> dict[int, str]:
+    """Item id → "EXIF" or "XMP" (a ``mime`` item), from ``iinf``'s ``infe`` entries."""
+    if end <= start:
+        return {}
+    version = data[start]
+    pos = start + 4 + (2 if version == 0 else 4)
+    kinds: dict[int, str] = {}
+    while pos + 8 <= end:
+        size, kind = struct.unpack_from(">I4s", data, pos)
+        if size < 8:
+            break
+        if kind == b"infe" and data[pos + 8] >= 2:
+            wide = data[pos + 8] >= 3
+            item = struct.unpack_from(">I" if wide else ">H", data, pos + 12)[0]
+            item_type = data[pos + 12 + (4 if wide else 2) + 2 : pos + 12 + (4 if wide else 2) + 6]
+            if item_type in (b"Exif", b"mime"):
+                kinds[item] = "EXIF" if item_type == b"Exif" else "XMP"
+        pos += size
+    return kinds
+
+
+def _avif_item_lengths(data: bytes, start: int, end: int) -> list[tuple[int, int]]:
+    """(item id, bytes over all its extents) from ``iloc``."""
+    if end <= start:
+        return []
+    version = data[start]
+    sizes = data[start + 4] << 8 | data[start + 5]
+    offset_size, length_size = sizes >> 12, (sizes >> 8) & 0xF
+    base_size, index_size = (sizes >> 4) & 0xF, sizes & 0xF if version in (1, 2) else 0
+    wide = version >= 2
+    count = struct.unpack_from(">I" if wide else ">H", data, start + 6)[0]
+    pos = start + 6 + (4 if wide else 2)
+    lengths = []
+    for _ in range(min(count, 1024)):
+        item = struct.unpack_from(">I" if wide else ">H", data, pos)[0]
+        pos += (4 if wide else 2) + (2 if version in (1, 2) else 0) + 2 + base_size
+        extents = struct.unpack_from(">H", data, pos)[0]
+        pos += 2
+        total = 0
+        for _ in range(extents):
+            pos += index_size + offset_size
+            total += int.from_bytes(data[pos : pos + length_size], "big")
+            pos += length_size
+        lengths.append((item, total))
+    return lengths
 
 
 def _av1_plane_bytes(config: int) -> float:

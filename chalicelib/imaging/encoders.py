@@ -8,6 +8,7 @@ from typing import Any
 
 from PIL import Image
 
+from chalicelib import observe
 from chalicelib.imaging.formats import ALPHA_OUTPUTS
 from chalicelib.resize.grammar import OutputFormat, ResizeSpec
 
@@ -66,7 +67,8 @@ def encode(
     if output.pillow == "JPEG" and first.size[0] * first.size[1] >= PROGRESSIVE_MIN_PIXELS:
         options["progressive"] = True
     buffer = BytesIO()
-    first.save(buffer, output.pillow, **options, **animation)
+    with observe.timed("encode"):
+        first.save(buffer, output.pillow, **options, **animation)
     return Rendered(buffer.getvalue(), output.content_type, *first.size, frames=len(frames))
 
 

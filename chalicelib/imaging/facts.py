@@ -13,15 +13,13 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from PIL import ExifTags, Image
+from PIL import Image
 
-from chalicelib.imaging import containers
+from chalicelib.imaging import containers, exif
+from chalicelib.imaging.decoding import frame_count, opened
 from chalicelib.imaging.limits import ImagingLimits
 from chalicelib.imaging.memory import check_pixels
-from chalicelib.imaging.pipeline import exif_of, open_checked, stored_on_its_side
 
-_MAKE, _MODEL = 0x010F, 0x0110
-_DATE_TIME_ORIGINAL, _DATE_TIME = 0x9003, 0x0132
 _EXIF_DATE = "%Y:%m:%d %H:%M:%S"
 MAX_TEXT_CHARS = 64  # camera names are short; a longer EXIF string is noise or an attack
 
@@ -51,23 +49,26 @@ class ImageFacts:
 
 
 def describe(original: bytes, limits: ImagingLimits, *, with_gps: bool = False) -> ImageFacts:
-    """The facts of ``original``; raises the typed errors a render would (415, 413, 422)."""
+    """The facts of ``original``; raises the typed errors a render would (415, 413, 422).
+
+    Only the EXIF tags the record needs are read, each to a bounded count (exif.py).
+    """
     structure = containers.walk(original, limits.max_frames)
-    with open_checked(original) as image:
+    with opened(original) as image:
         check_pixels(image.size, limits)
-        exif = exif_of(image, structure)
+        tags = exif.read(image, original, structure, gps=with_gps)
         width, height = image.size
-        if stored_on_its_side(exif):
+        if tags.orientation in exif.SWAPPING:
             width, height = height, width
         return ImageFacts(
             format="JPEG" if image.format == "MPO" else str(image.format),
             width=width,
             height=height,
             frames=_frames(image, structure),
-            taken_at=_taken_at(exif),
-            camera_make=_text(exif.get(_MAKE)),
-            camera_model=_text(exif.get(_MODEL)),
-            gps=_gps(exif) if with_gps else None,
+            taken_at=_taken_at(tags),
+            camera_make=_text(tags.make),
+            camera_model=_text(tags.model),
+            gps=_gps(tags.gps) if tags.gps else None,
         )
 
 
@@ -77,12 +78,11 @@ def _frames(image: Image.Image, structure: containers.Structure) -> int:
         return 1
     if structure.frames is not None:
         return structure.frames
-    return int(getattr(image, "n_frames", 1))
+    return frame_count(image)
 
 
-def _taken_at(exif: Image.Exif) -> str | None:
-    details = exif.get_ifd(ExifTags.IFD.Exif)
-    for raw in (details.get(_DATE_TIME_ORIGINAL), exif.get(_DATE_TIME)):
+def _taken_at(tags: exif.Tags) -> str | None:
+    for raw in (tags.date_time_original, tags.date_time):
         text = _text(raw)
         if text is None:
             continue
@@ -93,31 +93,26 @@ def _taken_at(exif: Image.Exif) -> str | None:
     return None
 
 
-def _text(raw: object) -> str | None:
+def _text(raw: bytes | None) -> str | None:
     """A printable EXIF string, stripped of padding; None for anything else."""
-    if isinstance(raw, bytes):
-        raw = raw.decode("utf-8", "replace")
-    if not isinstance(raw, str):
+    if raw is None:
         return None
-    text = raw.strip("\x00 ").strip()
+    text = raw.decode("utf-8", "replace").strip("\x00 ").strip()
     if not text or len(text) > MAX_TEXT_CHARS or not text.isprintable():
         return None
     return text
 
 
-def _gps(exif: Image.Exif) -> Gps | None:
-    gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
-    try:
-        latitude = _degrees(gps[ExifTags.GPS.GPSLatitude], gps[ExifTags.GPS.GPSLatitudeRef])
-        longitude = _degrees(gps[ExifTags.GPS.GPSLongitude], gps[ExifTags.GPS.GPSLongitudeRef])
-    except (KeyError, TypeError, ValueError, ZeroDivisionError):
-        return None
+def _gps(gps: tuple[bytes, tuple[float, ...], bytes, tuple[float, ...]]) -> Gps | None:
+    north, latitude_parts, east, longitude_parts = gps
+    latitude = _degrees(latitude_parts, north)
+    longitude = _degrees(longitude_parts, east)
     if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
         return None
     return Gps(round(latitude, 6), round(longitude, 6))
 
 
-def _degrees(parts: Any, reference: Any) -> float:
-    degrees, minutes, seconds = (float(part) for part in parts)
+def _degrees(parts: tuple[float, ...], reference: bytes) -> float:
+    degrees, minutes, seconds = parts
     value = degrees + minutes / 60 + seconds / 3600
-    return -value if str(reference).strip("\x00").upper() in ("S", "W") else value
+    return -value if reference.strip(b"\x00 ").upper() in (b"S", b"W") else value

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from chalicelib.errors import NonCanonicalSize
 from chalicelib.resize.grammar import OUTPUT_FORMATS, OutputFormat, ResizeSpec
 
 # What we decode.  Everything else Pillow could open (EPS via Ghostscript, PSD,
@@ -46,13 +45,16 @@ ALPHA_OUTPUTS = frozenset({"PNG", "GIF", "WEBP", "AVIF"})
 
 
 def output_format(source_format: str | None, spec: ResizeSpec) -> OutputFormat:
-    """The URL's format, else the original's; asking for the original's own is non-canonical."""
-    default = FORMATS[DEFAULT_OUTPUT[source_format or ""]]
-    if spec.output is None:
-        return default
-    if spec.output == default and spec.quality is None:
-        # Two URLs would make the same bytes; the short one is canonical.
-        raise NonCanonicalSize(
-            f"the original is already {default.name}; use {spec.without_output().token!r}"
-        )
-    return spec.output
+    """The URL's format, else the original's."""
+    return spec.output or own_format(source_format)
+
+
+def own_format(source_format: str | None) -> OutputFormat:
+    """What a size without a format gets from an original of ``source_format``."""
+    return FORMATS[DEFAULT_OUTPUT[source_format or ""]]
+
+
+def is_own_format(source_format: str | None, spec: ResizeSpec) -> bool:
+    """``spec`` names the original's own format at its default quality: the short
+    spelling (no format) makes the same bytes, and is where they are stored."""
+    return spec.output == own_format(source_format) and spec.quality is None

@@ -11,25 +11,23 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from io import BytesIO
 from typing import Any
 
-from PIL import Image, ImageChops, ImageCms, ImageOps, ImageSequence, UnidentifiedImageError
+from PIL import Image, ImageChops, ImageCms
 
-from chalicelib.errors import InvalidImage, OriginalTooManyPixels, UnsupportedImage
-from chalicelib.imaging import containers, webp
+from chalicelib.imaging import containers, exif, webp
 from chalicelib.imaging.attention import placed
+from chalicelib.imaging.decoding import decoded_frames, frame_count, loaded, opened
 from chalicelib.imaging.encoders import Rendered, eight_bit, encode
 from chalicelib.imaging.formats import (
     ANIMATED_OUTPUTS,
     ANIMATED_SOURCES,
-    INPUT_FORMATS,
     output_format,
 )
 from chalicelib.imaging.geometry import (
-    SWAPPING_ORIENTATIONS,
     Geometry,
     Job,
     Position,
@@ -56,9 +54,6 @@ log = logging.getLogger(__name__)
 SHRINK_ON_LOAD_FORMATS = frozenset({"JPEG", "MPO"})
 
 
-_ORIENTATION_TAG = 0x0112
-
-
 _SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
 
 
@@ -68,12 +63,19 @@ class Source:
 
     format: str  # Pillow's name: JPEG, MPO, PNG, GIF, WEBP, AVIF, BMP, TIFF
     size: tuple[int, int]  # what render() plans with for the spec: upright for stills
+    alpha: bool = False  # an alpha channel or a transparent colour
+    frames: int = 1  # as the walk counts them (an animation's, whatever the output)
 
 
 def inspect(original: bytes, spec: ResizeSpec, limits: ImagingLimits | None = None) -> Source:
     """Run every check render() runs before decoding, and say what it would plan with."""
-    with _checked(original, spec, limits or ImagingLimits(), None) as (image, job):
-        return Source(str(image.format), job.geometry.source)
+    with _checked(original, spec, limits or ImagingLimits(), None) as (image, job, structure):
+        return Source(
+            str(image.format),
+            job.geometry.source,
+            alpha="A" in normal_mode(image),
+            frames=source_frames(image, structure),
+        )
 
 
 @dataclass
@@ -99,7 +101,7 @@ def render(
     """Resize an encoded image to ``spec`` and encode it (``shared``: across sizes of it;
     ``focus``: the original's focal point, x and y fractions of the upright image)."""
     limits = limits or ImagingLimits()
-    with _checked(original, spec, limits, focus) as (image, job):
+    with _checked(original, spec, limits, focus) as (image, job, _):
         if job.frames > 1:
             return _render_animation(image, job, spec, limits)
         return _render_still(original, image, job, spec, limits, shared)
@@ -108,7 +110,7 @@ def render(
 @contextmanager
 def _checked(
     original: bytes, spec: ResizeSpec, limits: ImagingLimits, focus: Position | None
-) -> Iterator[tuple[Image.Image, Job]]:
+) -> Iterator[tuple[Image.Image, Job, containers.Structure]]:
     """The original opened and its job planned, once every check before decoding has passed.
 
     Cheapest first: the container walk (which refuses what Pillow would
@@ -117,12 +119,13 @@ def _checked(
     """
     structure = containers.walk(original, limits.max_frames)
     check_memory(structure.decoder_bytes, limits)
-    with _opened(original) as image:
+    with opened(original) as image:
         check_pixels(image.size, limits)
-        yield image, _plan_job(image, structure, spec, limits, focus)
+        yield image, _plan_job(original, image, structure, spec, limits, focus), structure
 
 
 def _plan_job(
+    original: bytes,
     image: Image.Image,
     structure: containers.Structure,
     spec: ResizeSpec,
@@ -134,9 +137,9 @@ def _plan_job(
     animation = Job(output, plan(image.size, spec, focus), _frame_count(image, structure, output))
     if animation.frames > 1 and _within_animation_budget(image, structure, animation, limits):
         return animation
-    orientation = orientation_of(exif_of(image, structure))
-    upright = swap(image.size) if orientation in SWAPPING_ORIENTATIONS else image.size
-    still = Job(output, plan(upright, spec, focus), orientation=orientation)
+    orientation = exif.read(image, original, structure).orientation
+    size = swap(image.size) if orientation in exif.SWAPPING else image.size
+    still = Job(output, plan(size, spec, focus), orientation=orientation)
     shrink_on_load(image, still.stored_geometry)  # only changes what will be decoded
     check_memory(estimated_bytes(image, structure, still), limits)
     return still
@@ -144,11 +147,16 @@ def _plan_job(
 
 def _frame_count(image: Image.Image, structure: containers.Structure, output: OutputFormat) -> int:
     """Frames an animated output would keep: counted by the walk, never by seeking through them."""
-    if output.pillow not in ANIMATED_OUTPUTS or image.format not in ANIMATED_SOURCES:
+    return source_frames(image, structure) if output.pillow in ANIMATED_OUTPUTS else 1
+
+
+def source_frames(image: Image.Image, structure: containers.Structure) -> int:
+    """The original's frames, counted by the walk; 1 for formats whose pages are no animation."""
+    if image.format not in ANIMATED_SOURCES:
         return 1
     if structure.frames is not None:
         return structure.frames
-    return int(getattr(image, "n_frames", 1))  # AVIF: from its sample table, nothing decoded
+    return frame_count(image)  # AVIF: from its sample table, nothing decoded
 
 
 def _within_animation_budget(
@@ -175,23 +183,6 @@ def _within_animation_budget(
     return True
 
 
-@contextmanager
-def _opened(original: bytes) -> Iterator[Image.Image]:
-    """The original opened for reading, Pillow's failures turned into typed service errors."""
-    try:
-        with Image.open(BytesIO(original), formats=INPUT_FORMATS) as image:
-            yield image
-    except Image.DecompressionBombError as err:  # Pillow's own, far higher limit
-        raise OriginalTooManyPixels("the original has too many pixels", str(err)) from err
-    except UnidentifiedImageError as err:
-        raise UnsupportedImage(
-            "the original is not a JPEG, PNG, GIF, WebP, AVIF, BMP or TIFF image", str(err)
-        ) from err
-    except (OSError, SyntaxError, ValueError, EOFError) as err:
-        # Pillow reports truncated and corrupt data with these types.
-        raise InvalidImage("the original image is corrupt or truncated", repr(err)) from err
-
-
 def _render_still(
     original: bytes,
     image: Image.Image,
@@ -204,8 +195,8 @@ def _render_still(
     decoded = scaled_webp(original, image, job.stored_geometry) or full_decode(image, shared)
     frame = unpremultiplied(resample(decoded, placed(decoded, job.stored_geometry)))
     if shared is not None and frame is shared.image:
-        frame = frame.copy()  # the steps below change it in place; other sizes need it as it is
-    ImageOps.exif_transpose(frame, in_place=True)
+        frame = frame.copy()  # the encoder clears its info; other sizes need it as it is
+    frame = exif.upright(frame, job.orientation)
     frame = to_srgb(frame, icc_profile)
     frame = pad(frame, job.geometry.canvas, limits.background)
     return encode([frame], job.output, spec, limits.background)
@@ -218,8 +209,7 @@ def _render_animation(
     frames: list[Image.Image] = []
     durations: list[int] = []
     disposals: list[int] = []
-    for frame in ImageSequence.Iterator(image):
-        frame.load()  # WebP sets a frame's duration only once it is loaded
+    for frame in decoded_frames(image):  # loaded: WebP sets a frame's duration only then
         # Each frame Pillow yields is already composited onto the ones before it.
         rgba = _first_canvas(frame, geometry.source)
         geometry = placed(rgba, geometry)  # smart: chosen on the first frame, kept for all
@@ -307,11 +297,9 @@ def normalise_mode(image: Image.Image) -> Image.Image:
 def full_decode(image: Image.Image, shared: SharedDecode | None) -> Image.Image:
     """``image`` in its normal mode, decoded once per ``shared`` where the size doesn't matter."""
     if shared is None or image.format in SHRINK_ON_LOAD_FORMATS:
-        return normalise_mode(image)
+        return normalise_mode(loaded(image))
     if shared.image is None:
-        decoded = normalise_mode(image)
-        decoded.load()  # decoded now, while the original's file is open
-        shared.image = decoded
+        shared.image = normalise_mode(loaded(image))  # decoded now, while the file is open
     return shared.image
 
 
@@ -386,34 +374,3 @@ def pad(
     padded = Image.new(mode, canvas, fill)
     padded.paste(image.convert(mode), offset)
     return padded
-
-
-def exif_of(image: Image.Image, structure: containers.Structure) -> Image.Exif:
-    """The original's EXIF, read without decoding a PNG whose metadata precedes its pixels.
-
-    Pillow's PNG reader decodes every pixel before it answers getexif(), in case
-    an eXIf chunk follows them; the walk has seen whether one does.  When none
-    does, Pillow has already read every chunk getexif() looks at, and the base
-    class's getexif() answers from them.
-    """
-    if image.format == "PNG" and not structure.metadata_after_pixels:
-        return Image.Image.getexif(image)
-    return image.getexif()
-
-
-def orientation_of(exif: Image.Exif) -> int:
-    """The EXIF orientation, 1 (as stored) when absent or unreadable."""
-    try:
-        return int(exif.get(_ORIENTATION_TAG, 1))
-    except (TypeError, ValueError):
-        return 1
-
-
-def stored_on_its_side(exif: Image.Exif) -> bool:
-    """EXIF orientation 5–8: stored turned by 90°, so width and height show swapped."""
-    return orientation_of(exif) in SWAPPING_ORIENTATIONS
-
-
-def open_checked(original: bytes) -> AbstractContextManager[Image.Image]:
-    """The original opened for reading (only the formats we decode), Pillow's failures typed."""
-    return _opened(original)

@@ -18,21 +18,44 @@ nothing to do:
 S3 delivers at least once and in any order.  The record's sequencer makes
 each event count once: a redelivered one finds itself applied; a late
 "created" finds a newer tombstone; a late "removed" finds a newer upload,
-and its purge keeps what the newer upload's ETag made.  A non-image, or an
-original no variant can be made of, is recorded as ``rejected`` with the
-error's code and never retried; anything else (storage down) raises, so
-the message comes back and, failing for good, ends in the dead-letter queue.
+and its purge keeps what the newer upload's ETag made.
+
+A bad original never reaches the dead-letter queue: it is recorded as
+``rejected`` once, with a code, and counted in its uploader's usage.  That is
+every typed error under 500 (not an image, corrupt, too large, too complex),
+any other exception while reading or rendering it (``original_unreadable``:
+every S3, DynamoDB and SQS failure is already a typed 503 by then, see
+chalicelib/aws.py, so what is left came from the image code working on these
+bytes, and would fail the same way on every retry), and an original whose
+presets would run past the invocation's time (``original_too_complex``).
+Only failures of the service itself (storage down: 5xx) fail the message, so
+it comes back and, failing for good, ends in the dead-letter queue.
+
+Time: each step that renders starts only with ``STEP_SECONDS`` left (one
+render fits in the API function's timeout by the limits' design, plus the
+record and the notification); a message starts only with two steps' worth
+left, otherwise it is handed back untouched for the next invocation, so an
+original that runs out of time has had at least one step's time of its own.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
 
-from chalicelib.config import Settings
-from chalicelib.errors import OriginalNotFound, ServiceError, StorageUnavailable
+from chalicelib import observe
+from chalicelib.config import API_TIMEOUT_SECONDS, Settings
+from chalicelib.errors import (
+    OriginalChanged,
+    OriginalNotFound,
+    OriginalTooComplex,
+    OriginalUnreadable,
+    ServiceError,
+    StorageUnavailable,
+)
 from chalicelib.focus import FOCUS_METADATA, focus_tag, stored_focus
 from chalicelib.imaging.facts import describe
 from chalicelib.imaging.pipeline import SharedDecode
@@ -47,6 +70,11 @@ from chalicelib.storage import ImageStore, ObjectInfo
 from chalicelib.uploads import owner_of
 
 log = logging.getLogger(__name__)
+
+# A step that renders starts only with this much of the invocation left.
+STEP_SECONDS = API_TIMEOUT_SECONDS + 5
+# A message starts only with this much left; otherwise it waits for the next invocation.
+START_SECONDS = 2 * STEP_SECONDS
 
 
 class Outcome(Enum):
@@ -63,6 +91,27 @@ class LostRace(StorageUnavailable):
 
 class Superseded(Exception):
     """The original changed or went while this event was handled; its own event follows."""
+
+
+class TimeBudget:
+    """What is left of the invocation, from the Lambda context (none given: no limit)."""
+
+    def __init__(self, context: Any = None) -> None:
+        self._context = context
+
+    def seconds_left(self) -> float:
+        if self._context is None:
+            return math.inf
+        return float(self._context.get_remaining_time_in_millis()) / 1000
+
+    def check_step(self) -> None:
+        """Refuse to start a step that may not finish in time: the original is too costly."""
+        left = self.seconds_left()
+        if left < STEP_SECONDS:
+            raise OriginalTooComplex(
+                "this original takes longer to process than the events function may spend on one",
+                f"{left:.1f} s left, a step needs {STEP_SECONDS} s",
+            )
 
 
 @dataclass(frozen=True)
@@ -94,15 +143,24 @@ class OriginalLifecycle:
         self._notifier = notifier
         self._rechecker = rechecker
 
-    def handle_batch(self, records: list[dict[str, Any]]) -> dict[str, Any]:
-        """A Lambda SQS batch: every message handled; the failed ones reported for redelivery."""
+    def handle_batch(self, records: list[dict[str, Any]], context: Any = None) -> dict[str, Any]:
+        """A Lambda SQS batch: every message handled; the failed ones reported for redelivery.
+
+        ``context``: Lambda's, for the time left (see the module's docstring).
+        """
+        budget = TimeBudget(context)
         failures = []
         for record in records:
             message_id = str(record.get("messageId", ""))
+            if budget.seconds_left() < START_SECONDS:
+                log.info("message %s left for the next invocation: too little time", message_id)
+                failures.append({"itemIdentifier": message_id})
+                continue
             try:
-                for event in parse_message(record):
-                    outcome = self.handle(event)
-                    log.info("%s %s %s: %s", event.change.value, event.bucket, event.key, outcome)
+                with observe.message(record) as line:
+                    for event in parse_message(record):
+                        observe.handling(event.change.value, event.key, event.time)
+                        line.outcome = self.handle(event, budget).value
             except MalformedEvent:
                 # Never succeeds; through the retries it reaches the dead-letter queue, visibly.
                 log.exception("malformed message %s", message_id)
@@ -112,23 +170,26 @@ class OriginalLifecycle:
                 failures.append({"itemIdentifier": message_id})
         return {"batchItemFailures": failures}
 
-    def handle(self, event: ObjectEvent) -> Outcome:
+    def handle(self, event: ObjectEvent, budget: TimeBudget | None = None) -> Outcome:
         if event.change is Change.RECHECK:
             return self._recheck(event)
         previous = self._metadata.get(event.key)
         if previous is not None and previous.sequencer >= event.sequencer:
             return self._already_seen(previous, event)
         if event.change is Change.CREATED:
-            return self._created(event, previous)
+            return self._created(event, previous, budget or TimeBudget())
         return self._removed(event, previous)
 
-    def _created(self, event: ObjectEvent, previous: OriginalRecord | None) -> Outcome:
+    def _created(
+        self, event: ObjectEvent, previous: OriginalRecord | None, budget: TimeBudget
+    ) -> Outcome:
         info = self._originals.head(event.key)
         if info is None or (event.etag is not None and info.etag != event.etag):
             return Outcome.SUPERSEDED
         self._purger.purge(event.key, keep_etag=info.etag, keep_focus=current_focus(info))
         try:
-            record = self._processed(event, Version(info, self._uploader(event.key, info)))
+            version = Version(info, self._uploader(event.key, info))
+            record = self._processed(event, version, budget)
         except Superseded:
             return Outcome.SUPERSEDED
         return self._store(record, previous, event)
@@ -150,7 +211,9 @@ class OriginalLifecycle:
         else:
             self._purger.purge(key, keep_etag=current.etag, keep_focus=current_focus(current))
 
-    def _processed(self, event: ObjectEvent, version: Version) -> OriginalRecord:
+    def _processed(
+        self, event: ObjectEvent, version: Version, budget: TimeBudget
+    ) -> OriginalRecord:
         """Ready with its facts and presets, or rejected with the reason a miss would give."""
         record = OriginalRecord(
             key=event.key,
@@ -171,16 +234,27 @@ class OriginalLifecycle:
             focus = stored_focus(original.metadata)
             shared = SharedDecode()  # the presets' decode, and the placeholder's
             presets = self._service.prerender(
-                event.key, original.body, original.etag, self._settings.preset_sizes, focus, shared
+                event.key,
+                original.body,
+                original.etag,
+                self._settings.preset_sizes,
+                focus,
+                shared,
+                before_each=budget.check_step,
             )
             marks = placeholder(original.body, self._settings.imaging, shared)
-        except OriginalNotFound as err:
+        except Superseded:
+            raise
+        except (OriginalNotFound, OriginalChanged) as err:
             raise Superseded(event.key) from err
         except ServiceError as err:
             if err.status >= 500:
                 raise
             log.info("rejected %s: %s %s", event.key, err.code, err)
             return replace(record, state=State.REJECTED, error_code=err.code)
+        except Exception:
+            log.exception("rejected %s: %s", event.key, OriginalUnreadable.code)
+            return replace(record, state=State.REJECTED, error_code=OriginalUnreadable.code)
         known = facts.to_dict() | marks.to_dict()
         if focus is not None:
             known[FOCUS_METADATA] = focus.text

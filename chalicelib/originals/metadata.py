@@ -30,6 +30,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from chalicelib.aws import aws_errors
 from chalicelib.errors import InvalidUploadRequest, StorageUnavailable
+from chalicelib.focus import FOCUS_METADATA
 from chalicelib.uploads import MAX_PAGE
 
 BY_UPLOADER = "by_uploader"
@@ -58,6 +59,12 @@ TABLE_SCHEMA: dict[str, Any] = {
 }
 META, USAGE = "meta", "usage"
 _METADATA = "the metadata store"
+# The facts `GET /meta` shows anyone (ImageFacts' names, the placeholders a page
+# paints while an image loads, imaging/placeholder.py, and the focal point a page may
+# place an image by); the rest (camera, time taken, GPS) is the uploader's.
+PUBLIC_FACTS = frozenset(
+    {"format", "width", "height", "frames", "blurhash", "dominant_color", FOCUS_METADATA}
+)
 _SERIALIZER, _DESERIALIZER = TypeSerializer(), TypeDeserializer()
 
 
@@ -89,25 +96,27 @@ class OriginalRecord:
         return self.state is not State.DELETED
 
     def public(self) -> dict[str, Any]:
-        """The record as `GET /meta` answers it: no store internals, no uploader."""
+        """The record as `GET /meta` answers anyone: what a page needs to show the image.
+
+        The key is in every public variant URL, so this is what one shared link
+        tells a stranger: no camera, no time taken, no size in bytes, no ETag.
+        """
+        return self._view({name: v for name, v in self.facts.items() if name in PUBLIC_FACTS})
+
+    def owned(self) -> dict[str, Any]:
+        """The record as its uploader sees it (`GET /uploads`): every fact, GPS when kept."""
+        stored = {"etag": self.etag, "bytes": self.bytes, "created_at": self.created_at}
+        return self._view({**stored, **self.facts})
+
+    def _view(self, details: Mapping[str, Any]) -> dict[str, Any]:
         answer: dict[str, Any] = {
             "key": self.key,
             "state": self.state.value,
-            "etag": self.etag,
-            "bytes": self.bytes,
-            "created_at": self.created_at,
-            **{name: value for name, value in self.facts.items() if name != "gps"},
+            **details,
             "presets": dict(self.presets),
         }
         if self.error_code:
             answer["error_code"] = self.error_code
-        return answer
-
-    def owned(self) -> dict[str, Any]:
-        """The record as its uploader sees it (`GET /uploads`): GPS too, when it is kept."""
-        answer = self.public()
-        if "gps" in self.facts:
-            answer["gps"] = self.facts["gps"]
         return answer
 
 

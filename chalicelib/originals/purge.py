@@ -12,24 +12,21 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote
 
+from chalicelib import observe
 from chalicelib.aws import aws_errors
 from chalicelib.config import DEFAULT_RECHECK_DELAY_SECONDS
 from chalicelib.focus import NO_FOCUS, SOURCE_FOCUS
 from chalicelib.originals.events import recheck_body
+from chalicelib.resize.grammar import public_url
 from chalicelib.resize.ledger import Ledger, original_prefix
 from chalicelib.resize.variants import SOURCE_ETAG
-from chalicelib.storage import ImageStore
+from chalicelib.storage import S3_CALLS, ImageStore
 
 # CloudFront takes up to 3,000 exact paths in flight per distribution; a batch stays well under.
 INVALIDATION_BATCH = 1000
-
-
-_HEADS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="purge-head")
 
 
 class Purger:
@@ -61,7 +58,7 @@ class Purger:
         if not listed:
             return []
         entries = Ledger.from_names(listed).entries(key)  # variant key → its entry's key
-        found = dict(zip(entries, _HEADS.map(self._variants.head, entries), strict=True))
+        found = dict(zip(entries, S3_CALLS.map(self._variants.head, entries), strict=True))
         in_flight = {
             entries[variant]
             for variant, info in found.items()
@@ -80,6 +77,7 @@ class Purger:
         self._variants.delete_many(prefix + name for name in listed if prefix + name not in kept)
         if stale and self._cdn is not None:
             self._cdn.invalidate(stale)
+        observe.add("PurgedObjects", len(stale))
         return stale
 
     def _is_old(self, written: datetime) -> bool:
@@ -99,7 +97,8 @@ class CdnInvalidator:
         self._distribution_id = distribution_id
 
     def invalidate(self, variant_keys: Iterable[str]) -> None:
-        paths = sorted({f"/{quote(key, safe='/')}" for key in variant_keys})
+        paths = sorted({public_url("", key) for key in variant_keys})  # /<quoted key>
+        observe.add("PurgedCdnPaths", len(paths))
         for start in range(0, len(paths), INVALIDATION_BATCH):
             batch = paths[start : start + INVALIDATION_BATCH]
             # The same paths give the same reference: a retried event makes no second invalidation.

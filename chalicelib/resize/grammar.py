@@ -13,8 +13,14 @@ exactly one spelling per variant, so two URLs never create the same image twice:
 ``300x200-pad``            fit inside, then letterbox to exactly 300×200
 ``300x200@2x``             device pixel ratio 2 or 3: a 600×400 box
 ``300x200.webp``           output format: ``jpeg``, ``png``, ``webp``, ``avif``
-``300x200-q70.webp``       quality 1–100, only with an explicit lossy format
+``300x200-q70.webp``       quality 1–95 (.webp: 1–100), only with an explicit lossy format
+``300x200.auto``           the format the browser takes best (resize/negotiate.py)
 =========================  ==================================================
+
+``.auto`` is only ever a request: it resolves to the concrete token of the
+negotiated format (``300x200.avif``, ``300x200.webp``, ``300x200``), and
+nothing is stored under it.  It takes no ``-q``: one number means different
+things to JPEG, WebP and AVIF, so each gets its own default.
 
 Canonical means: ASCII digits without leading zeros, lowercase, defaults left
 out (``inside``, ``@1x``, the format's default quality).  A recognisable but
@@ -88,15 +94,22 @@ class OutputFormat:
     pillow: str  # Pillow's format name
     content_type: str
     default_quality: int | None  # None: lossless, takes no quality
+    # The lowest quality that looks lossless (SSIMULACRA 2 ≥ 90 on a photo,
+    # scripts/bench/quality.py): anything above only adds bytes, so it is refused.
+    max_quality: int | None = None
 
+
+# ``.auto``: a format to negotiate, never rendered (so not in OUTPUT_FORMATS, and takes no -q).
+AUTO = OutputFormat("auto", "", "", None)
 
 OUTPUT_FORMATS = {
     f.name: f
     for f in (
-        OutputFormat("jpeg", "JPEG", "image/jpeg", 85),
+        OutputFormat("jpeg", "JPEG", "image/jpeg", 85, max_quality=95),
         OutputFormat("png", "PNG", "image/png", None),
-        OutputFormat("webp", "WEBP", "image/webp", 80),
-        OutputFormat("avif", "AVIF", "image/avif", 60),
+        # WebP's lossy mode (4:2:0 colour) scores 90 only at 100: the byte cap bounds it.
+        OutputFormat("webp", "WEBP", "image/webp", 80, max_quality=100),
+        OutputFormat("avif", "AVIF", "image/avif", 60, max_quality=95),
     )
 }
 _FORMAT_ALIASES = {"jpg": "jpeg"}
@@ -114,7 +127,7 @@ _LOOSE_TOKEN = re.compile(
     (?:\.\s*+(?P<format>[A-Za-z0-9]++)\s*+)?""",
     re.VERBOSE,
 )
-# The longest canonical token, 16384x16384-cover-smart@3x-q100.avif, has 37 characters;
+# The longest canonical token, 16384x16384-cover-smart@3x-q100.webp, has 37 characters;
 # anything much longer is refused before any pattern looks at it.
 MAX_TOKEN_CHARS = 64
 
@@ -148,6 +161,11 @@ class ResizeSpec:
         return token
 
     @property
+    def is_auto(self) -> bool:
+        """A ``.auto`` request: resolved to a concrete format per request, never stored."""
+        return self.output == AUTO
+
+    @property
     def box(self) -> tuple[int | None, int | None]:
         """The box in output pixels (the pixel ratio applied)."""
         return (
@@ -171,7 +189,7 @@ def parse_size(text: str, max_dimension: int) -> ResizeSpec:
         raise InvalidSize(
             "size must look like 300x200, 300x or x200, optionally followed by "
             "-cover (optionally placed: -n, -ne, ..., -smart, -focus) or -pad, "
-            "@2x or @3x, -q<1-100> and .jpeg/.png/.webp/.avif; "
+            "@2x or @3x, -q<1-100> and .jpeg/.png/.webp/.avif/.auto; "
             f"dimensions from 1 to {max_dimension}"
         )
     spec = _spec_from(match, max_dimension)
@@ -195,6 +213,11 @@ def _spec_from(match: re.Match[str], max_dimension: int) -> ResizeSpec:
     if quality is not None:
         if output is None or output.default_quality is None:
             raise InvalidSize("-q<quality> needs an explicit lossy format: .jpeg, .webp or .avif")
+        if output.max_quality is not None and quality > output.max_quality:
+            raise InvalidSize(
+                f"quality {quality} is over {output.max_quality}, from where .{output.name} "
+                "already looks lossless: a higher quality only adds bytes"
+            )
         if quality == output.default_quality:
             quality = None
     spec = ResizeSpec(width, height, fit, dpr, output, quality, anchor)
@@ -236,8 +259,11 @@ def _output_format(name: str | None) -> OutputFormat | None:
     if name is None:
         return None
     name = _FORMAT_ALIASES.get(name.lower(), name.lower())
+    if name == AUTO.name:
+        return AUTO
     if name not in OUTPUT_FORMATS:
-        raise InvalidSize(f"unknown output format; use one of {', '.join(OUTPUT_FORMATS)}")
+        formats = ", ".join([*OUTPUT_FORMATS, AUTO.name])
+        raise InvalidSize(f"unknown output format; use one of {formats}")
     return OUTPUT_FORMATS[name]
 
 

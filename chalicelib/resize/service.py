@@ -15,11 +15,13 @@ from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from chalicelib import observe
 from chalicelib.config import Settings
-from chalicelib.errors import RedirectLoop, VariantBudgetExhausted
+from chalicelib.errors import RedirectLoop, VariantBudgetExhausted, VariantTooLarge
 from chalicelib.focus import FocalPoint, stored_focus
 from chalicelib.resize.grammar import ResizeSpec, public_url
 from chalicelib.resize.ledger import Ledger
+from chalicelib.resize.negotiate import AVIF, Traits, candidates, concrete, negotiate
 from chalicelib.resize.request import RequestPolicy, VariantRequest, check_fits
 from chalicelib.resize.variants import VariantWriter
 from chalicelib.storage import S3_CALLS, ImageStore, ObjectInfo, Original
@@ -41,6 +43,14 @@ class Lookup:
     ledger: Ledger
 
 
+@dataclass(frozen=True)
+class Redirect:
+    """Where a miss sends the browser, and whether that depended on its ``Accept`` header."""
+
+    url: str
+    negotiated: bool = False
+
+
 class ResizeService:
     """Turns a request for a missing variant into a stored variant and its public URL."""
 
@@ -56,19 +66,35 @@ class ResizeService:
         self._originals = originals or store  # private, or the same bucket
         self._clock = clock
         self.policy = RequestPolicy(settings, clock)
-        self._writer = VariantWriter(settings, store)
+        self._writer = VariantWriter(settings, store, self._originals, self.policy.signed)
 
-    def resize(self, size_text: str, key_segments: list[str]) -> str:
+    def resize(self, size_text: str, key_segments: list[str], accept: str | None = None) -> str:
         """Create the variant (unless it exists) and return the public URL to redirect to."""
+        return self.answer(size_text, key_segments, accept).url
+
+    def answer(
+        self, size_text: str, key_segments: list[str], accept: str | None = None
+    ) -> Redirect:
+        """Where to send the browser; a ``.auto`` size is negotiated from ``accept`` first."""
         request = self.policy.parse([size_text, *key_segments])
+        observe.note(key=request.key, size=request.spec.token)
         snapped = self.policy.check(request)
         if snapped is not None:
-            return self.public_url(snapped.variant_key)
-        found = self._look_up(request)
+            observe.note(outcome=observe.SNAPPED)
+            return Redirect(self.public_url(snapped.variant_key))
+        if request.spec.is_auto:
+            return Redirect(self._negotiated(request, accept), negotiated=True)
+        return Redirect(self._made(request))
+
+    def _made(self, request: VariantRequest) -> str:
+        with observe.timed("s3_lookup"):
+            found = self._look_up(request)
         if found.variant is not None:
+            observe.note(outcome=observe.HIT)
             self._check_not_looping(found.variant)
             return self.public_url(request.variant_key)
         original = found.original.result()
+        observe.note(bytes_in=len(original.body))
         made = self._writer.make(
             request,
             original.body,
@@ -76,6 +102,7 @@ class ResizeService:
             found.ledger,
             focus=stored_focus(original.metadata),
         )
+        observe.note(outcome=observe.MISS if made.key == request.variant_key else observe.ALIAS)
         return self.public_url(made.key)
 
     def prerender(
@@ -86,6 +113,7 @@ class ResizeService:
         specs: Sequence[ResizeSpec],
         focus: FocalPoint | None = None,
         shared: SharedDecode | None = None,
+        before_each: Callable[[], None] | None = None,
     ) -> dict[str, str]:
         """Make ``specs`` of an original already in hand (presets); size token → public URL.
 
@@ -95,13 +123,16 @@ class ResizeService:
         redelivered upload renders nothing twice); past the budget, the rest
         wait for their first request, which answers as a miss would.  ``shared``: a
         decode of the original the caller keeps using (else one of the presets' own).
+        ``before_each`` runs before each spec (the events function's time check).
         """
         from chalicelib.imaging import SharedDecode  # Pillow: there is an original
 
         ledger = self._writer.read_ledger(key)
         urls: dict[str, str] = {}
         shared = shared or SharedDecode()  # a PNG's pixels, say, are decoded once for all
-        for spec in specs:
+        for spec, token in self._concrete_presets(original, specs):
+            if before_each is not None:
+                before_each()
             request = self.policy.signed(VariantRequest(spec, key))
             check_fits(request)
             self.policy.check(request)
@@ -111,9 +142,68 @@ class ResizeService:
                 )
             except VariantBudgetExhausted:
                 break
-            ledger = ledger.with_output(made.canonical, made.key.removesuffix(f"/{key}"))
-            urls[spec.token] = self.public_url(made.key)
+            except VariantTooLarge:
+                continue  # its first request answers why
+            ledger = made.recorded_in(ledger, key)
+            urls[token] = self.public_url(made.key)
+        observe.add("PresetsRendered", len(urls))
         return urls
+
+    def _concrete_presets(
+        self, original: bytes, specs: Sequence[ResizeSpec]
+    ) -> list[tuple[ResizeSpec, str]]:
+        """Each preset, a ``.auto`` one as every format the rule can give this original.
+
+        Paired with the token it is reported under: its own, or for a ``.auto``
+        preset ``<auto token>:<format>`` (``640x.auto:avif``).  An animation's
+        ``.avif`` is made too: it is what the CDN asks for in browsers that
+        take AVIF, and is stored as a redirect to the animated WebP.
+        """
+        auto = [spec for spec in specs if spec.is_auto]
+        traits = self.traits(original, auto[0]) if auto else None
+        found: list[tuple[ResizeSpec, str]] = []
+        for spec in specs:
+            if traits is None or not spec.is_auto:
+                found.append((spec, spec.token))
+                continue
+            names = candidates(traits)
+            for name in (AVIF, *names) if traits.animated else names:
+                found.append((concrete(spec, name, traits.format), f"{spec.token}:{name}"))
+        return found
+
+    def traits(self, original: bytes, spec: ResizeSpec) -> Traits:
+        """What the negotiation rule needs to know of an original (every check a render runs)."""
+        from chalicelib.imaging import inspect  # Pillow: there is an original
+
+        source = inspect(original, spec.without_output(), self._settings.imaging)
+        return Traits(source.format, alpha=source.alpha, animated=source.frames > 1)
+
+    def _negotiated(self, request: VariantRequest, accept: str | None) -> str:
+        """The concrete variant this browser gets for a ``.auto`` request, made if missing.
+
+        Reads the original (the rule needs its alpha and frames) and the ledger
+        together; an output the ledger already places is taken as made: if it
+        is missing after all, its URL is an ordinary miss.
+        """
+        ledger = S3_CALLS.submit(self._writer.list_ledger, request.key)
+        fetched = S3_CALLS.submit(self.fetch_original, request.key)
+        wait([ledger, fetched])
+        original = fetched.result()
+        traits = self.traits(original.body, request.spec)
+        spec = concrete(request.spec, negotiate(accept, traits), traits.format)
+        target = self.policy.signed(VariantRequest(spec, request.key))
+        check_fits(target)
+        self.policy.check(target)
+        ledger_now = Ledger.from_names(ledger.result())
+        made = self._writer.make(
+            target,
+            original.body,
+            original.etag,
+            ledger_now,
+            keep_stored=True,
+            focus=stored_focus(original.metadata),
+        )
+        return self.public_url(made.key)
 
     def public_url(self, key: str) -> str:
         """The variant's address under PUBLIC_URL: configuration only, never request headers."""

@@ -6,24 +6,53 @@ redirect to them.  Every object written here carries the ETag of the
 original it was made from (``x-amz-meta-source-etag``), a ``-cover-focus``
 one also the focal point (``x-amz-meta-source-focus``), and every one is
 named by a ledger entry, so a purge finds them all.
+
+Nothing is stored from an original that is no longer current: right before
+each write, the original's HEAD must still give the ETag the pixels were
+made from, and the object's ledger entry is written again in the same round
+trip (a purge keeps a young entry whose object isn't stored yet as a write
+in flight).  An overwrite or delete that lands after that HEAD finds the
+object, at the latest, in the recheck RECHECK_DELAY_SECONDS later
+(docs/lifecycle.md).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from chalicelib import observe
 from chalicelib.config import Settings
-from chalicelib.errors import StorageUnavailable, VariantBudgetExhausted
+from chalicelib.errors import (
+    OriginalChanged,
+    OriginalNotFound,
+    StorageUnavailable,
+    VariantBudgetExhausted,
+    VariantTooLarge,
+)
 from chalicelib.focus import SOURCE_FOCUS, FocalPoint, focus_tag
-from chalicelib.resize.grammar import Anchor, public_url, variant_key
+from chalicelib.imaging.formats import is_own_format  # plain data, no Pillow
+from chalicelib.resize.grammar import (
+    OUTPUT_FORMATS,
+    Anchor,
+    ResizeSpec,
+    public_url,
+    variant_key,
+)
 from chalicelib.resize.ledger import Ledger, alias_entry, original_prefix, output_entry
+from chalicelib.resize.negotiate import AVIF, WEBP, concrete
 from chalicelib.resize.request import VariantRequest
-from chalicelib.storage import ImageStore, started
+from chalicelib.storage import S3_CALLS, ImageStore, started
 
 if TYPE_CHECKING:  # imaging imports Pillow: a 4xx must not pay for it
-    from chalicelib.imaging import SharedDecode
+    from chalicelib.imaging import Rendered, SharedDecode
+
+# The outputs whose size a quality sets (grammar.OUTPUT_FORMATS: those with a default quality).
+LOSSY_CONTENT_TYPES = frozenset(
+    output.content_type for output in OUTPUT_FORMATS.values() if output.default_quality
+)
 
 # The x-amz-meta- name on every variant and redirect object: the original's ETag it was made from.
 SOURCE_ETAG = "source-etag"
@@ -31,6 +60,8 @@ SOURCE_ETAG = "source-etag"
 _LEDGER_ENTRY = {"content_type": "application/octet-stream", "cache_control": "no-store"}
 # One LIST page: all a ledger holds within the budget, or the first page without one.
 _LEDGER_PAGE = 1000
+# Below this, a variant's bytes are not capped by its pixels (headers dominate a small one).
+VARIANT_BYTES_FLOOR = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -40,13 +71,25 @@ class Made:
     key: str
     canonical: str
 
+    def recorded_in(self, ledger: Ledger, original_key: str) -> Ledger:
+        """``ledger`` once it holds this output."""
+        return ledger.with_output(self.canonical, self.key.removesuffix(f"/{original_key}"))
+
 
 class VariantWriter:
     """Writes variants and redirect objects into the variants bucket, with their ledger."""
 
-    def __init__(self, settings: Settings, store: ImageStore) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: ImageStore,
+        originals: ImageStore,
+        signed: Callable[[VariantRequest], VariantRequest] = lambda request: request,
+    ) -> None:
         self._settings = settings
         self._store = store
+        self._originals = originals  # whose current version a variant must be made from
+        self._signed = signed  # a request under the current signing key (RequestPolicy.signed)
 
     def read_ledger(self, key: str) -> Ledger:
         """The ledger of ``key``, in one LIST request."""
@@ -80,6 +123,16 @@ class VariantWriter:
         from chalicelib.imaging import canonical_spec, inspect  # Pillow: only once there is work
 
         source = inspect(original, request.spec, self._settings.imaging)
+        stored_as = _stored_spelling(request.spec, source.format, source.frames)
+        if stored_as is not None:
+            target = self._signed(VariantRequest(stored_as, request.key))
+            made = self.make(
+                target, original, etag, ledger, keep_stored=True, shared=shared, focus=focus
+            )
+            self._store_redirect(
+                request, made.key, made.recorded_in(ledger, request.key), provenance
+            )
+            return made
         canonical = canonical_spec(source.size, request.spec).token
         stored_path = ledger.outputs.get(canonical)
         if stored_path is not None and (stored_path != request.path or keep_stored):
@@ -127,15 +180,14 @@ class VariantWriter:
             from chalicelib.imaging import render
 
             position = focus.position if focus is not None else None
-            rendered = render(original, request.spec, self._settings.imaging, shared, position)
-            claim.result()
-            self._store.put_new(
-                request.variant_key,
-                rendered.body,
-                content_type=rendered.content_type,
-                cache_control=self._settings.variant_cache_control,
-                metadata=provenance,
-            )
+            with observe.timed("render"):
+                rendered = render(original, request.spec, self._settings.imaging, shared, position)
+            self._check_bytes(rendered)
+            with observe.timed("s3_claim_wait"):
+                claim.result()
+            with observe.timed("s3_store"):
+                self._put_current(request, entry, provenance, rendered.body, rendered.content_type)
+            observe.add("BytesOut", len(rendered.body))
         except BaseException:
             # The budget must not keep a slot for pixels that were never
             # stored; if S3 is down too, the slot stays (a lost slot, not data).
@@ -143,6 +195,24 @@ class VariantWriter:
                 if claim.result():
                     self._store.delete(entry)
             raise
+
+    def _check_bytes(self, rendered: Rendered) -> None:
+        """A lossy variant over MAX_VARIANT_BYTES_PER_PIXEL (0: no cap) is refused, not stored.
+
+        Lossless outputs (PNG, GIF) are as large as the picture's content;
+        capping them would refuse the format itself.
+        """
+        per_pixel = self._settings.max_variant_bytes_per_pixel
+        if not per_pixel or rendered.content_type not in LOSSY_CONTENT_TYPES:
+            return
+        pixels = rendered.width * rendered.height * rendered.frames
+        cap = max(VARIANT_BYTES_FLOOR, per_pixel * pixels)
+        if len(rendered.body) > cap:
+            raise VariantTooLarge(
+                f"this size would take {len(rendered.body)} bytes, over the {cap} allowed for "
+                f"its pixels: ask for a lower quality",
+                f"{len(rendered.body)} bytes for {pixels} pixels",
+            )
 
     def _store_redirect(
         self, request: VariantRequest, target_key: str, ledger: Ledger, provenance: dict[str, str]
@@ -153,16 +223,49 @@ class VariantWriter:
         past it, a new spelling keeps being answered here and nothing is stored.
         """
         budget = self._settings.max_variants_per_original
-        if request.path not in ledger.aliases:
-            if budget and len(ledger.aliases) >= budget:
-                return
-            self._store.put_new(alias_entry(request.key, request.path), b"", **_LEDGER_ENTRY)
+        if request.path not in ledger.aliases and budget and len(ledger.aliases) >= budget:
+            return
+        entry = alias_entry(request.key, request.path)
+        redirect_to = public_url(self._settings.public_url, target_key)
+        self._put_current(request, entry, provenance, b"", "application/octet-stream", redirect_to)
+
+    def _put_current(
+        self,
+        request: VariantRequest,
+        entry: str,
+        provenance: dict[str, str],
+        body: bytes,
+        content_type: str,
+        redirect_to: str | None = None,
+    ) -> None:
+        """Store ``request``'s object with ``provenance`` (made_from) if its original is current.
+
+        The original's HEAD and a fresh write of the object's ledger entry
+        go out together; only then, when the original's ETag is still the one
+        in ``provenance``, the object.
+        Otherwise the entry goes again and nothing is stored.
+        """
+        etag = provenance[SOURCE_ETAG]
+        current = S3_CALLS.submit(self._originals.head, request.key)
+        try:
+            self._store.put(entry, b"", **_LEDGER_ENTRY)
+        finally:
+            found = current.result()
+        if found is None or found.etag != etag:
+            self._store.delete(entry)  # names nothing: the object is not stored
+        if found is None:
+            raise OriginalNotFound("the original was deleted while this size was being made")
+        if found.etag != etag:
+            raise OriginalChanged(
+                "the original was replaced while this size was being made; ask again",
+                f"{request.key}: made from {etag}, now {found.etag}",
+            )
         self._store.put_new(
             request.variant_key,
-            b"",
-            content_type="application/octet-stream",
+            body,
+            content_type=content_type,
             cache_control=self._settings.variant_cache_control,
-            redirect_to=public_url(self._settings.public_url, target_key),
+            redirect_to=redirect_to,
             metadata=provenance,
         )
 
@@ -174,3 +277,18 @@ def made_from(request: VariantRequest, etag: str, focus: FocalPoint | None) -> d
     if request.spec.anchor is Anchor.FOCUS:
         provenance[SOURCE_FOCUS] = focus_tag(focus)
     return provenance
+
+
+def _stored_spelling(spec: ResizeSpec, source_format: str, frames: int) -> ResizeSpec | None:
+    """The spelling that holds ``spec``'s output when it is not ``spec`` itself (None: it is).
+
+    The original's own format named explicitly is stored without it (``640x.webp``
+    of a WebP → ``640x``); an animation asked for as AVIF is its animated WebP
+    (resize/negotiate.py says why).  The CDN's ``.avif``/``.webp`` picks, made
+    without seeing the original, reach both through a redirect object.
+    """
+    if spec.output == OUTPUT_FORMATS[AVIF] and frames > 1:
+        return concrete(spec, WEBP, source_format)
+    if is_own_format(source_format, spec):
+        return spec.without_output()
+    return None

@@ -396,3 +396,123 @@ def bmp_rle4(side: int = 7745) -> bytes:
     return (
         b"BM" + struct.pack("<IHHI", offset + len(pixels), 0, 0, offset) + info + palette + pixels
     )
+
+
+# --- Metadata -----------------------------------------------------------------------------
+
+_UNKNOWN_RATIONAL_TAG = 0x9204  # ExposureBiasValue; any tag of type RATIONAL will do
+
+
+def exif_rationals(count: int, orientation: int = 6) -> bytes:
+    """An EXIF block (``Exif\\0\\0`` and a little-endian TIFF structure): IFD0 holds an
+    orientation and points to an Exif IFD whose one tag has ``count`` RATIONAL values.
+
+    Pillow makes one Python object per value when it unpacks that IFD, and
+    re-serialises all of them when ImageOps.exif_transpose drops the orientation.
+    """
+    ifd0_at = 8
+    exif_ifd_at = ifd0_at + 2 + 2 * 12 + 4
+    values_at = exif_ifd_at + 2 + 12 + 4
+    ifd0 = (
+        struct.pack("<H", 2)
+        + struct.pack("<HHIHH", 0x0112, 3, 1, orientation, 0)
+        + struct.pack("<HHII", 0x8769, 4, 1, exif_ifd_at)
+        + struct.pack("<I", 0)
+    )
+    exif_ifd = (
+        struct.pack("<H", 1)
+        + struct.pack("<HHII", _UNKNOWN_RATIONAL_TAG, 5, count, values_at)
+        + struct.pack("<I", 0)
+    )
+    return (
+        b"Exif\0\0II*\0"
+        + struct.pack("<I", ifd0_at)
+        + ifd0
+        + exif_ifd
+        + b"\1\0\0\0\3\0\0\0" * count
+    )
+
+
+def png_exif(count: int = 1_000_000) -> bytes:
+    """A 64×48 PNG whose ``eXIf`` chunk holds ``count`` rationals (1 M: 8 MB)."""
+    chunk = png_chunk(b"eXIf", exif_rationals(count)[6:])
+    return png((64, 48), colour_type=2, before_idat=chunk)
+
+
+def webp_exif(count: int = 1_000_000) -> bytes:
+    """A 64×48 still WebP whose ``EXIF`` chunk holds ``count`` rationals."""
+    buffer = BytesIO()
+    Image.new("RGB", (64, 48), (200, 40, 40)).save(buffer, "WEBP", exif=exif_rationals(count))
+    return buffer.getvalue()
+
+
+def jpeg_exif(count: int = 1_000_000) -> bytes:
+    """A 64×48 JPEG whose EXIF, ``count`` rationals, spans as many APP1 segments as it takes:
+    Pillow joins every ``Exif`` APP1 into one block, so one segment's 64 KiB is no limit."""
+    buffer = BytesIO()
+    Image.new("RGB", (64, 48), (200, 40, 40)).save(buffer, "JPEG")
+    block = exif_rationals(count)[6:]
+    segments = b"".join(
+        _segment(0xE1, b"Exif\0\0" + block[i : i + 65_000]) for i in range(0, len(block), 65_000)
+    )
+    data = buffer.getvalue()
+    return data[:2] + segments + data[2:]
+
+
+def tiff_exif(count: int = 1_000_000) -> bytes:
+    """A 1×1 grey TIFF whose Exif IFD (in the file itself) has a tag of ``count`` rationals."""
+    ifd_size = 2 + 10 * 12 + 4
+    exif_ifd_at = 8 + ifd_size
+    values_at = exif_ifd_at + 2 + 12 + 4
+    pixel_at = values_at + 8 * count
+    shorts = [(256, 1), (257, 1), (258, 8), (259, 1), (262, 1)]
+    ifd = _ifd(shorts, pixel_at, 1, 1, 0)
+    exif_pointer = struct.pack("<HHII", 0x8769, 4, 1, exif_ifd_at)
+    ifd = struct.pack("<H", 10) + ifd[2:-4] + exif_pointer + ifd[-4:]  # tags stay in order
+    exif_ifd = (
+        struct.pack("<H", 1)
+        + struct.pack("<HHII", _UNKNOWN_RATIONAL_TAG, 5, count, values_at)
+        + struct.pack("<I", 0)
+    )
+    return b"II*\0" + struct.pack("<I", 8) + ifd + exif_ifd + b"\1\0\0\0\3\0\0\0" * count + b"\x80"
+
+
+def jpeg_wrongly_typed_exif(orientation: int = 6) -> bytes:
+    """A 80×40 JPEG whose EXIF has an orientation and ImageWidth stored as ASCII:
+    Pillow's Exif.tobytes (ImageOps.exif_transpose) fails on it with struct.error."""
+    entries = struct.pack("<HHI4s", 0x0100, 2, 4, b"abc\0") + struct.pack(
+        "<HHIHH", 0x0112, 3, 1, orientation, 0
+    )
+    exif = b"Exif\0\0II*\0" + struct.pack("<IH", 8, 2) + entries + struct.pack("<I", 0)
+    buffer = BytesIO()
+    Image.new("RGB", (80, 40), (200, 40, 40)).save(buffer, "JPEG", exif=exif)
+    return buffer.getvalue()
+
+
+# --- Broken files that once escaped as 500s -------------------------------------------------
+
+
+def gif_cut_in_a_later_frame(frames: int = 3) -> bytes:
+    """An animated GIF cut half-way through its second frame's image descriptor."""
+    data = gif((8, 8), [GifFrame(0, 0, 8, 8, 1 + i % 3) for i in range(frames)])
+    second_control = data.index(b"\x21\xf9\x04", data.index(b"\x21\xf9\x04") + 1)
+    return data[: second_control + 8 + 5]
+
+
+def avif_missing_primary_item(item: int = 99) -> bytes:
+    """A 64² AVIF whose ``pitm`` box names an item that does not exist (libavif: RuntimeError)."""
+    buffer = BytesIO()
+    Image.new("RGB", (64, 64), (200, 40, 40)).save(buffer, "AVIF", quality=50)
+    data = bytearray(buffer.getvalue())
+    at = data.index(b"pitm") + 8  # after the box type and its version and flags
+    data[at : at + 2] = struct.pack(">H", item)
+    return bytes(data)
+
+
+def avif_exif(count: int = 200_000, orientation: int = 6) -> bytes:
+    """A 64×48 AVIF whose Exif item holds ``count`` rationals; Pillow's writer moves the
+    orientation into ``irot``/``imir``, so its reader puts it back and re-serialises all."""
+    buffer = BytesIO()
+    exif = exif_rationals(count, orientation)
+    Image.new("RGB", (64, 48), (200, 40, 40)).save(buffer, "AVIF", quality=50, exif=exif)
+    return buffer.getvalue()

@@ -11,7 +11,13 @@ case a second time against ``chalicelib/`` as of that commit (extracted with
 and prints both side by side.  A child still running after ``--timeout``
 seconds is stopped, and reported with its peak so far.
 
-    python -m scripts.bench.bombs [--quick] [--before REV] [--only NAME ...]
+Then the mutation sweep (scripts/bench/mutations.py): ``--sweep`` cuts and as
+many seeded mutants of one small original per input format, each through
+``inspect``, ``render`` and ``describe``, in a child per code version; it
+prints the outcomes, every kind of escape (an exception that is not a 4xx:
+the service's 500) and the slowest case.
+
+    python -m scripts.bench.bombs [--quick] [--before REV] [--only NAME ...] [--sweep N]
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 REPEAT, QUICK_REPEAT = 3, 1
 TIMEOUT_SECONDS = 120.0
+SWEEP, QUICK_SWEEP = 2000, 400  # cuts and mutants per original
 
 
 @dataclass(frozen=True)
@@ -100,6 +107,16 @@ CASES = (
         "300x300.webp",
     ),
     Case("webp: 5700² canvas, one 1×1 frame", lambda: bombs.webp_animation((5700, 5700))),
+    # Metadata: EXIF of a million RATIONALs (8 MB) in each container, and broken files.
+    Case("png: eXIf of 1 M rationals", bombs.png_exif),
+    Case("webp: EXIF of 1 M rationals", bombs.webp_exif),
+    Case("jpeg: EXIF of 1 M rationals in 124 APP1s", bombs.jpeg_exif),
+    Case("tiff: Exif IFD of 1 M rationals", bombs.tiff_exif),
+    Case("avif: Exif item of 200 K rationals, orientation in irot", bombs.avif_exif),
+    Case("png: eXIf of 8,180 rationals (the EXIF cap)", lambda: bombs.png_exif(8180)),
+    Case("jpeg: orientation 6, ImageWidth as ASCII", bombs.jpeg_wrongly_typed_exif),
+    Case("gif: cut inside the 2nd frame's header", bombs.gif_cut_in_a_later_frame),
+    Case("avif: pitm names a missing item", bombs.avif_missing_primary_item),
     # The largest ordinary originals the defaults accept, at the largest output.
     Case("png: 7745² photo-like RGB", _photo_png, "4096x4096-cover", bad=False),
     Case("jpeg: 50 MP photo-like", lambda: _photo_jpeg(False), "4096x4096-cover", bad=False),
@@ -135,6 +152,48 @@ def child(root: str, path: str, token: str) -> dict[str, object]:
         "idle_mib": idle / 1024,
         "peak_mib": peak_rss_kib() / 1024,
     }
+
+
+def sweep_child(root: str, per_seed: str) -> dict[str, object]:
+    """The mutation sweep in this fresh process, with ``root``'s chalicelib."""
+    sys.path.insert(0, root)
+    import logging
+
+    from scripts.bench import mutations
+
+    logging.disable(logging.WARNING)  # each refused animation and broken profile logs a line
+    start = time.perf_counter()
+    report = mutations.sweep(int(per_seed), keep=0)
+    return {
+        "cases": report.cases,
+        "outcomes": dict(report.outcomes.most_common()),
+        "escapes": dict(report.escape_kinds.most_common()),
+        "wall_s": time.perf_counter() - start,
+        "worst_s": report.worst_seconds,
+        "worst_case": report.worst_case,
+        "peak_mib": peak_rss_kib() / 1024,
+    }
+
+
+def run_sweep(root: Path, per_seed: int) -> dict[str, object]:
+    command = [sys.executable, "-m", __spec__.name, "--sweep-child", str(root), str(per_seed)]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=False)
+    if done.returncode:
+        return {"failed": done.stderr[-2000:]}
+    return json.loads(done.stdout)
+
+
+def sweep_lines(label: str, report: dict[str, object]) -> list[str]:
+    if "failed" in report:
+        return [f"{label}: the sweep failed: {report['failed']}"]
+    escapes = report["escapes"] or "none"
+    return [
+        f"{label}: {report['cases']} cases × inspect, render, describe in "
+        f"{float(report['wall_s']):.1f} s (slowest call {float(report['worst_s']) * 1000:.0f} ms, "
+        f"{report['worst_case']}; peak {float(report['peak_mib']):.0f} MiB)",
+        f"  outcomes: {report['outcomes']}",
+        f"  escapes (500s): {escapes}",
+    ]
 
 
 def run_child(root: Path, path: Path, token: str, timeout: float) -> dict[str, object]:
@@ -228,11 +287,20 @@ def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         print(json.dumps(child(*sys.argv[2:5])))
         return 0
+    if len(sys.argv) > 1 and sys.argv[1] == "--sweep-child":
+        print(json.dumps(sweep_child(*sys.argv[2:4])))
+        return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_REPEAT} run, not {REPEAT}")
     parser.add_argument("--before", metavar="REV", help="also measure chalicelib/ as of REV")
     parser.add_argument("--only", nargs="*", default=[], help="cases whose name contains this")
     parser.add_argument("--timeout", type=float, default=TIMEOUT_SECONDS)
+    parser.add_argument(
+        "--sweep",
+        type=int,
+        metavar="N",
+        help=f"cuts and mutants per original (default {SWEEP}, --quick {QUICK_SWEEP}; 0: none)",
+    )
     parser.add_argument("--photos", help=argparse.SUPPRESS)  # make bench passes BENCH_ARGS to all
     args = parser.parse_args()
     repeat = QUICK_REPEAT if args.quick else REPEAT
@@ -251,8 +319,14 @@ def main() -> int:
         for case in cases:
             rows.append(measure(case, roots, repeat, args.timeout, Path(workdir)))
             print(f"  measured {case.name}", file=sys.stderr, flush=True)
+        per_seed = args.sweep if args.sweep is not None else QUICK_SWEEP if args.quick else SWEEP
+        sweeps = (
+            {label: run_sweep(root, per_seed) for label, root in roots.items()} if per_seed else {}
+        )
     print("\n".join(table(rows, labels)))
     print("\n".join(summary(rows, labels)))
+    for label, report in sweeps.items():
+        print("\n".join(sweep_lines(label, report)))
     return 0
 
 

@@ -91,8 +91,8 @@ def create_notify_topic(sns: Any, sqs: Any) -> tuple[str, str]:
 def create_event_resources(
     endpoint_url: str,
     *,
+    visibility_timeout: int,
     table_name: str = DEFAULT_METADATA_TABLE,
-    visibility_timeout: int = 30,
     max_receive_count: int = 3,
 ) -> EventResources:
     sqs = aws_client("sqs", endpoint_url)

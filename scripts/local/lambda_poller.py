@@ -27,9 +27,14 @@ Each batch is logged (size, failures, duration), and a JSON stats file
 is rewritten after every change, for load tests. SIGTERM stops receiving,
 finishes the batches in hand, and exits 0.
 
+The function's timeout defaults to the packaged events function's (120 s);
+the visibility timeout of each receive to six times the function's timeout,
+the stack's rule (infra/resources.json's queue has 720 s).  The handler gets
+a context whose get_remaining_time_in_millis counts down from the timeout.
+
 Usage: lambda_poller.py --handler app:on_original_event --queue-url URL
-       [--batch-size 10] [--max-concurrency 2] [--visibility-timeout 30]
-       [--timeout SECONDS] [--stats-file PATH]
+       [--batch-size 10] [--max-concurrency 2] [--timeout 120]
+       [--visibility-timeout 720] [--stats-file PATH]
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ import argparse
 import importlib
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -51,6 +57,8 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+
+from chalicelib.config import EVENTS_TIMEOUT_SECONDS, VISIBILITY_PER_FUNCTION_TIMEOUT
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -317,22 +325,34 @@ def batch_size(value: str) -> int:
     return size
 
 
+def visibility_for(function_timeout: float) -> int:
+    """The stack's rule: a queue's visibility timeout is six times its function's timeout."""
+    return math.ceil(VISIBILITY_PER_FUNCTION_TIMEOUT * function_timeout)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--handler", required=True, help="module:attribute, e.g. app:on_event")
     parser.add_argument("--queue-url", required=True)
     parser.add_argument("--batch-size", type=batch_size, default=10)
     parser.add_argument("--max-concurrency", type=int, default=2)
-    parser.add_argument("--visibility-timeout", type=int, default=30)
     parser.add_argument(
-        "--timeout", type=float, help="the function's timeout (default: the visibility timeout)"
+        "--timeout",
+        type=float,
+        default=float(EVENTS_TIMEOUT_SECONDS),
+        help="the function's timeout (default: the packaged events function's)",
+    )
+    parser.add_argument(
+        "--visibility-timeout",
+        type=int,
+        help=f"default: {VISIBILITY_PER_FUNCTION_TIMEOUT} times the function's timeout",
     )
     parser.add_argument("--wait-seconds", type=int, default=2, help="ReceiveMessage long poll")
     parser.add_argument("--function-name", default="local-event-handler")
     parser.add_argument("--stats-file", type=Path)
     args = parser.parse_args(argv)
-    if args.timeout is None:
-        args.timeout = float(args.visibility_timeout)
+    if args.visibility_timeout is None:
+        args.visibility_timeout = visibility_for(args.timeout)
     if args.max_concurrency < 1:
         parser.error("--max-concurrency must be at least 1")
     return args

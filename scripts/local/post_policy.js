@@ -14,11 +14,24 @@
 //
 // The form is buffered (uploads are bounded), checked, then handed to
 // s3rver's own POST handler unchanged.  Answers: 403 AccessDenied for a bad
-// signature, an expired or unmet policy; 400 EntityTooLarge/EntityTooSmall.
+// signature, an expired or unmet policy; 400 EntityTooLarge/EntityTooSmall;
+// 400 InvalidArgument for a field sent twice.
+//
+// A field sent twice (before the file) is refused before s3rver sees the form.
+// The checks read one value per field, s3rver stores the last copy of `key`,
+// Content-Type and x-amz-meta-*: a hostile second copy would pass unchecked.
+// Confirmed: nothing in S3's documentation says what S3 answers; the one public
+// account found, a review in scality/cloudserver PR #5601 (2024), says S3,
+// tried by hand, does not accept the same form field twice, without the error.
+// Chosen: 400 InvalidArgument naming the field.  Names compare as the checks
+// compare them, lower-cased ('Key' and 'key' are one field); what follows the
+// file is read by neither S3 nor s3rver, so is not counted.
 'use strict';
 
 const crypto = require('crypto');
 const { Readable } = require('stream');
+// The very busboy s3rver parses forms with (package.json pins s3rver's 0.3.1,
+// deduplicated): the checks must read the form exactly as s3rver then stores it.
 const Busboy = require('busboy');
 const S3Error = require('s3rver/lib/models/error');
 const objectController = require('s3rver/lib/controllers/object');
@@ -42,14 +55,26 @@ async function readBody(request) {
   return Buffer.concat(chunks);
 }
 
-// The fields before the file (S3 ignores what follows it) and the file's size.
+// The fields before the file (S3 ignores what follows it), the names among
+// them that came more than once, and the file's size.
 function parseForm(headers, body) {
   return new Promise((resolve, reject) => {
     const fields = new Map();
+    const repeated = new Set();
     let fileSize = null;
     const busboy = new Busboy({ headers, limits: { fileSize: MAX_FORM_BYTES } });
     busboy.on('field', (name, value) => {
-      if (fileSize === null && !fields.has(name.toLowerCase())) fields.set(name.toLowerCase(), value);
+      if (fileSize !== null) return;
+      // busboy gives a part without a filename (and not typed
+      // application/octet-stream) as a field; s3rver stores one named 'file'
+      // as the file, so the checks must take it for the file too.
+      if (name === 'file') {
+        fileSize = Buffer.byteLength(value);
+        return;
+      }
+      const lower = name.toLowerCase();
+      if (fields.has(lower)) repeated.add(lower);
+      else fields.set(lower, value);
     });
     busboy.on('file', (name, stream) => {
       if (name !== 'file' || fileSize !== null) return stream.resume();
@@ -60,8 +85,17 @@ function parseForm(headers, body) {
       return undefined;
     });
     busboy.once('error', reject);
-    busboy.once('finish', () => resolve({ fields, fileSize }));
+    busboy.once('finish', () => resolve({ fields, repeated, fileSize }));
     Readable.from([body]).pipe(busboy);
+  });
+}
+
+function refuseRepeated(repeated) {
+  if (!repeated.size) return;
+  const names = [...repeated];
+  const quoted = names.map((name) => `'${name}'`).join(', ');
+  throw new S3Error('InvalidArgument', `POST form field ${quoted} appears more than once; send each field once.`, {
+    ArgumentName: names[0],
   });
 }
 
@@ -144,7 +178,8 @@ function enforcePostPolicy(secretFor) {
   objectController.postObject = async function checkedPostObject(ctx) {
     if (!ctx.is('multipart/form-data')) return postObject(ctx);
     const body = await readBody(ctx.req);
-    const { fields, fileSize } = await parseForm(ctx.headers, body);
+    const { fields, repeated, fileSize } = await parseForm(ctx.headers, body);
+    refuseRepeated(repeated);
     if (fileSize === null) return postObject(Object.assign(ctx, { req: Readable.from([body]) }));
     const document = checkSignature(fields, secretFor);
     checkConditions(document, fields, fileSize, ctx.params.bucket);

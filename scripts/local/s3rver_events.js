@@ -15,17 +15,22 @@
 // patchEventSources fixes the last three at their controllers, s3Record the rest.
 //
 // Each record is sent as its own SQS message, body {"Records": [record]}, with
-// SendMessage in SQS's query protocol, SigV4-signed: moto's server picks the
-// service from the signature's credential scope (an unsigned request is taken
-// for S3 and answered 500).
+// the AWS SDK's SQS client (SendMessage, SigV4-signed: moto's server picks the
+// service from the signature's credential scope) and its standard retry
+// strategy, bounded by SEND_ATTEMPTS.
 'use strict';
 
-const crypto = require('crypto');
 const objectController = require('s3rver/lib/controllers/object');
 const S3Event = require('s3rver/lib/models/event');
 
+// Attempts per message, the first included.  The SDK's standard strategy
+// retries only what may pass later (throttling, 5xx, timeouts, refused or
+// reset connections) with jittered exponential backoff from 100 ms; an
+// answer such as "no such queue" is final at once.
 const SEND_ATTEMPTS = 5;
-const FIRST_RETRY_DELAY_MS = 100;
+// No answer within this long is a failed attempt (then retried), so one hung
+// request cannot hold back every later event.
+const REQUEST_TIMEOUT_MS = 10_000;
 const SEQUENCER_WIDTH = 18; // as long as S3's, e.g. 0055AED6DCD90281E5
 
 // What Python's urllib.parse.quote_plus(key, safe='/') makes of a key.
@@ -115,72 +120,45 @@ function patchEventSources() {
   };
 }
 
-function hmac(key, data) {
-  return crypto.createHmac('sha256', key).update(data, 'utf8').digest();
-}
-
-function sha256Hex(data) {
-  return crypto.createHash('sha256').update(data, 'utf8').digest('hex');
-}
-
-// A SigV4-signed POST of a query-protocol form to `url` (moto does not check
-// the signature, SQS would).
-function signedFormRequest(url, form, { region, accessKeyId, secretAccessKey }, now = new Date()) {
-  const { host, pathname } = new URL(url);
-  const body = new URLSearchParams(form).toString();
-  const amzDate = now.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
-  const day = amzDate.slice(0, 8);
-  const scope = `${day}/${region}/sqs/aws4_request`;
-  const signedHeaders = 'host;x-amz-date';
-  const canonicalHeaders = `host:${host}\nx-amz-date:${amzDate}\n`;
-  const canonicalRequest = ['POST', pathname, '', canonicalHeaders, signedHeaders, sha256Hex(body)].join('\n');
-  const stringToSign = ['AWS4-HMAC-SHA256', amzDate, scope, sha256Hex(canonicalRequest)].join('\n');
-  const signingKey = [day, region, 'sqs', 'aws4_request'].reduce(hmac, `AWS4${secretAccessKey}`);
-  const signature = hmac(signingKey, stringToSign).toString('hex');
+// SQS client settings for the queue at `queueUrl`: its origin is the endpoint
+// (the local moto server).
+function clientConfig(queueUrl, { region, accessKeyId, secretAccessKey }) {
   return {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/x-www-form-urlencoded; charset=utf-8',
-      'x-amz-date': amzDate,
-      authorization: `AWS4-HMAC-SHA256 Credential=${accessKeyId}/${scope}, SignedHeaders=${signedHeaders}, Signature=${signature}`,
-    },
-    body,
+    endpoint: new URL(queueUrl).origin,
+    region,
+    credentials: { accessKeyId, secretAccessKey },
+    maxAttempts: SEND_ATTEMPTS,
+    retryMode: 'standard',
+    requestHandler: { requestTimeout: REQUEST_TIMEOUT_MS },
   };
 }
 
-function delay(ms) {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-async function sendMessage(queueUrl, messageBody, signing) {
-  const form = { Action: 'SendMessage', Version: '2012-11-05', QueueUrl: queueUrl, MessageBody: messageBody };
-  const response = await fetch(queueUrl, signedFormRequest(queueUrl, form, signing));
-  const text = await response.text();
-  if (!response.ok || !text.includes('<MessageId>')) {
-    throw new Error(`SendMessage answered ${response.status}: ${text.slice(0, 300)}`);
-  }
-}
-
 // A lost event would leave an original without metadata and nobody the wiser:
-// retry with backoff, then say so loudly on stderr (the s3rver log).
-async function sendWithRetries(queueUrl, messageBody, signing) {
-  for (let attempt = 1; ; attempt += 1) {
-    try {
-      return await sendMessage(queueUrl, messageBody, signing);
-    } catch (err) {
-      if (attempt === SEND_ATTEMPTS) {
-        console.error(`S3 EVENT LOST after ${attempt} attempts to ${queueUrl}: ${err.message}\n${messageBody}`);
-        return undefined;
-      }
-      await delay(FIRST_RETRY_DELAY_MS * 2 ** (attempt - 1));
-    }
+// after the SDK's retries, say so loudly on stderr (the s3rver log).
+async function sendOrLog(sendMessage, queueUrl, messageBody) {
+  try {
+    await sendMessage(messageBody);
+  } catch (err) {
+    const attempts = (err.$metadata && err.$metadata.attempts) || 1;
+    const tries = `${attempts} attempt${attempts === 1 ? '' : 's'}`;
+    console.error(`S3 EVENT LOST after ${tries} to ${queueUrl}: ${err.name}: ${err.message}\n${messageBody}`);
   }
 }
 
 // Send every record of `bucket` to `queueUrl`, one message per record.
 function forwardObjectEvents(server, { bucket, queueUrl, region, accessKeyId, secretAccessKey }) {
   patchEventSources();
-  const signing = { region, accessKeyId, secretAccessKey };
+  // Loading the SDK takes about a quarter of a second: s3rver does not wait
+  // for it, the first event does.  Resolving it now (no loading) still fails
+  // at start when it is not installed.
+  require.resolve('@aws-sdk/client-sqs');
+  const config = clientConfig(queueUrl, { region, accessKeyId, secretAccessKey });
+  let client = null;
+  const sendMessage = (messageBody) => {
+    const { SQSClient, SendMessageCommand } = require('@aws-sdk/client-sqs');
+    client = client || new SQSClient(config);
+    return client.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: messageBody }));
+  };
   // One send at a time, in event order: the queue then holds every earlier
   // event once a later one is there (tests wait for a last, sentinel event).
   let sending = Promise.resolve();
@@ -188,10 +166,10 @@ function forwardObjectEvents(server, { bucket, queueUrl, region, accessKeyId, se
     for (const record of event.Records) {
       if (record.s3.bucket.name !== bucket) continue;
       const body = JSON.stringify({ Records: [s3Record(record, region)] });
-      sending = sending.then(() => sendWithRetries(queueUrl, body, signing));
+      sending = sending.then(() => sendOrLog(sendMessage, queueUrl, body));
     }
   });
   console.log(`forwarding object events of bucket ${bucket} to ${queueUrl}`);
 }
 
-module.exports = { encodeKey, forwardObjectEvents, nextSequencer, signedFormRequest };
+module.exports = { encodeKey, forwardObjectEvents, nextSequencer };

@@ -12,8 +12,11 @@ The event pipeline runs alongside: moto's server plays SQS, DynamoDB and SNS
 the events queue, and, given a handler, scripts/local/lambda_poller.py invokes
 it with batches the way Lambda's SQS event source mapping does.
 
+A CDN stand-in (scripts/local/cdn.js) sits in front of the website and runs
+the stack's CloudFront Function file on every request, as CloudFront does.
+
 Environment (all optional): LOCAL_HOST (127.0.0.1), S3_PORT (4568),
-API_PORT (8000), AWS_PORT (4566), BUCKET (images), ORIGINALS_BUCKET (originals),
+API_PORT (8000), AWS_PORT (4566), CDN_PORT (4570), BUCKET (images), ORIGINALS_BUCKET (originals),
 UPLOAD_TOKEN (local-dev-token), LOCAL_DATA_DIR (.local),
 EVENT_HANDLER (app:on_original_event; module:attribute of the events queue's
 Lambda handler, empty for none).
@@ -40,7 +43,9 @@ from urllib.parse import quote
 import requests
 from botocore.config import Config
 
-from scripts.local import aws
+from chalicelib.config import EVENTS_TIMEOUT_SECONDS
+from scripts.local import aws, records
+from scripts.local.lambda_poller import visibility_for
 from scripts.local.samples import sample_originals
 from scripts.ops.configure_bucket import configure_bucket, configure_originals
 from scripts.ops.publish_page import INDEX_KEY, local_config, publish_page
@@ -51,6 +56,9 @@ ROOT = Path(__file__).resolve().parents[2]
 S3RVER_CREDENTIALS = aws.FAKE_CREDENTIALS
 # The bearer token `make run` accepts for uploads unless UPLOAD_TOKEN says otherwise.
 DEV_UPLOAD_TOKEN = "local-dev-token"
+# With the page: its gallery asks for these widths as .auto (page/app.js), so each is
+# made in every format a browser can be given as soon as a photo arrives.
+PAGE_PRESET_SIZES = "160x160-cover-focus,320x.auto,640x.auto,1280x.auto"
 # The Lambda handler of the originals' events queue (app.py).
 APP_EVENT_HANDLER = "app:on_original_event"
 
@@ -121,13 +129,24 @@ def aws_resource(field: str) -> property:
 
 @dataclass(frozen=True)
 class EventSettings:
-    """The event pipeline's knobs: the queue's, and the poller's (as the mapping's)."""
+    """The event pipeline's knobs: the queue's, and the poller's (as the mapping's).
 
-    visibility_timeout: int = 30
+    The function's timeout is the packaged events function's, and the queue's
+    visibility timeout six times that (the stack's rule) unless given.
+    """
+
+    function_timeout: float = EVENTS_TIMEOUT_SECONDS
+    visibility_timeout: int | None = None
     max_receive_count: int = 3
     table_name: str = aws.DEFAULT_METADATA_TABLE
     batch_size: int = 10
     max_concurrency: int = 2
+
+    @property
+    def queue_visibility(self) -> int:
+        if self.visibility_timeout is not None:
+            return self.visibility_timeout
+        return visibility_for(self.function_timeout)
 
 
 class LocalStack:
@@ -149,6 +168,7 @@ class LocalStack:
         event_handler: str | None = None,
         events: EventSettings | None = None,
         page: bool = False,
+        cdn_port: int | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.host = host
@@ -160,6 +180,7 @@ class LocalStack:
         self.app_env = dict(app_env or {})
         # A free port unless told: callers that predate moto pass only the other two.
         self.aws_port = aws_port or free_port(host)
+        self.cdn_port = cdn_port or free_port(host)
         # Only this bucket's object events reach the queue (never the variants'):
         # the originals bucket unless told.
         self.events_bucket = events_bucket or originals_bucket
@@ -186,16 +207,21 @@ class LocalStack:
         return f"{self.s3_url}/{self.bucket}"
 
     @property
+    def cdn_url(self) -> str:
+        """The website through the CDN stand-in, which resolves ``.auto`` sizes first."""
+        return f"http://{self.host}:{self.cdn_port}/{self.bucket}"
+
+    @property
     def page_url(self) -> str:
-        """The demo page, served by the website like any object (once started with page=True)."""
-        return f"{self.public_url}/{INDEX_KEY}"
+        """The demo page, through the CDN like its images (once started with page=True)."""
+        return f"{self.cdn_url}/{INDEX_KEY}"
 
     @property
     def page_origins(self) -> tuple[str, ...]:
         """Where a page that uploads may be served from: the website and the API, by either name."""
         return tuple(
             f"http://{host}:{port}"
-            for port in (self.s3_port, self.api_port)
+            for port in (self.s3_port, self.api_port, self.cdn_port)
             for host in dict.fromkeys((self.host, "localhost"))
         )
 
@@ -244,13 +270,14 @@ class LocalStack:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.start_aws()
         self.start_s3()
+        self.start_cdn()
         # The AWS path too: s3rver answers NotImplemented to the policy steps, which are
         # then skipped (it serves every object anonymously anyway).
         client = self.s3_client()
         configure_bucket(client, self.bucket, self.api_url, create=True, public_read=True)
         configure_originals(client, self.originals_bucket, self.page_origins, create=True)
         if self.page:
-            config = local_config(self.api_url, self.public_url, self.upload_token)
+            config = local_config(self.api_url, self.public_url, self.upload_token, self.cdn_url)
             publish_page(client, self.bucket, config)
         self.start_api()
         if self.event_handler:
@@ -258,13 +285,14 @@ class LocalStack:
         return self
 
     def start_aws(self) -> None:
-        moto = [sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.aws_port)]
+        moto = [sys.executable, "-m", "scripts.local.moto_server", "-H", self.host]
+        moto += ["-p", str(self.aws_port)]
         self._spawn("moto", moto, os.environ)
         self._wait_until(lambda: requests.get(self.aws_url, timeout=1) is not None, "moto")
         self._aws = aws.create_event_resources(
             self.aws_url,
             table_name=self.events.table_name,
-            visibility_timeout=self.events.visibility_timeout,
+            visibility_timeout=self.events.queue_visibility,
             max_receive_count=self.events.max_receive_count,
         )
 
@@ -280,7 +308,8 @@ class LocalStack:
             *("--queue-url", self.events_queue_url),
             *("--batch-size", str(self.events.batch_size)),
             *("--max-concurrency", str(self.events.max_concurrency)),
-            *("--visibility-timeout", str(self.events.visibility_timeout)),
+            *("--timeout", str(self.events.function_timeout)),
+            *("--visibility-timeout", str(self.events.queue_visibility)),
             *("--stats-file", str(self.poller_stats_path)),
         ]
         self._spawn("poller", poller, self.app_process_env())
@@ -305,6 +334,19 @@ class LocalStack:
         ]
         self._spawn("s3rver", s3rver, {**os.environ, **self.s3rver_events_env()})
         self._wait_until(lambda: requests.get(self.s3_url, timeout=1) is not None, "s3rver")
+
+    def start_cdn(self) -> None:
+        """The CDN stand-in: the CloudFront Function's file on every request, then the website."""
+        cdn = [
+            "node",
+            str(ROOT / "scripts" / "local" / "cdn.js"),
+            self.host,
+            str(self.cdn_port),
+            self.s3_url,
+            self.bucket,
+        ]
+        self._spawn("cdn", cdn, os.environ)
+        self._wait_until(lambda: requests.get(self.cdn_url, timeout=1) is not None, "cdn")
 
     def s3rver_events_env(self) -> dict[str, str]:
         """Tells scripts/local/s3rver.js where to send the events bucket's object events."""
@@ -332,9 +374,16 @@ class LocalStack:
             "S3_ENDPOINT_URL": self.s3_url,
             "UPLOAD_TOKEN": self.upload_token,
             "CORS_ORIGINS": ",".join(self.page_origins),
+            **self.page_presets(),
             **self.aws_env(),
             **self.app_env,
         }
+
+    def page_presets(self) -> dict[str, str]:
+        """PAGE_PRESET_SIZES when the page is published and the environment names none."""
+        if not self.page or "PRESET_SIZES" in os.environ:
+            return {}
+        return {"PRESET_SIZES": PAGE_PRESET_SIZES}
 
     def start_api(self) -> None:
         chalice = [
@@ -450,16 +499,19 @@ def main() -> int:
         originals_bucket=os.environ.get("ORIGINALS_BUCKET", "originals"),
         upload_token=os.environ.get("UPLOAD_TOKEN") or DEV_UPLOAD_TOKEN,
         aws_port=int(os.environ.get("AWS_PORT", "4566")),
+        cdn_port=int(os.environ.get("CDN_PORT", "4570")),
         # The app's own events handler unless told otherwise ("" turns the poller off).
         event_handler=os.environ.get("EVENT_HANDLER", APP_EVENT_HANDLER) or None,
         page=True,
     )
     with stack:
+        since = records.sizes(records.log_paths(stack.data_dir))
         keys = stack.upload_samples()
         example = stack.data_dir / "example.jpg"
         example.write_bytes(sample_originals()[keys[0]][0])
         print(f"\nPage: {stack.page_url}  (sign in with {stack.upload_token}, upload a photo)")
         print(f"Website (public base): {stack.public_url}")
+        print(f"CDN: {stack.cdn_url}  (runs infra/cdn/viewer_request.js: .auto sizes)")
         print(f"Resize API:            {stack.api_url}/resize/<size>/<key>")
         print(f"Uploads:               POST {stack.api_url}/uploads (Bearer {stack.upload_token})")
         print(
@@ -481,8 +533,10 @@ def main() -> int:
         print("\nUpload your own photo in two steps (PHOTO= any JPEG), then open any size of it:\n")
         print(upload_example(stack.api_url, stack.upload_token, example))
         print(f"\nLogs: {stack.data_dir}/*.log.  Ctrl-C stops every server.")
+        print("Each request and event writes one JSON line there (docs/operations.md).")
         wait_for_stop_signal()
         print("\nstopping")
+    print(records.summary(records.read(records.log_paths(stack.data_dir), since)))
     return 0
 
 

@@ -36,6 +36,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.config import CDN_MAX_AGE_SECONDS
 from chalicelib.resize.ledger import original_prefix
+from scripts.ops import monitoring
 from scripts.ops.website import REDIRECT_CODE, apply_routing_rules
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,6 +44,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 TIMEOUT = 30
 PROBE_SIZE = "32x"
+# What a browser that takes AVIF sends for images (Chromium's), and what .auto must become.
+AVIF_ACCEPT = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8"
+AUTO_PROBE, AUTO_RESOLVED = f"{PROBE_SIZE}.auto", f"{PROBE_SIZE}.avif"
 VARIANT_CACHE_CONTROL = f"s-maxage={CDN_MAX_AGE_SECONDS}"
 LOCAL_CREDENTIALS = {"aws_access_key_id": "S3RVER", "aws_secret_access_key": "S3RVER"}
 
@@ -66,6 +70,9 @@ class Target:
     # The events' dead-letter queue and an SQS client for it; none: not checked.
     dead_letter_queue_url: str = ""
     sqs: Any = None
+    # The CloudFormation stack and a CloudWatch client: its alarms and figures are shown.
+    stack: str = ""
+    cloudwatch: Any = None
     probe_key: str = field(default_factory=lambda: f"doctor-probe/{uuid.uuid4().hex}.png")
 
     @property
@@ -283,6 +290,27 @@ def cdn_keeps_no_redirect(target: Target) -> Result:
     )
 
 
+@check("the CDN resolves .auto before its cache (the CloudFront Function)")
+def cdn_resolves_auto(target: Target) -> Result:
+    if not target.behind_cdn:
+        return Result(SKIP, "", "skipped: no CDN in front (the API resolves .auto itself)")
+    url = f"{target.public_url}/{AUTO_PROBE}/{target.probe_key}"
+    response = requests.get(
+        url, headers={"Accept": AVIF_ACCEPT}, allow_redirects=True, timeout=TIMEOUT
+    )
+    # Rewritten at the edge, a miss reaches the API as the concrete size, never as .auto.
+    to_api = [r.headers.get("Location", "") for r in response.history]
+    unresolved = [location for location in to_api if f"/{AUTO_PROBE}/" in location]
+    content_type = response.headers.get("Content-Type", "")
+    if response.ok and content_type == "image/avif" and not unresolved:
+        return passed(f"{AUTO_PROBE} → {AUTO_RESOLVED}, {content_type}")
+    return failed(
+        f"{response.status_code} {content_type!r}; redirects {' | '.join(to_api) or 'none'}",
+        "associate the AutoFormatFunction (infra/cdn/viewer_request.js, cloudfront-js-2.0) with "
+        "the distribution's default behaviour as viewer-request: `make deploy` does",
+    )
+
+
 @check("no originals' event is stuck in the dead-letter queue")
 def dead_letters(target: Target) -> Result:
     if not target.dead_letter_queue_url:
@@ -313,6 +341,7 @@ CHECKS = [
     miss_chain,
     variant_served,
     cdn_keeps_no_redirect,
+    cdn_resolves_auto,
     dead_letters,
 ]
 
@@ -342,6 +371,7 @@ def run_checks(target: Target) -> list[Result]:
         made = (
             (target.originals_bucket, target.probe_key),
             (target.bucket, f"{PROBE_SIZE}/{target.probe_key}"),
+            (target.bucket, f"{AUTO_RESOLVED}/{target.probe_key}"),
             *((target.bucket, entry["Key"]) for entry in ledger),
         )
         for bucket, key in made:
@@ -380,6 +410,8 @@ def stack_target(stack: str, region: str | None) -> Target:
         storage_url=s3.meta.endpoint_url,
         dead_letter_queue_url=outputs.get("DeadLetterQueueURL", ""),
         sqs=boto3.client("sqs", region_name=region),
+        stack=stack,
+        cloudwatch=boto3.client("cloudwatch", region_name=region),
     )
 
 
@@ -481,6 +513,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     print(report(results))
+    if target.cloudwatch is not None:
+        print(monitoring.summary(target.cloudwatch, target.stack))
     return 1 if any(result.mark == FAIL for result in results) else 0
 
 

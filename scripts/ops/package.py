@@ -26,6 +26,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 MERGE_TEMPLATE = ROOT / "infra" / "resources.json"
+# The CloudFront Function's code, a file of its own (tested in Node); the template gets it inline.
+VIEWER_REQUEST = ROOT / "infra" / "cdn" / "viewer_request.js"
+FUNCTION_RESOURCE = "AutoFormatFunction"
+MAX_FUNCTION_BYTES = 10 * 1024  # CloudFront Functions' code size limit
 STAGE = "prod"
 
 # Chalice picks the Lambda runtime from the Python that runs it.  The
@@ -64,21 +68,34 @@ def lambda_architecture(stage: str = STAGE) -> str:
     return str(stage_config.get("lambda_architecture", config.get("lambda_architecture", "x86_64")))
 
 
+def merge_template() -> dict[str, object]:
+    """infra/resources.json with the CloudFront Function's code inlined from its file."""
+    template = json.loads(MERGE_TEMPLATE.read_text())
+    code = VIEWER_REQUEST.read_text()
+    if len(code.encode()) > MAX_FUNCTION_BYTES:
+        raise SystemExit(f"{VIEWER_REQUEST} is over CloudFront's {MAX_FUNCTION_BYTES} bytes")
+    template["Resources"][FUNCTION_RESOURCE]["Properties"]["FunctionCode"] = code
+    return template
+
+
 def chalice_package(out_dir: Path, region: str, stage: str = STAGE) -> None:
     """Run chalice's packager; it downloads manylinux wheels from PyPI."""
     chalice = Path(sys.executable).parent / "chalice"
-    command = [
-        str(chalice),
-        "package",
-        "--stage",
-        stage,
-        "--merge-template",
-        str(MERGE_TEMPLATE),
-        str(out_dir),
-    ]
-    # Only the region matters to chalice package; it makes no AWS calls.
-    env = {**os.environ, "AWS_DEFAULT_REGION": region}
-    subprocess.run(command, cwd=ROOT, env=env, check=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        merge = Path(scratch) / "resources.json"
+        merge.write_text(json.dumps(merge_template(), indent=2))
+        command = [
+            str(chalice),
+            "package",
+            "--stage",
+            stage,
+            "--merge-template",
+            str(merge),
+            str(out_dir),
+        ]
+        # Only the region matters to chalice package; it makes no AWS calls.
+        env = {**os.environ, "AWS_DEFAULT_REGION": region}
+        subprocess.run(command, cwd=ROOT, env=env, check=True)
 
 
 def cfn_lint(template: Path) -> subprocess.CompletedProcess[str]:

@@ -38,11 +38,15 @@ INDEX_KEY = "index.html"
 PAGE_CACHE_CONTROL = "no-cache"
 
 
-def local_config(api_url: str, public_url: str, upload_token: str) -> dict[str, str]:
+def local_config(
+    api_url: str, public_url: str, upload_token: str, cdn_url: str = ""
+) -> dict[str, str]:
     """The page's config for `make run`: its dev token is printed there anyway."""
     return {
         "api_url": api_url,
         "public_url": public_url,
+        # The gallery's .auto sizes go through the CDN (the stand-in runs its function).
+        "cdn_url": cdn_url or public_url,
         "sign_in": "token",
         "token_hint": f"make run accepts the token {upload_token}.",
     }
@@ -53,6 +57,7 @@ def stack_config(outputs: Mapping[str, str], region: str) -> dict[str, str]:
     return {
         "api_url": outputs["ApiURL"].rstrip("/"),
         "public_url": outputs["PublicURL"].rstrip("/"),
+        "cdn_url": outputs["PublicURL"].rstrip("/"),  # PublicURL is CloudFront's
         "sign_in": "cognito",
         "region": region,
         "user_pool_id": outputs.get("UserPoolId", ""),

@@ -8,6 +8,7 @@ local stack (test_e2e).
 from __future__ import annotations
 
 import itertools
+import random
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -70,6 +71,12 @@ def jpeg(size: tuple[int, int] = (800, 600), *, orientation: int = 1, **options:
     if orientation != 1:
         exif[ORIENTATION] = orientation
     return encode(quadrants(size), "JPEG", quality=95, exif=exif.tobytes(), **options)
+
+
+def noise(size: tuple[int, int], seed: int = 17) -> Image.Image:
+    """RGB noise, the same every time: what no encoder can make small."""
+    width, height = size
+    return Image.frombytes("RGB", size, random.Random(seed).randbytes(3 * width * height))
 
 
 def jpeg_with_metadata() -> bytes:

@@ -26,3 +26,10 @@ def notification(
         },
     }
     return json.dumps({"Records": [record]})
+
+
+def sqs_event_for(client: Any, key: str, etag: str, size: int) -> Any:
+    body = notification(
+        "ObjectCreated:Put", key, "0055AED6DCD90281E5", eTag=etag.strip('"'), size=size
+    )
+    return client.events.generate_sqs_event(message_bodies=[body])
