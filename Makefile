@@ -67,7 +67,7 @@ $(BENCH_STAMP): requirements-bench.txt $(PY_STAMP)
 # timing through the local stack.
 # BENCH_ARGS="--quick" for fewer rounds, "--photos DIR" for your own JPEGs.
 # Then one miss through the handler in-process, broken down (scripts/bench/miss_harness.py).
-# It ends with seven lines, each measured in this run (scripts/bench/summary.py).
+# It ends with nine lines, each measured in this run (scripts/bench/summary.py).
 bench: install $(BENCH_STAMP)
 	rm -f .local/bench/*.summary
 	$(BIN)/python -m scripts.bench.pipeline $(BENCH_ARGS)
@@ -76,6 +76,7 @@ bench: install $(BENCH_STAMP)
 	$(BIN)/python -m scripts.bench.stack $(BENCH_ARGS)
 	$(BIN)/python -m scripts.bench.miss_harness $(BENCH_ARGS)
 	$(BIN)/python -m scripts.bench.quality $(BENCH_ARGS)
+	$(BIN)/python -m scripts.bench.bytes_per_view $(BENCH_ARGS)
 	@$(BIN)/python -m scripts.bench.summary
 
 # One SAM template (app + bucket + website rule + policy + CloudFront) and the

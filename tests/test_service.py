@@ -421,7 +421,7 @@ def test_auto_presets_make_every_format_the_rule_can_give(s3: Any, settings: Set
         "g.gif": (corpus.animated("GIF", 5, (800, 600)), {"640x.avif", "640x.webp", "640x"}),
     }
     for key, (body, tokens) in cases.items():
-        etag = s3.put_object(Bucket=BUCKET, Key=key, Body=body)["ETag"]  # a stored original
+        etag = s3.put_object(Bucket=BUCKET, Key=key, Body=body)["ETag"]  # the current version
         urls = service.prerender(key, body, etag, [parse_size("640x.auto", 4096)])
         assert {url.removeprefix(f"{PUBLIC_URL}/") for url in urls.values()} <= {
             f"{token}/{key}" for token in tokens
