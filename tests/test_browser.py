@@ -339,7 +339,7 @@ def test_a_photo_uploaded_by_file_input_shows_at_every_size(
     assert by_kind["responsive"]["result"] == "hit", by_kind["responsive"]
     assert by_kind["picture"]["result"] == "hit", by_kind["picture"]
     cover = by_kind["cover"]
-    assert cover["token"] == "120x160-cover.auto"
+    assert cover["token"] == "120x160-cover-focus.auto"
     assert cover["result"] == "miss", cover
     assert re.search(r"miss in \d+ ms", cover["caption"])
     # It is listed among the user's uploads.
