@@ -10,6 +10,7 @@ from chalicelib.errors import InvalidKey, InvalidSize, NonCanonicalSize
 from chalicelib.resize.grammar import (
     MAX_KEY_BYTES,
     MAX_TOKEN_CHARS,
+    OUTPUT_FORMATS,
     Anchor,
     Fit,
     ResizeSpec,
@@ -104,7 +105,11 @@ def test_anchored_covers_parse(anchor: Anchor) -> None:
         ("300x200-cover-left", "300x200-cover-w"),
         ("300x200-cover-northeast", "300x200-cover-ne"),
         ("300x200-cover-SMART.jpg", "300x200-cover-smart.jpeg"),
-        ("300x200-cover-focus-q80.webp", "300x200-cover-focus.webp"),
+        # WebP's default quality spelled out.
+        (
+            f"300x200-cover-focus-q{OUTPUT_FORMATS['webp'].default_quality}.webp",
+            "300x200-cover-focus.webp",
+        ),
     ],
 )
 def test_non_canonical_anchors_name_an_accepted_spelling(text: str, canonical: str) -> None:
