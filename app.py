@@ -10,6 +10,7 @@ from chalice.app import SQSEvent
 from chalicelib import observe, wiring
 from chalicelib.config import EVENTS_QUEUE_NAME
 from chalicelib.errors import (
+    InvalidUploadRequest,
     NotAVariantUrl,
     NotYetKnown,
     OriginalDeleted,
@@ -25,7 +26,12 @@ from chalicelib.http import (
 )
 from chalicelib.resize.grammar import parse_key
 from chalicelib.resize.request import NO_SIZE
-from chalicelib.uploads import parse_list_request, parse_upload_request, uploader_id
+from chalicelib.uploads import (
+    parse_focus_request,
+    parse_list_request,
+    parse_upload_request,
+    uploader_id,
+)
 
 if TYPE_CHECKING:
     from chalicelib.originals.metadata import OriginalRecord
@@ -49,6 +55,8 @@ def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
+# The body is parsed as JSON whatever it is labelled: `curl -d` sends form encoding.
+UPLOAD_BODY_TYPES = ["application/json", "text/plain", "application/x-www-form-urlencoded"]
 # A browser's HEAD follows the website's 307 here like a GET does.
 METHODS = ["GET", "HEAD"]
 
@@ -99,14 +107,40 @@ def _live_record(key: str) -> OriginalRecord:
     return record
 
 
+FOCUS = "focus"
+
+
+@observed("meta.focus")
+@json_errors
+def put_focus(**key_segments: str) -> Response:
+    """``PUT /meta/<key>/focus``: the owner sets (or clears) the original's focal point."""
+    request = app.current_request
+    *key_path, last = _segments(key_segments)
+    if last != FOCUS:
+        raise InvalidUploadRequest(f"PUT /meta/<key>/{FOCUS} is the only change /meta takes")
+    key = parse_key(key_path)
+    observe.note(key=key)
+    uploader = uploader_id(
+        wiring.get_settings(), _claims(request.context), request.headers.get("authorization")
+    )
+    focus = parse_focus_request(request.raw_body)
+    body = wiring.get_uploads().set_focus(uploader, key, focus)
+    return Response(body=body, status_code=200, headers=dict(NO_STORE))
+
+
 for _depth in range(1, MAX_KEY_DEPTH + 1):
     _path = "/".join(f"{{k{i}}}" for i in range(_depth))
     app.route(f"/resize/{{size}}/{_path}", methods=METHODS, name=f"resize_depth_{_depth}")(resize)
     app.route(f"/meta/{_path}", methods=["GET"], name=f"meta_depth_{_depth}")(meta)
+    if _depth > 1:  # the key, then "focus"
+        app.route(
+            f"/meta/{_path}",
+            methods=["PUT"],
+            name=f"meta_focus_depth_{_depth}",
+            content_types=UPLOAD_BODY_TYPES,
+        )(put_focus)
 
 
-# The body is parsed as JSON whatever it is labelled: `curl -d` sends form encoding.
-UPLOAD_BODY_TYPES = ["application/json", "text/plain", "application/x-www-form-urlencoded"]
 UPLOAD_METHODS = "GET, POST, OPTIONS"
 
 

@@ -38,8 +38,9 @@ DEFAULT_RECHECK_DELAY_SECONDS = max(API_TIMEOUT_SECONDS, EVENTS_TIMEOUT_SECONDS)
 DEFAULT_VARIANT_BYTES_PER_PIXEL = 1
 # The queue the events function reads (app.py) and the local stack creates.
 EVENTS_QUEUE_NAME = "image-events"
-# Rendered as soon as an original arrives: a gallery's thumbnail and common widths.
-DEFAULT_PRESET_SIZES = "160x160-cover,320x,640x,1280x"
+# Rendered as soon as an original arrives: a gallery's thumbnail (on the focal point,
+# else the most detailed square) and common widths.
+DEFAULT_PRESET_SIZES = "160x160-cover-focus,320x,640x,1280x"
 MIN_SIGNING_KEY_BYTES = 16
 MIN_UPLOAD_TOKEN_CHARS = 12
 _UPLOAD_PREFIX = re.compile(r"[a-z][a-z0-9-]{0,62}")

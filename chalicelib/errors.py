@@ -205,3 +205,13 @@ class OriginalTooComplex(ServiceError):
             f"the original has too many {what} to decode within a request's budget",
             f"{count} {what}, over the cap of {cap}",
         )
+
+
+class InvalidFocus(ServiceError):
+    status = 400
+    code = "invalid_focus"
+
+
+class NotTheOwner(ServiceError):
+    status = 403
+    code = "not_the_owner"

@@ -39,6 +39,7 @@ DELETE_BATCH = 1000
 class Original:
     body: bytes
     etag: str
+    metadata: Mapping[str, str] = field(default_factory=dict)  # x-amz-meta-*, names lowercased
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class ObjectInfo:
     etag: str
     last_modified: datetime
     metadata: Mapping[str, str] = field(default_factory=dict)  # x-amz-meta-*, names lowercased
+    content_type: str = ""
 
 
 class ImageStore:
@@ -66,8 +68,30 @@ class ImageStore:
             response["ContentLength"],
             response["ETag"],
             response["LastModified"],
-            {name.lower(): value for name, value in response.get("Metadata", {}).items()},
+            _metadata(response),
+            response.get("ContentType", ""),
         )
+
+    def replace_metadata(self, key: str, info: ObjectInfo, metadata: Mapping[str, str]) -> None:
+        """Give the object ``info`` describes new metadata: S3 copies it onto itself.
+
+        The bytes, and so the ETag of a single-part upload, stay; the copy is an
+        ObjectCreated:Copy event like any write.  Only if the object is still the
+        version ``info`` describes (``CopySourceIfMatch``): a replacement is
+        never overwritten with the old bytes.
+        """
+        with aws_errors(_STORAGE, expect=_MISSING | {"PreconditionFailed"}) as missing:
+            self._client.copy_object(
+                Bucket=self._bucket,
+                Key=key,
+                CopySource={"Bucket": self._bucket, "Key": key},
+                CopySourceIfMatch=info.etag,
+                MetadataDirective="REPLACE",
+                Metadata=dict(metadata),
+                ContentType=info.content_type or "application/octet-stream",
+            )
+        if missing:
+            raise OriginalNotFound("the original changed or went meanwhile", key) from missing.error
 
     def get_original(self, key: str, max_bytes: int) -> Original:
         """An original's bytes and ETag in one streaming GET, its size checked before reading.
@@ -182,7 +206,12 @@ def _read_original(response: dict[str, Any], max_bytes: int) -> Original:
             "the original was cut short while reading it, try again",
             f"{len(data)} of {size} bytes",
         )
-    return Original(data, response["ETag"])
+    return Original(data, response["ETag"], _metadata(response))
+
+
+def _metadata(response: dict[str, Any]) -> dict[str, str]:
+    """An object's ``x-amz-meta-*``, names lowercased."""
+    return {name.lower(): value for name, value in response.get("Metadata", {}).items()}
 
 
 def started(call: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]:

@@ -23,11 +23,15 @@ from chalicelib.errors import (
     InvalidFilename,
     InvalidKey,
     InvalidUploadRequest,
+    NotTheOwner,
+    OriginalNotFound,
     Unauthorized,
     UnsupportedContentType,
     UploadTooLarge,
 )
+from chalicelib.focus import FOCUS_METADATA, FocalPoint, parse_focus
 from chalicelib.resize.grammar import check_key, variant_url_template
+from chalicelib.storage import ImageStore
 
 # Exactly the types the resizer decodes.  No SVG: it is script, and an SVG
 # original would be a stored-XSS vector wherever it is ever served.
@@ -53,27 +57,38 @@ MAX_CURSOR_CHARS = 4096
 # The uploader's id goes into keys and metadata: Cognito's `sub` is a UUID.
 _UPLOADER_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 MAX_UPLOADER_CHARS = 128
+# The original's S3 metadata naming who uploaded it (the form pins it).
+UPLOADER_METADATA = "uploader"
 LOCAL_UPLOADER = "local"
 ANONYMOUS_UPLOADER = "anonymous"
 
 
 @dataclass(frozen=True)
 class UploadRequest:
-    """What a client asks to upload: a file name, its image type, optionally its size."""
+    """What a client asks to upload: a file name, its image type, optionally its size and
+    focal point."""
 
     filename: str
     content_type: str
     size: int | None = None
+    focus: FocalPoint | None = None
 
 
-def parse_upload_request(body: bytes | None) -> UploadRequest:
-    """The JSON body ``{"filename", "content_type"[, "size"]}``, or InvalidUploadRequest."""
+def json_object(body: bytes | None, shape: str) -> dict[str, Any]:
+    """A request's JSON object body, or InvalidUploadRequest naming the ``shape`` expected."""
     try:
         document = json.loads(body or b"")
     except (ValueError, UnicodeDecodeError) as err:
         raise InvalidUploadRequest("the body must be JSON", repr(err)) from err
     if not isinstance(document, dict):
-        raise InvalidUploadRequest('the body must be a JSON object: {"filename", "content_type"}')
+        raise InvalidUploadRequest(f"the body must be a JSON object: {shape}")
+    return document
+
+
+def parse_upload_request(body: bytes | None) -> UploadRequest:
+    """The JSON body ``{"filename", "content_type"[, "size"][, "focus"]}``, or
+    InvalidUploadRequest (InvalidFocus for a focal point that isn't ``"x,y"``)."""
+    document = json_object(body, '{"filename", "content_type"}')
     filename, content_type, size = (
         document.get(name) for name in ("filename", "content_type", "size")
     )
@@ -81,8 +96,19 @@ def parse_upload_request(body: bytes | None) -> UploadRequest:
         raise InvalidUploadRequest('"filename" and "content_type" are required strings')
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
         raise InvalidUploadRequest('"size", when given, is the file\'s size in bytes')
+    focus = parse_focus(document["focus"]) if document.get("focus") is not None else None
     # One spelling per name: "é" typed or pasted (NFD from macOS) is stored as one character.
-    return UploadRequest(unicodedata.normalize("NFC", filename), content_type.strip().lower(), size)
+    return UploadRequest(
+        unicodedata.normalize("NFC", filename), content_type.strip().lower(), size, focus
+    )
+
+
+def parse_focus_request(body: bytes | None) -> FocalPoint | None:
+    """``PUT /meta/<key>/focus``'s body: ``{"focus": "x,y"}``, or ``{"focus": null}`` to clear."""
+    document = json_object(body, '{"focus": "x,y"} or {"focus": null}')
+    if "focus" not in document:
+        raise InvalidUploadRequest('the body must be {"focus": "x,y"} or {"focus": null}')
+    return None if document["focus"] is None else parse_focus(document["focus"])
 
 
 DEFAULT_PAGE = 20
@@ -155,6 +181,14 @@ def upload_key(prefix: str, uploader: str, upload_id: str, filename: str) -> str
     return f"{prefix}/{uploader}/{upload_id}/{filename}"
 
 
+def owner_of(prefix: str, key: str, metadata: Mapping[str, str]) -> str | None:
+    """Who stored an original: the upload form's pinned metadata, else the upload key's folder."""
+    named = metadata.get(UPLOADER_METADATA)
+    if named:
+        return named if is_uploader_id(named) else None
+    return uploader_folder(prefix, key)
+
+
 def uploader_folder(prefix: str, key: str) -> str | None:
     """The uploader an upload key names (see upload_key); None for any other key."""
     first, _, rest = key.partition("/")
@@ -187,8 +221,10 @@ class UploadService:
         fields = {
             "Content-Type": request.content_type,
             "success_action_status": "201",
-            "x-amz-meta-uploader": uploader,
+            f"x-amz-meta-{UPLOADER_METADATA}": uploader,
         }
+        if request.focus is not None:
+            fields[f"x-amz-meta-{FOCUS_METADATA}"] = request.focus.text
         form = self._client.generate_presigned_post(
             Bucket=self._settings.originals,
             Key=key,
@@ -206,6 +242,26 @@ class UploadService:
             "max_bytes": max_bytes,
             "expires_in": self._settings.upload_expiry_seconds,
         }
+
+    def set_focus(self, uploader: str, key: str, focus: FocalPoint | None) -> dict[str, Any]:
+        """Give the caller's own original ``key`` a new focal point (None: none).
+
+        The original is copied onto itself with the metadata replaced: its
+        bytes and ETag stay, and its ObjectCreated:Copy event purges exactly
+        the ``-cover-focus`` variants made with another focal point
+        (docs/uploads.md#focal-points).
+        """
+        originals = ImageStore(self._client, self._settings.originals)
+        info = originals.head(key)
+        if info is None:
+            raise OriginalNotFound(f"there is no original {key!r}")
+        if owner_of(self._settings.upload_prefix, key, info.metadata) != uploader:
+            raise NotTheOwner("only the original's uploader may change its focal point")
+        metadata = {name: value for name, value in info.metadata.items() if name != FOCUS_METADATA}
+        if focus is not None:
+            metadata[FOCUS_METADATA] = focus.text
+        originals.replace_metadata(key, info, metadata)
+        return {"key": key, "focus": focus.text if focus is not None else None}
 
     def check(self, request: UploadRequest) -> None:
         """Refuse what S3 would refuse later, and what must never be stored."""

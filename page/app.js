@@ -441,11 +441,16 @@ function inFormat(token, extension, meta) {
 const RESPONSIVE_WIDTHS = ['320x', '640x', '1280x'];
 const PICTURE_SIZES = ['320x', '320x@2x'];
 const PICTURE_FORMATS = [['image/avif', 'avif'], ['image/webp', 'webp']];
-const COVERS = [['160x160-cover', 160, 160], ['240x135-cover', 240, 135], ['120x160-cover', 120, 160]];
+// Square and other thumbnails keep the subject: the focal point, else the most detail.
+const COVERS = [
+  ['160x160-cover-focus', 160, 160],
+  ['240x135-cover-focus', 240, 135],
+  ['120x160-cover-focus', 120, 160],
+];
 const RETINA = '200x@2x';
 
 function twice(token) {
-  return token.replace(/^(\d*x\d*(?:-cover)?)/, '$1@2x');
+  return token.replace(/^(\d*x\d*(?:-cover(?:-[a-z]+)?)?)/, '$1@2x');
 }
 
 // Every size token the gallery may ask for.
@@ -500,7 +505,86 @@ function showGallery(key, meta) {
       return img;
     }),
   );
+  for (const frame of gallery.querySelectorAll('.variant .frame')) paintPlaceholder(frame, meta);
   $('timing-note').hidden = false;
+}
+
+// Until its image loads, a frame shows the record's dominant colour and BlurHash
+// (docs/lifecycle.md#placeholders); loaded() takes them away again.
+function paintPlaceholder(frame, meta) {
+  if (meta.dominant_color) frame.style.backgroundColor = meta.dominant_color;
+  const painted = meta.blurhash && blurhashUrl(meta.blurhash);
+  if (painted) {
+    frame.style.backgroundImage = `url("${painted}")`;
+    frame.style.backgroundSize = '100% 100%';
+  }
+  frame.dataset.placeholder = painted ? 'blurhash' : meta.dominant_color ? 'colour' : 'none';
+}
+
+const BASE83 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz#$%*+,-.:;=?@[]^_{|}~';
+
+function base83(text) {
+  let value = 0;
+  for (const char of text) {
+    const digit = BASE83.indexOf(char);
+    if (digit < 0) throw new Error('not base 83');
+    value = value * 83 + digit;
+  }
+  return value;
+}
+
+function toLinear(value) {
+  const v = value / 255;
+  return v <= 0.04045 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+}
+
+function toSrgb(value) {
+  const v = Math.max(0, Math.min(1, value));
+  return Math.round((v <= 0.0031308 ? v * 12.92 : 1.055 * v ** (1 / 2.4) - 0.055) * 255);
+}
+
+// A BlurHash (https://blurha.sh) decoded onto a small canvas, as a data: URL; null if unreadable.
+function blurhashUrl(hash, width = 32, height = 32) {
+  try {
+    const size = base83(hash[0]);
+    const [columns, rows] = [(size % 9) + 1, Math.floor(size / 9) + 1];
+    if (hash.length !== 4 + 2 * columns * rows) return null;
+    const maximum = (base83(hash[1]) + 1) / 166;
+    const dc = base83(hash.slice(2, 6));
+    const colours = [[toLinear(dc >> 16), toLinear((dc >> 8) & 255), toLinear(dc & 255)]];
+    for (let i = 1; i < columns * rows; i++) {
+      const value = base83(hash.slice(4 + i * 2, 6 + i * 2));
+      const signed = (v) => Math.sign(v) * Math.abs(v) ** 2 * maximum;
+      colours.push([
+        signed(Math.floor(value / 361) / 9 - 1),
+        signed((Math.floor(value / 19) % 19) / 9 - 1),
+        signed((value % 19) / 9 - 1),
+      ]);
+    }
+    const canvas = document.createElement('canvas');
+    canvas.width = width;
+    canvas.height = height;
+    const context = canvas.getContext('2d');
+    const pixels = context.createImageData(width, height);
+    for (let y = 0; y < height; y++) {
+      for (let x = 0; x < width; x++) {
+        const sum = [0, 0, 0];
+        for (let j = 0; j < rows; j++) {
+          for (let i = 0; i < columns; i++) {
+            const basis = Math.cos((Math.PI * x * i) / width) * Math.cos((Math.PI * y * j) / height);
+            const colour = colours[i + j * columns];
+            for (let c = 0; c < 3; c++) sum[c] += colour[c] * basis;
+          }
+        }
+        const at = 4 * (x + y * width);
+        pixels.data.set([toSrgb(sum[0]), toSrgb(sum[1]), toSrgb(sum[2]), 255], at);
+      }
+    }
+    context.putImageData(pixels, 0, 0);
+    return canvas.toDataURL('image/png');
+  } catch {
+    return null;
+  }
 }
 
 // An <img> hidden until it loads, with the aspect ratio reserved from the record.
@@ -548,6 +632,11 @@ function tokenOf(url) {
 
 async function loaded(element, img, result) {
   img.classList.add('loaded');
+  const frame = element.querySelector('.frame');
+  frame.style.removeProperty('background-color');
+  frame.style.removeProperty('background-image');
+  frame.style.removeProperty('background-size');
+  frame.dataset.placeholder = 'gone';
   const timing = await variantTiming(img.currentSrc);
   element.dataset.result = timing.result;
   element.dataset.token = tokenOf(img.currentSrc);
@@ -616,7 +705,7 @@ function uploadEntry(record) {
   button.type = 'button';
   button.className = 'upload-entry';
   button.dataset.key = record.key;
-  const thumbnail = record.presets && record.presets['160x160-cover'];
+  const thumbnail = record.presets && record.presets['160x160-cover-focus'];
   if (thumbnail) {
     const img = document.createElement('img');
     img.alt = '';

@@ -312,12 +312,16 @@ def test_meta_shows_strangers_what_a_page_needs_and_the_owner_everything(
     exif = Image.Exif()
     exif.update({0x010F: "Maker", 0x0110: "Model 7", 0x0132: "2024:05:06 07:08:09"})
     body = corpus.encode(corpus.quadrants((400, 300)), "JPEG", exif=exif.tobytes())
-    etag = s3.put_object(Bucket="originals", Key=key, Body=body, Metadata={"uploader": "local"})[
-        "ETag"
-    ]
+    metadata = {"uploader": "local", "focus": "0.25,0.75"}
+    etag = s3.put_object(Bucket="originals", Key=key, Body=body, Metadata=metadata)["ETag"]
     lifecycle_app.lambda_.invoke("on_original_event", sqs_event_for(lifecycle_app, key, etag, 1))
     stranger = json.loads(lifecycle_app.http.get(f"/meta/{key}").body)
-    assert set(stranger) == {"key", "state", "format", "width", "height", "frames", "presets"}
+    # The placeholders and the focal point: what a page paints and places the image by.
+    assert set(stranger) == {
+        *("key", "state", "format", "width", "height", "frames", "presets"),
+        *("blurhash", "dominant_color", "focus"),
+    }
+    assert stranger["focus"] == "0.25,0.75"
     owner = lifecycle_app.http.get(
         f"/uploads?key={quote(key)}", headers={"Authorization": "Bearer a-dev-token-long-enough"}
     )

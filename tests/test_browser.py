@@ -179,7 +179,7 @@ def broken_images(page: Any) -> list[str]:
 
 def expected_pixels(token: str, original: tuple[int, int]) -> tuple[int, int]:
     """The variant's pixels by the URL grammar (docs/urls.md), original larger than the box."""
-    match = re.fullmatch(r"(\d*)x(\d*)(-cover)?(?:@(\d)x)?(?:\.\w+)?", token)
+    match = re.fullmatch(r"(\d*)x(\d*)(-cover(?:-[a-z]+)?)?(?:@(\d)x)?(?:\.\w+)?", token)
     assert match, token
     width, height, cover, ratio = match.groups()
     scale = int(ratio or 1)
@@ -341,7 +341,7 @@ def test_a_photo_uploaded_by_file_input_shows_at_every_size(
     assert by_kind["responsive"]["result"] == "hit", by_kind["responsive"]
     assert by_kind["picture"]["result"] == "hit", by_kind["picture"]
     cover = by_kind["cover"]
-    assert cover["token"] == "120x160-cover.auto"
+    assert cover["token"] == "120x160-cover-focus.auto"
     assert cover["result"] == "miss", cover
     assert re.search(r"miss in \d+ ms", cover["caption"])
     # It is listed among the user's uploads.
@@ -382,9 +382,13 @@ def test_srcset_picks_the_width_for_the_viewport_and_pixel_ratio(
     assert by_kind["picture"]["token"] == picture
     covers = [shown["token"] for shown in images if shown["kind"] == "cover"]
     assert covers == (
-        ["160x160-cover.auto", "240x135-cover.auto", "120x160-cover.auto"]
+        ["160x160-cover-focus.auto", "240x135-cover-focus.auto", "120x160-cover-focus.auto"]
         if scale == 1
-        else ["160x160-cover@2x.auto", "240x135-cover@2x.auto", "120x160-cover@2x.auto"]
+        else [
+            "160x160-cover-focus@2x.auto",
+            "240x135-cover-focus@2x.auto",
+            "120x160-cover-focus@2x.auto",
+        ]
     )
     check_sizes(images, PHOTO_SIZE, slot)
     assert broken_images(page) == []
@@ -725,3 +729,57 @@ def test_an_avif_dropped_on_the_page_shows_without_asking_for_its_own_format(
     assert all(shown["result"] in ("hit", "miss") for shown in by_kind.values()), by_kind
     check_sizes(list(by_kind.values()), (800, 600), slot=640)
     assert broken_images(page) == []
+
+
+def test_placeholders_are_painted_before_the_images_arrive(
+    browser: Any, stack: Any, uploaded_photo: str
+) -> None:
+    record = meta(stack, uploaded_photo).json()
+    held: list[Any] = []
+    releasing = False
+
+    def hold_images(route: Any) -> None:
+        if route.request.resource_type == "image" and not releasing:
+            held.append(route)  # answered only once the placeholders were seen
+        else:
+            route.continue_()
+
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        context.route("**/*", hold_images)
+        page = context.new_page()
+        page.set_default_timeout(WAIT_MS)
+        page.goto(f"{stack.page_url}#key={quote(uploaded_photo, safe='')}")
+        page.wait_for_function(
+            "() => document.querySelectorAll('#gallery .frame[data-placeholder=blurhash]').length"
+            " === document.querySelectorAll('#gallery .frame').length"
+            " && document.querySelectorAll('#gallery .frame').length > 0"
+        )
+        painted = page.evaluate(
+            """() => [...document.querySelectorAll('#gallery .frame')].map((frame) => {
+                const style = getComputedStyle(frame);
+                return {image: style.backgroundImage, colour: style.backgroundColor,
+                        loaded: frame.querySelector('img').classList.contains('loaded'),
+                        box: [frame.clientWidth, frame.clientHeight]};
+            })"""
+        )
+        red, green, blue = (int(record["dominant_color"][i : i + 2], 16) for i in (1, 3, 5))
+        for frame in painted:
+            assert frame["image"].startswith('url("data:image/png'), frame
+            assert frame["colour"] == f"rgb({red}, {green}, {blue})", frame
+            assert not frame["loaded"], frame
+            assert min(frame["box"]) > 0, frame
+        assert held, "no image request was held back"
+        releasing = True
+        for route in held:
+            route.continue_()
+        wait_for_gallery(page)
+        left = page.evaluate(
+            "() => [...document.querySelectorAll('#gallery figure[data-result=hit],"
+            " #gallery figure[data-result=miss]')].map((f) => f.querySelector('.frame')"
+            ".dataset.placeholder)"
+        )
+        assert left
+        assert set(left) == {"gone"}
+    finally:
+        context.close()

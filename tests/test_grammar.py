@@ -7,7 +7,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chalicelib.errors import InvalidKey, InvalidSize, NonCanonicalSize
-from chalicelib.resize.grammar import MAX_KEY_BYTES, ResizeSpec, parse_key, parse_size
+from chalicelib.resize.grammar import (
+    MAX_KEY_BYTES,
+    MAX_TOKEN_CHARS,
+    OUTPUT_FORMATS,
+    Anchor,
+    Fit,
+    ResizeSpec,
+    parse_key,
+    parse_size,
+)
 
 
 @pytest.mark.parametrize(
@@ -77,6 +86,55 @@ def test_max_dimension_is_a_parameter() -> None:
         parse_size("501x", 500)
 
 
+@pytest.mark.parametrize("anchor", [anchor for anchor in Anchor if anchor is not Anchor.CENTRE])
+def test_anchored_covers_parse(anchor: Anchor) -> None:
+    text = f"300x200-cover-{anchor}@2x-q70.webp"
+    spec = parse_size(text, 4096)
+    assert (spec.fit, spec.anchor, spec.dpr, spec.quality) == (Fit.COVER, anchor, 2, 70)
+    assert spec.token == text
+
+
+@pytest.mark.parametrize(
+    ("text", "canonical"),
+    [
+        ("300x200-Cover-NE", "300x200-cover-ne"),
+        ("300x200-cover- sw", "300x200-cover-sw"),
+        ("300x200-cover-centre", "300x200-cover"),
+        ("300x200-cover-center", "300x200-cover"),
+        ("300x200-cover-top", "300x200-cover-n"),
+        ("300x200-cover-left", "300x200-cover-w"),
+        ("300x200-cover-northeast", "300x200-cover-ne"),
+        ("300x200-cover-SMART.jpg", "300x200-cover-smart.jpeg"),
+        # WebP's default quality spelled out.
+        (
+            f"300x200-cover-focus-q{OUTPUT_FORMATS['webp'].default_quality}.webp",
+            "300x200-cover-focus.webp",
+        ),
+    ],
+)
+def test_non_canonical_anchors_name_an_accepted_spelling(text: str, canonical: str) -> None:
+    with pytest.raises(NonCanonicalSize) as info:
+        parse_size(text, 4096)
+    assert repr(canonical) in info.value.public_message
+    assert parse_size(canonical, 4096).token == canonical
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["300x200-cover-middle", "300x200-pad-n", "300x200-n", "300x-cover-n", "300x200-cover-n-s"],
+)
+def test_unknown_or_misplaced_anchors_are_refused(text: str) -> None:
+    with pytest.raises(InvalidSize) as info:
+        parse_size(text, 4096)
+    assert info.value.status == 400
+
+
+def test_the_longest_canonical_token_fits() -> None:
+    longest = "16384x16384-cover-smart@3x-q100.webp"
+    assert parse_size(longest, 16384 * 3).token == longest
+    assert len(longest) < MAX_TOKEN_CHARS
+
+
 def test_variant_key_is_token_then_original_key() -> None:
     assert ResizeSpec(300, None).variant_key("a/b.jpg") == "300x/a/b.jpg"
     assert ResizeSpec(None, 20).variant_key("b.jpg") == "x20/b.jpg"
@@ -141,7 +199,7 @@ def test_adversarial_sizes_are_refused_at_once(text: str) -> None:
 
 @pytest.mark.timeout(60)
 @settings(max_examples=300, deadline=None)
-@given(st.text(alphabet=" \t0123456789xX×@-.qQcoverpad", min_size=0, max_size=3000))
+@given(st.text(alphabet=" \t0123456789xX×@-.qQcoverpadnsewmartfu", min_size=0, max_size=3000))
 def test_any_text_parses_or_is_refused_quickly(text: str) -> None:
     try:
         spec = parse_size(text, 4096)

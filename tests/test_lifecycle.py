@@ -21,7 +21,9 @@ from moto import mock_aws
 from PIL import Image
 
 from chalicelib.config import Settings
+from chalicelib.focus import SOURCE_FOCUS, parse_focus
 from chalicelib.imaging.limits import ImagingLimits
+from chalicelib.imaging.placeholder import placeholder
 from chalicelib.originals.lifecycle import OriginalLifecycle, Outcome
 from chalicelib.originals.metadata import TABLE_SCHEMA, MetadataStore, State
 from chalicelib.originals.notify import Notifier
@@ -31,7 +33,8 @@ from chalicelib.resize.ledger import output_entry
 from chalicelib.resize.service import ResizeService
 from chalicelib.resize.variants import SOURCE_ETAG
 from chalicelib.storage import ImageStore
-from tests.support import BUCKET, PUBLIC_URL, corpus
+from chalicelib.uploads import UploadService
+from tests.support import BUCKET, PUBLIC_URL, corpus, scenes
 from tests.support.s3_events import notification
 
 ORIGINALS = "originals"
@@ -82,9 +85,12 @@ class Aws:
         self._sequencers = itertools.count(0x5F00000000000000)
         self._messages = itertools.count(1)
 
-    def put(self, key: str, body: bytes, uploader: str | None = "alice") -> dict[str, Any]:
+    def put(
+        self, key: str, body: bytes, uploader: str | None = "alice", **metadata: str
+    ) -> dict[str, Any]:
         """Store an original as an upload would, and return its ObjectCreated event."""
-        metadata = {"uploader": uploader} if uploader else {}
+        if uploader:
+            metadata["uploader"] = uploader
         stored = self.s3.put_object(Bucket=ORIGINALS, Key=key, Body=body, Metadata=metadata)
         return self.event("ObjectCreated:Post", key, etag=stored["ETag"], size=len(body))
 
@@ -161,6 +167,10 @@ def test_an_upload_gets_presets_metadata_usage_and_one_notification(aws: Aws) ->
     # Displayed upright: the EXIF orientation (6) turns 1200×900 on its side.
     assert (record.facts["width"], record.facts["height"]) == (900, 1200)
     assert (record.facts["camera_make"], record.facts["camera_model"]) == ("Acme", "Phone 9")
+    # The placeholders, for GET /meta and GET /uploads: tests/test_placeholders.py checks them.
+    expected = placeholder(body, ImagingLimits()).to_dict()
+    for answer in (record.public(), record.owned()):
+        assert {name: answer[name] for name in expected} == expected
     assert set(record.presets) == set(PRESETS)
     etag = aws.s3.head_object(Bucket=ORIGINALS, Key=KEY)["ETag"]
     stored = aws.variants()
@@ -179,9 +189,10 @@ def test_an_upload_gets_presets_metadata_usage_and_one_notification(aws: Aws) ->
 
 
 def test_a_png_upload_is_decoded_once_for_all_its_presets(aws: Aws, pixel_loads: list[str]) -> None:
-    # Its facts, its two presets' planning and renders: one decode in all.
+    # Its facts, its two presets' planning and renders, its placeholder: one decode in all
+    # (and the placeholder's own 32 px JPEG).
     assert aws.handle(aws.put(KEY.replace(".jpg", ".png"), corpus.png_rgba((900, 600)))) == []
-    assert pixel_loads == ["PNG"]
+    assert pixel_loads == ["PNG", "JPEG"]
     assert {f"{token}/{KEY.replace('.jpg', '.png')}" for token in PRESETS} <= set(aws.variants())
 
 
@@ -472,6 +483,45 @@ def test_a_claim_older_than_any_render_is_released(aws: Aws) -> None:
     )
     assert later.handle_batch([aws.delete(KEY)]) == {"batchItemFailures": []}
     assert aws.variants() == {}
+
+
+def test_a_new_focal_point_purges_exactly_the_focus_crops_and_remakes_the_preset(
+    app_env: dict[str, str],
+) -> None:
+    with mock_aws():
+        aws = Aws(presets=("160x160-cover-focus", "320x"))
+        picture = scenes.with_mark((1200, 600), (0.05, 0.5), 30)
+        aws.handle(aws.put(KEY, corpus.encode(picture, "JPEG"), focus="0.05,0.5"))
+        for token in ("200x200-cover-focus", "200x200-cover-smart", "200x200-cover-e"):
+            aws.service.resize(token, KEY.split("/"))
+        etag = aws.s3.head_object(Bucket=ORIGINALS, Key=KEY)["ETag"]
+        before = aws.variants()
+        old_preset = variant_bytes(aws, f"160x160-cover-focus/{KEY}")
+
+        answer = UploadService(aws.settings, aws.s3).set_focus("alice", KEY, parse_focus("1,0.5"))
+        assert answer["focus"] == "1,0.5"
+        assert aws.s3.head_object(Bucket=ORIGINALS, Key=KEY)["ETag"] == etag  # same bytes
+        assert aws.handle(aws.event("ObjectCreated:Copy", KEY, etag=etag, size=1)) == []
+
+        after = aws.variants()
+        assert f"200x200-cover-focus/{KEY}" not in after  # made with the old point: purged
+        for kept in ("200x200-cover-smart", "200x200-cover-e", "320x"):
+            assert after[f"{kept}/{KEY}"] == before[f"{kept}/{KEY}"] == etag, kept
+        # The preset is made again, on the new point: the mark at the left is out of it.
+        new_preset = variant_bytes(aws, f"160x160-cover-focus/{KEY}")
+        assert new_preset != old_preset
+        assert scenes.marked(corpus.opened(old_preset)) > 50
+        assert scenes.marked(corpus.opened(new_preset)) == 0
+        assert aws.catalog.get(KEY).public()["focus"] == "1,0.5"  # type: ignore[union-attr]
+        again = aws.s3.head_object(Bucket=BUCKET, Key=f"160x160-cover-focus/{KEY}")["Metadata"]
+        assert again == {SOURCE_ETAG: etag, SOURCE_FOCUS: "1,0.5"}
+        # A miss after the change crops on the new point too.
+        aws.service.resize("200x200-cover-focus", KEY.split("/"))
+        assert scenes.marked(corpus.opened(variant_bytes(aws, f"200x200-cover-focus/{KEY}"))) == 0
+
+
+def variant_bytes(aws: Aws, key: str) -> bytes:
+    return aws.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
 
 
 def test_a_slow_miss_whose_claim_a_purge_released_is_still_in_the_ledger(

@@ -22,7 +22,7 @@ import requests
 from scripts.local import records
 from scripts.local.proxy import Answer, Proxy, Request
 from scripts.local.stack import APP_EVENT_HANDLER, EventSettings, LocalStack, free_port
-from tests.support import corpus, started_stack
+from tests.support import corpus, scenes, started_stack
 from tests.support.s3_events import notification
 from tests.support.waiting import WAIT, wait_for
 
@@ -195,6 +195,38 @@ def test_a_message_that_keeps_failing_ends_in_the_dead_letter_queue(stack: Local
     assert dead["Body"] == "not an S3 notification"
     poller_log = stack.log("poller")
     assert poller_log.count("malformed message") >= MAX_RECEIVES
+    wait_for(lambda: queues_drained(stack), "the queue to drain")
+
+
+def test_a_new_focal_point_purges_the_focus_crops_made_with_the_old_one(stack: LocalStack) -> None:
+    auth = {"Authorization": f"Bearer {stack.upload_token}"}
+    asked = {"filename": "focus.jpg", "content_type": "image/jpeg", "focus": "0.05,0.5"}
+    created = requests.post(f"{stack.api_url}/uploads", json=asked, headers=auth, timeout=30)
+    form, key = created.json()["upload"], created.json()["key"]
+    picture = scenes.with_mark((1200, 600), (0.05, 0.5), 30)
+    files = {"file": ("focus.jpg", corpus.encode(picture, "JPEG"))}
+    assert requests.post(form["url"], data=form["fields"], files=files, timeout=30).ok
+    meta_with(stack, key, state="ready")
+    assert scenes.marked(corpus.opened(website(stack, "100x100-cover-focus", key).content)) > 20
+    kept = {size: website(stack, size, key).content for size in ("100x100-cover-smart", "100x")}
+    s3 = stack.s3_client()
+    etag = s3.head_object(Bucket=stack.originals_bucket, Key=key)["ETag"]
+
+    changed = requests.put(
+        f"{stack.api_url}/meta/{quote(key)}/focus",
+        json={"focus": "1,0.5"},
+        headers=auth,
+        timeout=30,
+    )
+    assert changed.status_code == 200, changed.text
+    assert s3.head_object(Bucket=stack.originals_bucket, Key=key)["ETag"] == etag
+    wait_for(
+        lambda: f"100x100-cover-focus/{key}" not in variants_of(stack, key), "the old crop to go"
+    )
+    for size, body in kept.items():  # not made with the focal point: still there, a hit
+        again = website(stack, size, key)
+        assert (again.history, again.content) == ([], body), size
+    assert scenes.marked(corpus.opened(website(stack, "100x100-cover-focus", key).content)) == 0
     wait_for(lambda: queues_drained(stack), "the queue to drain")
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from chalicelib.config import DEFAULT_PRESET_SIZES
 from scripts.bench import load
 from scripts.local.samples import ORIENTATION_RIGHT_TOP, badge, photo
 from tests.support import corpus
@@ -118,7 +119,8 @@ def burst(tmp_path_factory: pytest.TempPathFactory) -> Any:
         yield stack, report
 
 
-PRESETS = ["160x160-cover", "320x", "640x", "1280x"]
+# What the burst stack renders on upload: the default presets.
+PRESETS = [token.strip() for token in DEFAULT_PRESET_SIZES.split(",")]
 
 
 @pytest.mark.e2e

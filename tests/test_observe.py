@@ -81,21 +81,11 @@ def test_a_miss_a_hit_and_a_refusal_each_write_one_line(
 def test_an_upload_form_its_signature_and_the_token_never_reach_the_line(
     client: Any, s3: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    token = "a-token-that-must-not-be-logged"
-    s3.create_bucket(Bucket="originals")
-    monkeypatch.setenv("ORIGINALS_BUCKET", "originals")
-    monkeypatch.setenv("UPLOAD_TOKEN", token)
-    wiring.reset()
-    capsys.readouterr()
-    response = client.http.post(
-        "/uploads",
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        body=json.dumps({"filename": "cat.jpg", "content_type": "image/jpeg"}).encode(),
-    )
+    token = uploads_configured(s3, capsys, monkeypatch)
+    asked = {"filename": "cat.jpg", "content_type": "image/jpeg"}
+    response, line = sent_with(client.http.post, "/uploads", token, asked, capsys)
     assert response.status_code == 201, response.body
     form = json.loads(response.body)
-    (line,) = lines(capsys.readouterr().out)
-    check_emf(line)
     assert (line["name"], line["status"]) == ("uploads.create", 201)
     secrets = [token, *(v for v in _leaves(form) if isinstance(v, str) and len(v) > 16)]
     assert len(secrets) > 2, "the form holds a policy and a signature"
@@ -166,3 +156,42 @@ def test_log_level_comes_from_the_environment(value: str, level: int) -> None:
         assert logger.level == level
     finally:
         logger.setLevel(before)
+
+
+def test_a_focal_point_change_is_one_line_with_its_key_and_never_the_token(
+    client: Any, s3: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = uploads_configured(s3, capsys, monkeypatch)
+    path = "/meta/uploads/local/1/cat.jpg/focus"
+    response, line = sent_with(client.http.put, path, token, {"focus": "0.5,0.5"}, capsys)
+    assert response.status_code == 404, response.body  # no such original
+    assert (line["name"], line["status"]) == ("meta.focus", 404)
+    assert line["key"] == "uploads/local/1/cat.jpg"
+    assert token not in json.dumps(line)
+
+
+def uploads_configured(
+    s3: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """The uploads routes set up with an originals bucket; their token, which no line may hold."""
+    token = "a-token-that-must-not-be-logged"
+    s3.create_bucket(Bucket="originals")
+    monkeypatch.setenv("ORIGINALS_BUCKET", "originals")
+    monkeypatch.setenv("UPLOAD_TOKEN", token)
+    wiring.reset()
+    capsys.readouterr()
+    return token
+
+
+def sent_with(
+    send: Any, path: str, token: str, body: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> tuple[Any, dict[str, Any]]:
+    """A JSON request with the upload token; its response and its one line (checked as EMF)."""
+    response = send(
+        path,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        body=json.dumps(body).encode(),
+    )
+    (line,) = lines(capsys.readouterr().out)
+    check_emf(line)
+    return response, line

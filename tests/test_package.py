@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from app import MAX_KEY_DEPTH
 from scripts.ops import package
 from scripts.ops.configure_bucket import PRIVATE_ACCESS_BLOCK, originals_cors, public_read_policy
 from scripts.ops.website import website_configuration
@@ -296,8 +297,10 @@ def test_uploads_need_a_user_pool_token_in_the_stack(template: dict[str, Any]) -
     assert "x-amazon-apigateway-integration" in uploads["post"]
     assert "security" not in uploads["options"]
     for path, methods in body["paths"].items():
-        if path != "/uploads":
-            assert all("security" not in m for m in methods.values() if isinstance(m, dict)), path
+        for method, operation in methods.items():
+            if isinstance(operation, dict) and "security" in operation:
+                # Uploads, and the owner's PUT /meta/<key>/focus; never a GET of /meta.
+                assert path == "/uploads" or (path.startswith("/meta/") and method == "put"), path
     pool = template["Resources"]["UserPool"]
     assert pool["Condition"] == "CreateUserPool"
     # Only admins add users unless the SelfSignUp parameter says otherwise (default: off).
@@ -501,6 +504,15 @@ def test_the_metadata_table_is_the_one_the_code_creates_locally(template: dict[s
 def test_listing_uploads_needs_a_user_pool_token_too(template: dict[str, Any]) -> None:
     uploads = resource(template, "RestAPI")["DefinitionBody"]["paths"]["/uploads"]
     assert uploads["get"]["security"] == [{"Uploaders": []}]
+
+
+def test_every_focal_point_route_needs_a_user_pool_token(template: dict[str, Any]) -> None:
+    paths = resource(template, "RestAPI")["DefinitionBody"]["paths"]
+    puts = {path: methods["put"] for path, methods in paths.items() if "put" in methods}
+    assert len(puts) == MAX_KEY_DEPTH - 1  # a key of 1 to 31 segments, then "focus"
+    for path, operation in puts.items():
+        assert operation["security"] == [{"Uploaders": []}], path
+        assert "x-amazon-apigateway-integration" in operation, path  # chalice's own route
 
 
 def _as_list(value: Any) -> list[Any]:

@@ -170,9 +170,9 @@ def count_renders(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     rendered: list[str] = []
     real_render = imaging.render
 
-    def counting(original: bytes, spec: Any, limits: Any = None, shared: Any = None) -> Any:
+    def counting(original: bytes, spec: Any, *options: Any) -> Any:
         rendered.append(spec.token)
-        return real_render(original, spec, limits, shared)
+        return real_render(original, spec, *options)
 
     monkeypatch.setattr(imaging, "render", counting)
     return rendered
@@ -526,3 +526,20 @@ def test_a_variant_over_its_bytes_per_pixel_is_refused_and_stores_nothing(
     assert info.value.status == 422
     assert keys(s3) == {"noise.png"}  # no variant, and its claim given back:
     assert service.resize("600x.webp", ["noise.png"]).endswith("/600x.webp/noise.png")
+
+
+def test_an_anchored_auto_size_keeps_its_anchor_and_records_the_focal_point(
+    s3: Any, settings: Settings
+) -> None:
+    from chalicelib.focus import SOURCE_FOCUS
+
+    body = corpus.jpeg((800, 600))
+    s3.put_object(Bucket=BUCKET, Key="p.jpg", Body=body, Metadata={"focus": "0.1,0.5"})
+    service = make_service(s3, settings)
+    for accept, expected in (
+        (CHROMIUM, "160x160-cover-focus.avif"),
+        ("*/*", "160x160-cover-focus"),
+    ):
+        assert _auto(service, "160x160-cover-focus.auto", "p.jpg", accept) == f"{expected}/p.jpg"
+        head = s3.head_object(Bucket=BUCKET, Key=f"{expected}/p.jpg")
+        assert head["Metadata"][SOURCE_FOCUS] == "0.1,0.5", expected

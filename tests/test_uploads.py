@@ -308,3 +308,107 @@ def test_a_file_name_is_stored_in_nfc(uploads: Any, s3: Any) -> None:
     decomposed = "cafe\u0301.jpg"  # as macOS file systems spell "café"
     body = answer(post(uploads, {"filename": decomposed, "content_type": "image/jpeg"}))
     assert body["key"].rsplit("/", 1)[1] == "caf\u00e9.jpg"
+
+
+FOCUS_KEY = "uploads/local/abc/cat.jpg"
+
+
+def test_a_focal_point_goes_into_the_form_in_one_spelling_and_pinned(uploads: Any) -> None:
+    body = {"filename": "a.jpg", "content_type": "image/jpeg", "focus": " .25 , 0.75000"}
+    form = answer(post(uploads, body))["upload"]
+    assert form["fields"]["x-amz-meta-focus"] == "0.25,0.75"
+    assert {"x-amz-meta-focus": "0.25,0.75"} in policy_of(form)["conditions"]
+    plain = answer(post(uploads, {"filename": "a.jpg", "content_type": "image/jpeg"}))["upload"]
+    assert "x-amz-meta-focus" not in plain["fields"]
+
+
+@pytest.mark.parametrize("focus", ["1.5,0", "0.5", "a,b", "-0.1,0.5", 7, [0.1, 0.2], "1e-3,0"])
+def test_a_bad_focal_point_in_an_upload_is_a_400(uploads: Any, s3: Any, focus: Any) -> None:
+    response = post(uploads, {"filename": "a.jpg", "content_type": "image/jpeg", "focus": focus})
+    assert response.status_code == 400, response.body
+    assert answer(response)["code"] == "invalid_focus"
+    assert originals(s3) == []
+
+
+def put_focus(client: Any, key: str, body: Any, headers: dict[str, str] | None = None) -> Any:
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return client.http.put(
+        f"/meta/{key}/focus", body=raw, headers=AUTH if headers is None else headers
+    )
+
+
+def stored_original(s3: Any, uploader: str = LOCAL_UPLOADER) -> dict[str, Any]:
+    s3.put_object(
+        Bucket=ORIGINALS,
+        Key=FOCUS_KEY,
+        Body=b"jpeg bytes",
+        ContentType="image/jpeg",
+        Metadata={"uploader": uploader},
+    )
+    return s3.head_object(Bucket=ORIGINALS, Key=FOCUS_KEY)
+
+
+def test_the_owner_sets_and_clears_the_focal_point_keeping_bytes_and_etag(
+    uploads: Any, s3: Any
+) -> None:
+    before = stored_original(s3)
+    response = put_focus(uploads, FOCUS_KEY, {"focus": "0.1, 0.9"})
+    assert response.status_code == 200, response.body
+    assert answer(response) == {"key": FOCUS_KEY, "focus": "0.1,0.9"}
+    after = s3.head_object(Bucket=ORIGINALS, Key=FOCUS_KEY)
+    assert after["Metadata"] == {"uploader": LOCAL_UPLOADER, "focus": "0.1,0.9"}
+    assert (after["ETag"], after["ContentType"]) == (before["ETag"], "image/jpeg")
+    cleared = put_focus(uploads, FOCUS_KEY, {"focus": None})
+    assert answer(cleared) == {"key": FOCUS_KEY, "focus": None}
+    assert s3.head_object(Bucket=ORIGINALS, Key=FOCUS_KEY)["Metadata"] == {
+        "uploader": LOCAL_UPLOADER
+    }
+
+
+def test_another_uploaders_original_keeps_its_focal_point(uploads: Any, s3: Any) -> None:
+    stored_original(s3, uploader="bob")
+    response = put_focus(uploads, FOCUS_KEY, {"focus": "0.1,0.9"})
+    assert response.status_code == 403
+    assert answer(response)["code"] == "not_the_owner"
+    assert "focus" not in s3.head_object(Bucket=ORIGINALS, Key=FOCUS_KEY)["Metadata"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "headers", "status", "code"),
+    [
+        (FOCUS_KEY, {"focus": "1.2,0"}, None, 400, "invalid_focus"),
+        (FOCUS_KEY, {"focus": "middle"}, None, 400, "invalid_focus"),
+        (FOCUS_KEY, {"focus": 5}, None, 400, "invalid_focus"),
+        (FOCUS_KEY, {"x": 0.1}, None, 400, "invalid_request"),
+        (FOCUS_KEY, b"not json", None, 400, "invalid_request"),
+        (
+            FOCUS_KEY,
+            {"focus": "0.1,0.9"},
+            {"Content-Type": "application/json"},
+            401,
+            "unauthorized",
+        ),
+        ("uploads/local/abc/other.jpg", {"focus": "0.1,0.9"}, None, 404, "original_not_found"),
+    ],
+)
+def test_bad_focal_point_changes_are_refused_and_change_nothing(
+    uploads: Any,
+    s3: Any,
+    path: str,
+    body: Any,
+    headers: dict[str, str] | None,
+    status: int,
+    code: str,
+) -> None:
+    before = stored_original(s3)
+    response = put_focus(uploads, path, body, headers)
+    assert response.status_code == status, response.body
+    assert answer(response)["code"] == code
+    assert s3.head_object(Bucket=ORIGINALS, Key=FOCUS_KEY)["Metadata"] == before["Metadata"]
+
+
+def test_only_focus_can_be_put_under_meta(uploads: Any, s3: Any) -> None:
+    stored_original(s3)
+    response = uploads.http.put(f"/meta/{FOCUS_KEY}/size", body=b"{}", headers=AUTH)
+    assert response.status_code == 400
+    assert answer(response)["code"] == "invalid_request"

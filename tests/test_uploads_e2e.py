@@ -105,6 +105,7 @@ def test_the_printed_two_step_example_works(stack: Any, tmp_path: Any) -> None:
         ({"Content-Type": "text/html"}, 403, "AccessDenied"),
         ({"key": "uploads/someone-else/1/cat.jpg"}, 403, "AccessDenied"),
         ({"x-amz-meta-uploader": "admin"}, 403, "AccessDenied"),
+        ({"x-amz-meta-focus": "0.5,0.5"}, 403, "AccessDenied"),  # a field the form lacks
         ({"success_action_redirect": "https://evil.example/"}, 403, "AccessDenied"),
         ({"x-amz-signature": "0" * 64}, 403, "SignatureDoesNotMatch"),
     ],
@@ -118,6 +119,19 @@ def test_a_tampered_form_is_refused_by_s3_and_stores_nothing(
     assert refused.status_code == status
     assert f"<Code>{code}</Code>" in refused.text
     assert originals(stack) == before
+
+
+def test_a_focal_point_is_stored_as_asked_and_a_changed_one_is_refused(stack: Any) -> None:
+    body = {"filename": "a.jpg", "content_type": "image/jpeg", "focus": "0.2,0.8"}
+    form = ask(stack, body).json()
+    before = originals(stack)
+    refused = send(form["upload"], corpus.jpeg((40, 30)), **{"x-amz-meta-focus": "0.9,0.1"})
+    assert refused.status_code == 403
+    assert "<Code>AccessDenied</Code>" in refused.text
+    assert originals(stack) == before
+    assert send(form["upload"], corpus.jpeg((40, 30))).status_code == 201
+    head = stack.s3_client().head_object(Bucket=stack.originals_bucket, Key=form["key"])
+    assert head["Metadata"] == {"uploader": "local", "focus": "0.2,0.8"}
 
 
 # A policy that allows anything, for a second, hostile `policy` field.

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from PIL import Image
 
 from chalicelib.imaging.decoding import loaded
+from chalicelib.imaging.geometry import SWAPPING_ORIENTATIONS
 
 if TYPE_CHECKING:
     from chalicelib.imaging.containers import Structure
@@ -42,7 +43,7 @@ UPRIGHT = {
     7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_90,
 }
-SWAPPING = frozenset({5, 6, 7, 8})  # stored turned by 90°: width and height swap
+SWAPPING = SWAPPING_ORIENTATIONS  # stored turned by 90°: width and height swap
 
 # Where Pillow looks for an orientation when EXIF has none.
 _XMP_ORIENTATION = re.compile(rb'tiff:Orientation(?:="|>)([0-9])')

@@ -19,6 +19,7 @@ from typing import Any
 from PIL import Image, ImageChops, ImageCms
 
 from chalicelib.imaging import containers, exif, webp
+from chalicelib.imaging.attention import placed
 from chalicelib.imaging.decoding import decoded_frames, frame_count, loaded, opened
 from chalicelib.imaging.encoders import Rendered, eight_bit, encode
 from chalicelib.imaging.formats import (
@@ -29,6 +30,7 @@ from chalicelib.imaging.formats import (
 from chalicelib.imaging.geometry import (
     Geometry,
     Job,
+    Position,
     area,
     plan,
     reducing_gap,
@@ -67,7 +69,7 @@ class Source:
 
 def inspect(original: bytes, spec: ResizeSpec, limits: ImagingLimits | None = None) -> Source:
     """Run every check render() runs before decoding, and say what it would plan with."""
-    with _checked(original, spec, limits or ImagingLimits()) as (image, job, structure):
+    with _checked(original, spec, limits or ImagingLimits(), None) as (image, job, structure):
         return Source(
             str(image.format),
             job.geometry.source,
@@ -94,10 +96,12 @@ def render(
     spec: ResizeSpec,
     limits: ImagingLimits | None = None,
     shared: SharedDecode | None = None,
+    focus: Position | None = None,
 ) -> Rendered:
-    """Resize an encoded image to ``spec`` and encode it (``shared``: across sizes of it)."""
+    """Resize an encoded image to ``spec`` and encode it (``shared``: across sizes of it;
+    ``focus``: the original's focal point, x and y fractions of the upright image)."""
     limits = limits or ImagingLimits()
-    with _checked(original, spec, limits) as (image, job, _):
+    with _checked(original, spec, limits, focus) as (image, job, _):
         if job.frames > 1:
             return _render_animation(image, job, spec, limits)
         return _render_still(original, image, job, spec, limits, shared)
@@ -105,7 +109,7 @@ def render(
 
 @contextmanager
 def _checked(
-    original: bytes, spec: ResizeSpec, limits: ImagingLimits
+    original: bytes, spec: ResizeSpec, limits: ImagingLimits, focus: Position | None
 ) -> Iterator[tuple[Image.Image, Job, containers.Structure]]:
     """The original opened and its job planned, once every check before decoding has passed.
 
@@ -117,7 +121,7 @@ def _checked(
     check_memory(structure.decoder_bytes, limits)
     with opened(original) as image:
         check_pixels(image.size, limits)
-        yield image, _plan_job(original, image, structure, spec, limits), structure
+        yield image, _plan_job(original, image, structure, spec, limits, focus), structure
 
 
 def _plan_job(
@@ -126,15 +130,16 @@ def _plan_job(
     structure: containers.Structure,
     spec: ResizeSpec,
     limits: ImagingLimits,
+    focus: Position | None,
 ) -> Job:
     """Every frame if the output can animate and the budgets allow; else the first, still."""
     output = output_format(image.format, spec)
-    animation = Job(output, plan(image.size, spec), _frame_count(image, structure, output))
+    animation = Job(output, plan(image.size, spec, focus), _frame_count(image, structure, output))
     if animation.frames > 1 and _within_animation_budget(image, structure, animation, limits):
         return animation
     orientation = exif.read(image, original, structure).orientation
     size = swap(image.size) if orientation in exif.SWAPPING else image.size
-    still = Job(output, plan(size, spec), orientation=orientation)
+    still = Job(output, plan(size, spec, focus), orientation=orientation)
     shrink_on_load(image, still.stored_geometry)  # only changes what will be decoded
     check_memory(estimated_bytes(image, structure, still), limits)
     return still
@@ -188,7 +193,7 @@ def _render_still(
 ) -> Rendered:
     icc_profile = image.info.get("icc_profile")
     decoded = scaled_webp(original, image, job.stored_geometry) or full_decode(image, shared)
-    frame = unpremultiplied(resample(decoded, job.stored_geometry))
+    frame = unpremultiplied(resample(decoded, placed(decoded, job.stored_geometry)))
     if shared is not None and frame is shared.image:
         frame = frame.copy()  # the encoder clears its info; other sizes need it as it is
     frame = exif.upright(frame, job.orientation)
@@ -207,6 +212,7 @@ def _render_animation(
     for frame in decoded_frames(image):  # loaded: WebP sets a frame's duration only then
         # Each frame Pillow yields is already composited onto the ones before it.
         rgba = _first_canvas(frame, geometry.source)
+        geometry = placed(rgba, geometry)  # smart: chosen on the first frame, kept for all
         resized = pad(resample(rgba, geometry), geometry.canvas, limits.background)
         duration = int(frame.info.get("duration", 0))
         if frames and _same_pixels(frames[-1], resized):
@@ -298,16 +304,12 @@ def full_decode(image: Image.Image, shared: SharedDecode | None) -> Image.Image:
 
 
 def resample(image: Image.Image, geometry: Geometry) -> Image.Image:
-    """Crop the centred region and resample it (see resampling_filter); one call either way.
+    """Crop the placed region and resample it (see resampling_filter); one call either way.
 
     ``image`` may be smaller than the original (shrink-on-load), so the crop box
     is scaled to the image's actual size.
     """
-    (crop_width, crop_height), (full_width, full_height) = geometry.crop, geometry.source
-    x_scale, y_scale = image.size[0] / full_width, image.size[1] / full_height
-    left = (full_width - crop_width) / 2 * x_scale
-    top = (full_height - crop_height) / 2 * y_scale
-    box = (left, top, left + crop_width * x_scale, top + crop_height * y_scale)
+    box = geometry.crop_box(image.size)
     if image.size == geometry.content and box == (0, 0, *image.size):
         image.load()
         return image

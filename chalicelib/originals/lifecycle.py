@@ -6,7 +6,8 @@ nothing to do:
 * **created** → skip if an equal or newer event of the key was applied, or if
   the object is gone or was replaced since (its own event follows) → purge
   every variant not made from this version → download, read its facts,
-  render the presets (the resize path's own code) → store the record with
+  render the presets (the resize path's own code) and the placeholder
+  (imaging/placeholder.py, sharing their decode) → store the record with
   the uploader's usage in one transaction → notify.
 * **removed** → skip if stale → purge every variant not made from whatever
   is stored now (nothing, usually) → store a tombstone → notify.
@@ -55,7 +56,10 @@ from chalicelib.errors import (
     ServiceError,
     StorageUnavailable,
 )
+from chalicelib.focus import FOCUS_METADATA, focus_tag, stored_focus
 from chalicelib.imaging.facts import describe
+from chalicelib.imaging.pipeline import SharedDecode
+from chalicelib.imaging.placeholder import placeholder
 from chalicelib.originals.events import Change, MalformedEvent, ObjectEvent, parse_message
 from chalicelib.originals.metadata import MetadataStore, OriginalRecord, State, tombstone
 from chalicelib.originals.notify import Notifier
@@ -63,7 +67,7 @@ from chalicelib.originals.purge import Purger, Rechecker
 from chalicelib.resize.grammar import variant_url_template
 from chalicelib.resize.service import ResizeService
 from chalicelib.storage import ImageStore, ObjectInfo
-from chalicelib.uploads import is_uploader_id, uploader_folder
+from chalicelib.uploads import owner_of
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +186,7 @@ class OriginalLifecycle:
         info = self._originals.head(event.key)
         if info is None or (event.etag is not None and info.etag != event.etag):
             return Outcome.SUPERSEDED
-        self._purger.purge(event.key, keep_etag=info.etag)
+        self._purger.purge(event.key, keep_etag=info.etag, keep_focus=current_focus(info))
         try:
             version = Version(info, self._uploader(event.key, info))
             record = self._processed(event, version, budget)
@@ -202,7 +206,10 @@ class OriginalLifecycle:
     def _purge_against_current(self, key: str) -> None:
         """Keep only what the original stored now made (nothing, when there is none)."""
         current = self._originals.head(key)
-        self._purger.purge(key, keep_etag=current.etag if current else None)
+        if current is None:
+            self._purger.purge(key, keep_etag=None)
+        else:
+            self._purger.purge(key, keep_etag=current.etag, keep_focus=current_focus(current))
 
     def _processed(
         self, event: ObjectEvent, version: Version, budget: TimeBudget
@@ -224,13 +231,18 @@ class OriginalLifecycle:
             facts = describe(
                 original.body, self._settings.imaging, with_gps=self._settings.keep_gps_metadata
             )
+            focus = stored_focus(original.metadata)
+            shared = SharedDecode()  # the presets' decode, and the placeholder's
             presets = self._service.prerender(
                 event.key,
                 original.body,
                 original.etag,
                 self._settings.preset_sizes,
+                focus,
+                shared,
                 before_each=budget.check_step,
             )
+            marks = placeholder(original.body, self._settings.imaging, shared)
         except Superseded:
             raise
         except (OriginalNotFound, OriginalChanged) as err:
@@ -243,7 +255,10 @@ class OriginalLifecycle:
         except Exception:
             log.exception("rejected %s: %s", event.key, OriginalUnreadable.code)
             return replace(record, state=State.REJECTED, error_code=OriginalUnreadable.code)
-        return replace(record, facts=facts.to_dict(), presets=presets)
+        known = facts.to_dict() | marks.to_dict()
+        if focus is not None:
+            known[FOCUS_METADATA] = focus.text
+        return replace(record, facts=known, presets=presets)
 
     def _store(
         self, record: OriginalRecord, previous: OriginalRecord | None, event: ObjectEvent
@@ -292,7 +307,9 @@ class OriginalLifecycle:
 
     def _uploader(self, key: str, info: ObjectInfo) -> str | None:
         """Who stored it: the upload form's pinned metadata, else the upload key's folder."""
-        named = info.metadata.get("uploader")
-        if named:
-            return named if is_uploader_id(named) else None
-        return uploader_folder(self._settings.upload_prefix, key)
+        return owner_of(self._settings.upload_prefix, key, info.metadata)
+
+
+def current_focus(info: ObjectInfo) -> str:
+    """The focal point the original stored now has, as its focus crops record it."""
+    return focus_tag(stored_focus(info.metadata))

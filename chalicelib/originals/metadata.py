@@ -30,6 +30,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from chalicelib.aws import aws_errors
 from chalicelib.errors import InvalidUploadRequest, StorageUnavailable
+from chalicelib.focus import FOCUS_METADATA
 from chalicelib.uploads import MAX_PAGE
 
 BY_UPLOADER = "by_uploader"
@@ -58,9 +59,12 @@ TABLE_SCHEMA: dict[str, Any] = {
 }
 META, USAGE = "meta", "usage"
 _METADATA = "the metadata store"
-# The facts `GET /meta` shows anyone (ImageFacts' names, and the placeholders a page
-# shows while an image loads); the rest (camera, time taken, GPS) is the uploader's.
-PUBLIC_FACTS = frozenset({"format", "width", "height", "frames", "placeholders"})
+# The facts `GET /meta` shows anyone (ImageFacts' names, the placeholders a page
+# paints while an image loads, imaging/placeholder.py, and the focal point a page may
+# place an image by); the rest (camera, time taken, GPS) is the uploader's.
+PUBLIC_FACTS = frozenset(
+    {"format", "width", "height", "frames", "blurhash", "dominant_color", FOCUS_METADATA}
+)
 _SERIALIZER, _DESERIALIZER = TypeSerializer(), TypeDeserializer()
 
 

@@ -1,4 +1,5 @@
-"""Purging: delete every stored variant of an original not made from its current version.
+"""Purging: delete every stored variant of an original not made from its current version
+(its ETag, and for focus crops its focal point).
 
 Variants and their ledger entries go from the variants bucket; their exact
 paths are invalidated at the CDN; a delayed recheck through the events queue
@@ -10,13 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
 from chalicelib import observe
 from chalicelib.aws import aws_errors
 from chalicelib.config import DEFAULT_RECHECK_DELAY_SECONDS
+from chalicelib.focus import NO_FOCUS, SOURCE_FOCUS
 from chalicelib.originals.events import recheck_body
 from chalicelib.resize.grammar import public_url
 from chalicelib.resize.ledger import Ledger, original_prefix
@@ -48,8 +50,9 @@ class Purger:
         self._in_flight_seconds = in_flight_seconds
         self._clock = clock
 
-    def purge(self, key: str, keep_etag: str | None) -> list[str]:
-        """Delete what isn't from ``keep_etag`` (None: everything); the variant keys removed."""
+    def purge(self, key: str, keep_etag: str | None, keep_focus: str = NO_FOCUS) -> list[str]:
+        """Delete what isn't from ``keep_etag`` (None: everything), and focus crops not from
+        ``keep_focus`` (see focus_tag); the variant keys removed."""
         prefix = original_prefix(key)
         listed = self._variants.list_all(prefix)
         if not listed:
@@ -65,7 +68,7 @@ class Purger:
             variant
             for variant, info in found.items()
             if info is not None
-            and (keep_etag is None or info.metadata.get(SOURCE_ETAG) != keep_etag)
+            and (keep_etag is None or not _made_from(info.metadata, keep_etag, keep_focus))
         ]
         kept = {entries[variant] for variant, info in found.items() if info is not None}
         kept = (kept - {entries[variant] for variant in stale}) | in_flight
@@ -79,6 +82,11 @@ class Purger:
 
     def _is_old(self, written: datetime) -> bool:
         return self._clock() - written.timestamp() > self._in_flight_seconds
+
+
+def _made_from(metadata: Mapping[str, str], etag: str, focus: str) -> bool:
+    """Whether a variant's recorded inputs are the original's current ones."""
+    return metadata.get(SOURCE_ETAG) == etag and metadata.get(SOURCE_FOCUS, focus) == focus
 
 
 class CdnInvalidator:

@@ -1,12 +1,15 @@
 """The URL grammar: size tokens and object keys, parsed once into typed values.
 
-A size token is ``<box>[-<fit>][@<dpr>x][-q<quality>][.<format>]`` and has
+A size token is ``<box>[-<fit>[-<anchor>]][@<dpr>x][-q<quality>][.<format>]`` and has
 exactly one spelling per variant, so two URLs never create the same image twice:
 
 =========================  ==================================================
 ``300x200``                fit inside 300×200, keep the aspect ratio
 ``300x`` / ``x200``        300 wide / 200 high, the other side follows
 ``300x200-cover``          fill 300×200 exactly, cropping the overflow (centred)
+``300x200-cover-ne``       the crop touches that edge or corner: n s e w ne nw se sw
+``300x200-cover-smart``    the crop keeps the most detailed part (edges, skin, colour)
+``300x200-cover-focus``    the crop is centred on the original's focal point (else smart)
 ``300x200-pad``            fit inside, then letterbox to exactly 300×200
 ``300x200@2x``             device pixel ratio 2 or 3: a 600×400 box
 ``300x200.webp``           output format: ``jpeg``, ``png``, ``webp``, ``avif``
@@ -47,6 +50,42 @@ class Fit(StrEnum):
     PAD = "pad"
 
 
+class Anchor(StrEnum):
+    """Where a cover crop sits: centred, against an edge or corner, or chosen per image."""
+
+    CENTRE = "centre"
+    N = "n"
+    S = "s"
+    E = "e"
+    W = "w"
+    NE = "ne"
+    NW = "nw"
+    SE = "se"
+    SW = "sw"
+    SMART = "smart"  # the most detailed window (imaging/attention.py)
+    FOCUS = "focus"  # centred on the original's focal point; without one, smart
+
+
+_PLACED = tuple(anchor for anchor in Anchor if anchor is not Anchor.CENTRE)
+# Names a person may mean an anchor by; the canonical spelling is the enum's value
+# (the centre is the default, spelled by leaving the anchor out).
+_ANCHOR_ALIASES = {
+    "center": Anchor.CENTRE,
+    "north": Anchor.N,
+    "top": Anchor.N,
+    "south": Anchor.S,
+    "bottom": Anchor.S,
+    "east": Anchor.E,
+    "right": Anchor.E,
+    "west": Anchor.W,
+    "left": Anchor.W,
+    "northeast": Anchor.NE,
+    "northwest": Anchor.NW,
+    "southeast": Anchor.SE,
+    "southwest": Anchor.SW,
+}
+
+
 @dataclass(frozen=True)
 class OutputFormat:
     """An output format a URL may ask for."""
@@ -84,12 +123,13 @@ _FORMAT_ALIASES = {"jpg": "jpeg"}
 _LOOSE_TOKEN = re.compile(
     r"""\s*+(?P<width>\d*+)\s*+[xX×]\s*+(?P<height>\d*+)\s*+
     (?:-\s*+(?P<fit>[A-Za-z]++)\s*+)?
+    (?:-\s*+(?P<anchor>[A-Za-z]++)\s*+)?
     (?:@\s*+(?P<dpr>\d++)\s*+[xX]\s*+)?
     (?:-\s*+[qQ]\s*+(?P<quality>\d++)\s*+)?
     (?:\.\s*+(?P<format>[A-Za-z0-9]++)\s*+)?""",
     re.VERBOSE,
 )
-# The longest canonical token, 16384x16384-cover@3x-q100.avif, has 31 characters;
+# The longest canonical token, 16384x16384-cover-smart@3x-q100.webp, has 37 characters;
 # anything much longer is refused before any pattern looks at it.
 MAX_TOKEN_CHARS = 64
 
@@ -104,6 +144,7 @@ class ResizeSpec:
     dpr: int = 1
     output: OutputFormat | None = None  # None: the original's own format
     quality: int | None = None  # None: the output format's default
+    anchor: Anchor = Anchor.CENTRE  # where a cover crop sits
 
     @property
     def token(self) -> str:
@@ -111,6 +152,8 @@ class ResizeSpec:
         token = f"{self.width or ''}x{self.height or ''}"
         if self.fit is not Fit.INSIDE:
             token += f"-{self.fit}"
+        if self.anchor is not Anchor.CENTRE:
+            token += f"-{self.anchor}"
         if self.dpr != 1:
             token += f"@{self.dpr}x"
         if self.quality is not None:
@@ -147,7 +190,8 @@ def parse_size(text: str, max_dimension: int) -> ResizeSpec:
     if match is None or not (match["width"] or match["height"]):
         raise InvalidSize(
             "size must look like 300x200, 300x or x200, optionally followed by "
-            f"-cover or -pad, @2x or @3x, -q<1-100> and .jpeg/.png/.webp/.avif/.auto; "
+            "-cover (optionally placed: -n, -ne, ..., -smart, -focus) or -pad, "
+            "@2x or @3x, -q<1-100> and .jpeg/.png/.webp/.avif/.auto; "
             f"dimensions from 1 to {max_dimension}"
         )
     spec = _spec_from(match, max_dimension)
@@ -162,6 +206,9 @@ def _spec_from(match: re.Match[str], max_dimension: int) -> ResizeSpec:
     fit = _fit(match["fit"])
     if fit is not Fit.INSIDE and not (width and height):
         raise InvalidSize(f"-{fit} needs both a width and a height, e.g. 300x200-{fit}")
+    anchor = _anchor(match["anchor"])
+    if anchor is not Anchor.CENTRE and fit is not Fit.COVER:
+        raise InvalidSize(f"an anchor only places a crop, e.g. 300x200-cover-{anchor}")
     dpr = _number(match["dpr"], "pixel ratio", 1, MAX_DPR) or 1
     output = _output_format(match["format"])
     quality = _number(match["quality"], "quality", 1, 100)
@@ -175,7 +222,7 @@ def _spec_from(match: re.Match[str], max_dimension: int) -> ResizeSpec:
             )
         if quality == output.default_quality:
             quality = None
-    spec = ResizeSpec(width, height, fit, dpr, output, quality)
+    spec = ResizeSpec(width, height, fit, dpr, output, quality, anchor)
     if any(side and side > max_dimension for side in spec.box):
         raise InvalidSize(f"size times pixel ratio must stay within {max_dimension} pixels")
     return spec
@@ -198,6 +245,16 @@ def _fit(name: str | None) -> Fit:
         return Fit(name.lower())
     except ValueError:
         raise InvalidSize(f"unknown fit mode {name!r}; use -cover or -pad") from None
+
+
+def _anchor(name: str | None) -> Anchor:
+    if name is None:
+        return Anchor.CENTRE
+    name = name.lower()
+    try:
+        return _ANCHOR_ALIASES.get(name) or Anchor(name)
+    except ValueError:
+        raise InvalidSize(f"unknown anchor {name!r}; use one of {', '.join(_PLACED)}") from None
 
 
 def _output_format(name: str | None) -> OutputFormat | None:

@@ -25,7 +25,7 @@ OUTPUTS = "o/"
 ALIASES = "r/"  # after OUTPUTS in S3's (UTF-8 byte) listing order
 # One LIST page (S3 returns at most 1000 keys) holds both kinds at the largest budget.
 MAX_BUDGET = 499
-# The longest canonical token (``16384x16384-cover-q100.avif`` and kin) has
+# The longest canonical token (``16384x16384-cover-smart-q100.webp`` and kin) has
 # fewer characters than this; the key-length check budgets for it.
 MAX_CANONICAL_TOKEN_CHARS = 40
 

@@ -13,16 +13,21 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, wait
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from chalicelib import observe
 from chalicelib.config import Settings
 from chalicelib.errors import RedirectLoop, VariantBudgetExhausted, VariantTooLarge
+from chalicelib.focus import FocalPoint, stored_focus
 from chalicelib.resize.grammar import ResizeSpec, public_url
 from chalicelib.resize.ledger import Ledger
 from chalicelib.resize.negotiate import AVIF, Traits, candidates, concrete, negotiate
 from chalicelib.resize.request import RequestPolicy, VariantRequest, check_fits
 from chalicelib.resize.variants import VariantWriter
 from chalicelib.storage import S3_CALLS, ImageStore, ObjectInfo, Original
+
+if TYPE_CHECKING:  # imaging imports Pillow: a 4xx must not pay for it
+    from chalicelib.imaging import SharedDecode
 
 
 @dataclass(frozen=True)
@@ -90,7 +95,13 @@ class ResizeService:
             return self.public_url(request.variant_key)
         original = found.original.result()
         observe.note(bytes_in=len(original.body))
-        made = self._writer.make(request, original.body, original.etag, found.ledger)
+        made = self._writer.make(
+            request,
+            original.body,
+            original.etag,
+            found.ledger,
+            focus=stored_focus(original.metadata),
+        )
         observe.note(outcome=observe.MISS if made.key == request.variant_key else observe.ALIAS)
         return self.public_url(made.key)
 
@@ -100,6 +111,8 @@ class ResizeService:
         original: bytes,
         etag: str,
         specs: Sequence[ResizeSpec],
+        focus: FocalPoint | None = None,
+        shared: SharedDecode | None = None,
         before_each: Callable[[], None] | None = None,
     ) -> dict[str, str]:
         """Make ``specs`` of an original already in hand (presets); size token → public URL.
@@ -108,14 +121,15 @@ class ResizeService:
         needs: the caller has the original, and one LIST reads its ledger.
         A spec already stored under its own spelling is left as it is (so a
         redelivered upload renders nothing twice); past the budget, the rest
-        wait for their first request, which answers as a miss would.
+        wait for their first request, which answers as a miss would.  ``shared``: a
+        decode of the original the caller keeps using (else one of the presets' own).
         ``before_each`` runs before each spec (the events function's time check).
         """
         from chalicelib.imaging import SharedDecode  # Pillow: there is an original
 
         ledger = self._writer.read_ledger(key)
         urls: dict[str, str] = {}
-        shared = SharedDecode()  # a PNG's pixels, say, are decoded once for every preset
+        shared = shared or SharedDecode()  # a PNG's pixels, say, are decoded once for all
         for spec, token in self._concrete_presets(original, specs):
             if before_each is not None:
                 before_each()
@@ -124,7 +138,7 @@ class ResizeService:
             self.policy.check(request)
             try:
                 made = self._writer.make(
-                    request, original, etag, ledger, keep_stored=True, shared=shared
+                    request, original, etag, ledger, keep_stored=True, shared=shared, focus=focus
                 )
             except VariantBudgetExhausted:
                 break
@@ -181,7 +195,14 @@ class ResizeService:
         check_fits(target)
         self.policy.check(target)
         ledger_now = Ledger.from_names(ledger.result())
-        made = self._writer.make(target, original.body, original.etag, ledger_now, keep_stored=True)
+        made = self._writer.make(
+            target,
+            original.body,
+            original.etag,
+            ledger_now,
+            keep_stored=True,
+            focus=stored_focus(original.metadata),
+        )
         return self.public_url(made.key)
 
     def public_url(self, key: str) -> str:

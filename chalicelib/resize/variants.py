@@ -3,7 +3,8 @@
 A request's output is either rendered and stored under its own URL, or,
 when another spelling already made the same pixels, stored as a website
 redirect to them.  Every object written here carries the ETag of the
-original it was made from (``x-amz-meta-source-etag``), and every one is
+original it was made from (``x-amz-meta-source-etag``), a ``-cover-focus``
+one also the focal point (``x-amz-meta-source-focus``), and every one is
 named by a ledger entry, so a purge finds them all.
 
 Nothing is stored from an original that is no longer current: right before
@@ -31,8 +32,15 @@ from chalicelib.errors import (
     VariantBudgetExhausted,
     VariantTooLarge,
 )
+from chalicelib.focus import SOURCE_FOCUS, FocalPoint, focus_tag
 from chalicelib.imaging.formats import is_own_format  # plain data, no Pillow
-from chalicelib.resize.grammar import OUTPUT_FORMATS, ResizeSpec, public_url, variant_key
+from chalicelib.resize.grammar import (
+    OUTPUT_FORMATS,
+    Anchor,
+    ResizeSpec,
+    public_url,
+    variant_key,
+)
 from chalicelib.resize.ledger import Ledger, alias_entry, original_prefix, output_entry
 from chalicelib.resize.negotiate import AVIF, WEBP, concrete
 from chalicelib.resize.request import VariantRequest
@@ -103,21 +111,27 @@ class VariantWriter:
         *,
         keep_stored: bool = False,
         shared: SharedDecode | None = None,
+        focus: FocalPoint | None = None,
     ) -> Made:
         """Store the request's variant, or a redirect to the same pixels stored by another spelling.
 
         ``keep_stored``: an output the ledger already places at this spelling
         is taken as made (a miss renders it again: its first render may have
-        failed after claiming the entry).
+        failed after claiming the entry).  ``focus``: the original's focal point.
         """
+        provenance = made_from(request, etag, focus)
         from chalicelib.imaging import canonical_spec, inspect  # Pillow: only once there is work
 
         source = inspect(original, request.spec, self._settings.imaging)
         stored_as = _stored_spelling(request.spec, source.format, source.frames)
         if stored_as is not None:
             target = self._signed(VariantRequest(stored_as, request.key))
-            made = self.make(target, original, etag, ledger, keep_stored=True, shared=shared)
-            self._store_redirect(request, made.key, made.recorded_in(ledger, request.key), etag)
+            made = self.make(
+                target, original, etag, ledger, keep_stored=True, shared=shared, focus=focus
+            )
+            self._store_redirect(
+                request, made.key, made.recorded_in(ledger, request.key), provenance
+            )
             return made
         canonical = canonical_spec(source.size, request.spec).token
         stored_path = ledger.outputs.get(canonical)
@@ -125,10 +139,10 @@ class VariantWriter:
             target_key = variant_key(stored_path, request.key)
             if stored_path != request.path:
                 # Another spelling already made these pixels: point at them, render nothing.
-                self._store_redirect(request, target_key, ledger, etag)
+                self._store_redirect(request, target_key, ledger, provenance)
             return Made(target_key, canonical)
         self._check_budget(canonical, ledger)
-        self._render_and_store(request, canonical, original, etag, shared)
+        self._render_and_store(request, canonical, original, provenance, shared, focus)
         return Made(request.variant_key, canonical)
 
     def _check_budget(self, canonical_token: str, ledger: Ledger) -> None:
@@ -149,8 +163,9 @@ class VariantWriter:
         request: VariantRequest,
         canonical: str,
         original: bytes,
-        etag: str,
+        provenance: dict[str, str],
         shared: SharedDecode | None = None,
+        focus: FocalPoint | None = None,
     ) -> None:
         """Claim the output in the ledger first, so concurrent requests count it, then make it.
 
@@ -164,13 +179,14 @@ class VariantWriter:
         try:
             from chalicelib.imaging import render
 
+            position = focus.position if focus is not None else None
             with observe.timed("render"):
-                rendered = render(original, request.spec, self._settings.imaging, shared)
+                rendered = render(original, request.spec, self._settings.imaging, shared, position)
             self._check_bytes(rendered)
             with observe.timed("s3_claim_wait"):
                 claim.result()
             with observe.timed("s3_store"):
-                self._put_current(request, entry, etag, rendered.body, rendered.content_type)
+                self._put_current(request, entry, provenance, rendered.body, rendered.content_type)
             observe.add("BytesOut", len(rendered.body))
         except BaseException:
             # The budget must not keep a slot for pixels that were never
@@ -199,7 +215,7 @@ class VariantWriter:
             )
 
     def _store_redirect(
-        self, request: VariantRequest, target_key: str, ledger: Ledger, etag: str
+        self, request: VariantRequest, target_key: str, ledger: Ledger, provenance: dict[str, str]
     ) -> None:
         """Store ``request``'s URL as a website redirect to ``target_key``, within the budget.
 
@@ -211,23 +227,25 @@ class VariantWriter:
             return
         entry = alias_entry(request.key, request.path)
         redirect_to = public_url(self._settings.public_url, target_key)
-        self._put_current(request, entry, etag, b"", "application/octet-stream", redirect_to)
+        self._put_current(request, entry, provenance, b"", "application/octet-stream", redirect_to)
 
     def _put_current(
         self,
         request: VariantRequest,
         entry: str,
-        etag: str,
+        provenance: dict[str, str],
         body: bytes,
         content_type: str,
         redirect_to: str | None = None,
     ) -> None:
-        """Store ``request``'s object, made from the original's version ``etag``, if still current.
+        """Store ``request``'s object with ``provenance`` (made_from) if its original is current.
 
         The original's HEAD and a fresh write of the object's ledger entry
-        go out together; only then, when the ETag is unchanged, the object.
+        go out together; only then, when the original's ETag is still the one
+        in ``provenance``, the object.
         Otherwise the entry goes again and nothing is stored.
         """
+        etag = provenance[SOURCE_ETAG]
         current = S3_CALLS.submit(self._originals.head, request.key)
         try:
             self._store.put(entry, b"", **_LEDGER_ENTRY)
@@ -248,8 +266,17 @@ class VariantWriter:
             content_type=content_type,
             cache_control=self._settings.variant_cache_control,
             redirect_to=redirect_to,
-            metadata={SOURCE_ETAG: etag},
+            metadata=provenance,
         )
+
+
+def made_from(request: VariantRequest, etag: str, focus: FocalPoint | None) -> dict[str, str]:
+    """The metadata naming a variant's inputs: the original's ETag, and for ``-cover-focus``
+    the focal point (a purge compares both with the original's)."""
+    provenance = {SOURCE_ETAG: etag}
+    if request.spec.anchor is Anchor.FOCUS:
+        provenance[SOURCE_FOCUS] = focus_tag(focus)
+    return provenance
 
 
 def _stored_spelling(spec: ResizeSpec, source_format: str, frames: int) -> ResizeSpec | None:

@@ -75,6 +75,18 @@ def add_photos_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def photos_and_rounds(description: str, rounds: int, quick_rounds: int) -> tuple[list[Photo], int]:
+    """A timing benchmark's command line (``--quick``, ``--photos DIR``): its photos and rounds.
+
+    Raises PhotosUnavailable, saying why, when there are no photos to time.
+    """
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help=f"{quick_rounds} rounds, not {rounds}")
+    add_photos_argument(parser)
+    args = parser.parse_args()
+    return get_photos(photos_dir_from(args.photos)), quick_rounds if args.quick else rounds
+
+
 def get_photos(user_dir: Path | None = None, cache_dir: Path = DEFAULT_DIR) -> list[Photo]:
     """The user's JPEGs when a directory is given, else the Debian photo and its derivatives."""
     if user_dir is not None:

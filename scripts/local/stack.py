@@ -58,7 +58,7 @@ S3RVER_CREDENTIALS = aws.FAKE_CREDENTIALS
 DEV_UPLOAD_TOKEN = "local-dev-token"
 # With the page: its gallery asks for these widths as .auto (page/app.js), so each is
 # made in every format a browser can be given as soon as a photo arrives.
-PAGE_PRESET_SIZES = "160x160-cover,320x.auto,640x.auto,1280x.auto"
+PAGE_PRESET_SIZES = "160x160-cover-focus,320x.auto,640x.auto,1280x.auto"
 # The Lambda handler of the originals' events queue (app.py).
 APP_EVENT_HANDLER = "app:on_original_event"
 
