@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import threading
-import urllib.request
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
@@ -88,6 +87,8 @@ class TokenVerifier:
 
 def _jwks_signing_key(issuer: str) -> Callable[[str], Any]:
     """PyJWT's JWKS client for the issuer's ``jwks_uri`` (discovery), keys cached."""
+    import urllib.request  # ~15 ms: only once a token is to be checked
+
     import jwt
 
     try:

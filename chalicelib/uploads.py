@@ -31,7 +31,6 @@ from chalicelib.errors import (
 )
 from chalicelib.focus import FOCUS_METADATA, FocalPoint, parse_focus
 from chalicelib.resize.grammar import check_key, variant_url_template
-from chalicelib.storage import ImageStore
 
 # Exactly the types the resizer decodes.  No SVG: it is script, and an SVG
 # original would be a stored-XSS vector wherever it is ever served.
@@ -251,6 +250,8 @@ class UploadService:
         the ``-cover-focus`` variants made with another focal point
         (docs/uploads.md#focal-points).
         """
+        from chalicelib.storage import ImageStore  # botocore: only once there is S3 work
+
         originals = ImageStore(self._client, self._settings.originals)
         info = originals.head(key)
         if info is None:

@@ -372,8 +372,10 @@ import json, os, sys
 os.environ.update(IMAGE_BUCKET="images", PUBLIC_URL="https://img.example.com",
                   AWS_DEFAULT_REGION="us-east-1")
 import app
+heavy = ("botocore", "jwt", "urllib.request", "blurhash", "pillow_heif")
+early = sorted(name for name in heavy if name in sys.modules)
 from chalice.test import Client
-loaded = {"import": ["boto3" in sys.modules, "PIL" in sys.modules]}
+loaded = {"import": ["boto3" in sys.modules, "PIL" in sys.modules], "early": early}
 with Client(app.app) as client:
     for name, path in (("health", "/health"), ("4xx", "/resize/0x0/a.jpg")):
         status = client.http.get(path).status_code
@@ -390,6 +392,7 @@ def test_a_cold_start_loads_boto3_only_for_a_request_that_reaches_s3() -> None:
     loaded = json.loads(done.stdout.splitlines()[-1])  # after the requests' own log lines
     assert loaded == {
         "import": [False, False],
+        "early": [],  # botocore, PyJWT, urllib.request: only once a request needs them
         "health": [200, False, False],
         "4xx": [400, False, False],  # refused by the grammar: neither S3 nor Pillow needed
     }
