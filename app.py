@@ -18,6 +18,7 @@ from chalicelib.errors import (
 )
 from chalicelib.http import (
     NO_STORE,
+    browser_errors,
     cors_headers,
     json_errors,
     negotiated_redirect,
@@ -34,6 +35,8 @@ app = Chalice(app_name="image-resizer")
 # One JSON line per request (docs/operations.md): outermost, so it sees the error responses.
 observed = observe.requests(lambda: app.current_request)
 observe.configure_logging()
+# A variant URL opened in a browser tab lands here: its errors come as a small page.
+html_for_tabs = browser_errors(lambda: app.current_request.headers.get("accept"))
 
 # `/resize/{size}/{key+}` would be the natural route, but `chalice local` and
 # chalice.test.Client only match routes with as many segments as the path.
@@ -55,6 +58,7 @@ METHODS = ["GET", "HEAD"]
 
 @app.route("/resize/{size}", methods=METHODS)
 @observed("resize")
+@html_for_tabs
 @json_errors
 def resize_without_key(size: str) -> Response:
     # The website rule sends every miss here, including /<key> with no size.
@@ -66,6 +70,7 @@ def _segments(key_segments: dict[str, str]) -> list[str]:
 
 
 @observed("resize")
+@html_for_tabs
 @json_errors
 def resize(size: str, **key_segments: str) -> Response:
     accept = app.current_request.headers.get("accept")
