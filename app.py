@@ -26,7 +26,8 @@ from chalicelib.http import (
 )
 from chalicelib.resize.grammar import parse_key
 from chalicelib.resize.request import NO_SIZE
-from chalicelib.uploads import parse_list_request, parse_upload_request, uploader_id
+from chalicelib.routes import MAX_KEY_DEPTH, key_path
+from chalicelib.uploads import owns, parse_list_request, parse_upload_request, uploader_id
 
 if TYPE_CHECKING:
     from chalicelib.originals.metadata import OriginalRecord
@@ -38,12 +39,7 @@ observe.configure_logging()
 # A variant URL opened in a browser tab lands here: its errors come as a small page.
 html_for_tabs = browser_errors(lambda: app.current_request.headers.get("accept"))
 
-# `/resize/{size}/{key+}` would be the natural route, but `chalice local` and
-# chalice.test.Client only match routes with as many segments as the path.
-# One route per key depth works the same in both and in API Gateway; the
-# segments arrive percent-encoded everywhere and are joined and decoded once in
-# grammar.parse_key.  Deeper keys get API Gateway's own 403.
-MAX_KEY_DEPTH = 32
+# One route per key depth (chalicelib/routes.py says why).
 
 
 @app.route("/health")
@@ -104,15 +100,29 @@ def _live_record(key: str) -> OriginalRecord:
     return record
 
 
+@observed("uploads.delete")
+def delete_upload(**key_segments: str) -> Response:
+    return _with_cors(_delete_upload(**key_segments))
+
+
+@observed("uploads.preflight")
+def upload_preflight(**_key_segments: str) -> Response:
+    return _with_cors(_preflight())
+
+
 for _depth in range(1, MAX_KEY_DEPTH + 1):
-    _path = "/".join(f"{{k{i}}}" for i in range(_depth))
+    _path = key_path(_depth)
     app.route(f"/resize/{{size}}/{_path}", methods=METHODS, name=f"resize_depth_{_depth}")(resize)
     app.route(f"/meta/{_path}", methods=["GET"], name=f"meta_depth_{_depth}")(meta)
+    app.route(f"/uploads/{_path}", methods=["DELETE"], name=f"delete_depth_{_depth}")(delete_upload)
+    app.route(f"/uploads/{_path}", methods=["OPTIONS"], name=f"preflight_depth_{_depth}")(
+        upload_preflight
+    )
 
 
 # The body is parsed as JSON whatever it is labelled: `curl -d` sends form encoding.
 UPLOAD_BODY_TYPES = ["application/json", "text/plain", "application/x-www-form-urlencoded"]
-UPLOAD_METHODS = "GET, POST, OPTIONS"
+UPLOAD_METHODS = "GET, POST, DELETE, OPTIONS"
 
 
 @app.route("/uploads", methods=["POST"], content_types=UPLOAD_BODY_TYPES)
@@ -135,12 +145,31 @@ def uploads_preflight() -> Response:
 
 @json_errors
 def _create_upload() -> Response:
+    """A presigned form for a new upload, or with ``"replace": <key>`` for one of the caller's."""
+    uploader = _caller()
+    upload = parse_upload_request(app.current_request.raw_body)
+    if upload.replace is not None:
+        _owned(uploader, upload.replace)
+    form = wiring.get_uploads().create(uploader, upload)
+    return Response(body=form, status_code=201, headers=dict(NO_STORE))
+
+
+@json_errors
+def _delete_upload(**key_segments: str) -> Response:
+    """Delete one of the caller's originals: the events pipeline purges and records the rest."""
+    uploader = _caller()
+    key = parse_key(_segments(key_segments))
+    observe.note(key=key)
+    _owned(uploader, key)
+    wiring.get_uploads().delete(key)
+    return Response(body="", status_code=204, headers=dict(NO_STORE))
+
+
+def _caller() -> str:
     request = app.current_request
-    uploader = uploader_id(
+    return uploader_id(
         wiring.get_settings(), _claims(request.context), request.headers.get("authorization")
     )
-    form = wiring.get_uploads().create(uploader, parse_upload_request(request.raw_body))
-    return Response(body=form, status_code=201, headers=dict(NO_STORE))
 
 
 @json_errors
@@ -151,13 +180,12 @@ def _list_uploads() -> Response:
     owner sees it (camera, time taken, bytes, ETag: what `GET /meta` shows
     nobody). Behind the same authorizer, so it works alike on AWS and locally.
     """
-    request = app.current_request
-    uploader = uploader_id(
-        wiring.get_settings(), _claims(request.context), request.headers.get("authorization")
-    )
-    query = request.query_params or {}
+    uploader = _caller()
+    query = app.current_request.query_params or {}
     if "key" in query:
-        return _owned_record(uploader, query["key"])
+        return Response(
+            body=_owned(uploader, query["key"]).owned(), status_code=200, headers=dict(NO_STORE)
+        )
     limit, cursor = parse_list_request(query)
     records, next_cursor = wiring.get_metadata_store().list_for(uploader, limit, cursor)
     usage = wiring.get_metadata_store().usage(uploader)
@@ -169,11 +197,15 @@ def _list_uploads() -> Response:
     return Response(body=body, status_code=200, headers=dict(NO_STORE))
 
 
-def _owned_record(uploader: str, key: str) -> Response:
-    record = _live_record(key)
-    if record.uploader != uploader:  # someone else's: as unknown as a key never uploaded
+def _owned(uploader: str, key: str) -> OriginalRecord:
+    """The caller's own live original at ``key``; someone else's is as unknown as no key."""
+    record = wiring.get_metadata_store().get(key)
+    prefix = wiring.get_settings().upload_prefix
+    if record is None or not owns(prefix, uploader, key, record.uploader):
         raise NotYetKnown(f"nothing of yours is known as {key!r} (yet)")
-    return Response(body=record.owned(), status_code=200, headers=dict(NO_STORE))
+    if not record.live:
+        raise OriginalDeleted(f"{key!r} was deleted")
+    return record
 
 
 @json_errors

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from chalicelib.aws import aws_errors
 from chalicelib.config import Settings
 from chalicelib.errors import (
     InvalidFilename,
@@ -48,11 +49,16 @@ ANONYMOUS_UPLOADER = "anonymous"
 
 @dataclass(frozen=True)
 class UploadRequest:
-    """What a client asks to upload: a file name, its image type, optionally its size."""
+    """What a client asks to upload: a file name, its image type, optionally its size.
+
+    ``replace``: the key of one of the caller's originals, whose bytes the
+    upload replaces (the file name is then that key's last segment).
+    """
 
     filename: str
     content_type: str
     size: int | None = None
+    replace: str | None = None
 
 
 def parse_upload_request(body: bytes | None) -> UploadRequest:
@@ -63,15 +69,21 @@ def parse_upload_request(body: bytes | None) -> UploadRequest:
         raise InvalidUploadRequest("the body must be JSON", repr(err)) from err
     if not isinstance(document, dict):
         raise InvalidUploadRequest('the body must be a JSON object: {"filename", "content_type"}')
-    filename, content_type, size = (
-        document.get(name) for name in ("filename", "content_type", "size")
+    filename, content_type, size, replace = (
+        document.get(name) for name in ("filename", "content_type", "size", "replace")
     )
+    if replace is not None:
+        if not isinstance(replace, str) or not replace:
+            raise InvalidUploadRequest('"replace", when given, is the key of one of your uploads')
+        filename = replace.rsplit("/", 1)[-1] if filename is None else filename
     if not isinstance(filename, str) or not isinstance(content_type, str):
         raise InvalidUploadRequest('"filename" and "content_type" are required strings')
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
         raise InvalidUploadRequest('"size", when given, is the file\'s size in bytes')
     # One spelling per name: "é" typed or pasted (NFD from macOS) is stored as one character.
-    return UploadRequest(unicodedata.normalize("NFC", filename), content_type.strip().lower(), size)
+    return UploadRequest(
+        unicodedata.normalize("NFC", filename), content_type.strip().lower(), size, replace
+    )
 
 
 DEFAULT_PAGE = 20
@@ -136,6 +148,12 @@ def upload_key(prefix: str, uploader: str, upload_id: str, filename: str) -> str
     return f"{prefix}/{uploader}/{upload_id}/{filename}"
 
 
+def owns(prefix: str, uploader: str, key: str, recorded_uploader: str | None) -> bool:
+    """Whether ``uploader`` may delete or replace ``key``: in their own folder, and theirs on
+    record."""
+    return uploader_folder(prefix, key) == uploader and recorded_uploader == uploader
+
+
 def uploader_folder(prefix: str, key: str) -> str | None:
     """The uploader an upload key names (see upload_key); None for any other key."""
     first, _, rest = key.partition("/")
@@ -157,16 +175,31 @@ class UploadService:
         self._new_id = new_id
 
     def create(self, uploader: str, request: UploadRequest) -> dict[str, Any]:
-        """The key, the form to POST the file with, and the variant URL template."""
+        """The key, the form to POST the file with, and the variant URL template.
+
+        With ``request.replace`` the form is pinned to that existing key: the
+        caller has already checked it is the uploader's own (see
+        :func:`owns`); the old bytes stay until S3 has the new ones.
+        """
         self.check(request)
+        if request.replace is not None:
+            return self._form(uploader, request.replace, request.content_type)
         key = upload_key(self._settings.upload_prefix, uploader, self._new_id(), request.filename)
         try:
             check_key(key)
         except InvalidKey as err:
             raise InvalidFilename(err.public_message) from err
+        return self._form(uploader, key, request.content_type)
+
+    def delete(self, key: str) -> None:
+        """Delete one original; the events pipeline purges its variants and records it."""
+        with aws_errors("the originals bucket"):
+            self._client.delete_object(Bucket=self._settings.originals, Key=key)
+
+    def _form(self, uploader: str, key: str, content_type: str) -> dict[str, Any]:
         max_bytes = self._settings.max_source_bytes
         fields = {
-            "Content-Type": request.content_type,
+            "Content-Type": content_type,
             "success_action_status": "201",
             "x-amz-meta-uploader": uploader,
         }
