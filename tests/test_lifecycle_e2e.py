@@ -20,7 +20,14 @@ import pytest
 import requests
 
 from scripts.local.proxy import Answer, Proxy, Request
-from scripts.local.stack import APP_EVENT_HANDLER, EventSettings, LocalStack, free_port
+from scripts.local.stack import (
+    APP_EVENT_HANDLER,
+    PRESET_NOTE,
+    EventSettings,
+    LocalStack,
+    example_urls,
+    free_port,
+)
 from tests.support import corpus, started_stack
 from tests.support.s3_events import notification
 from tests.support.waiting import WAIT, wait_for
@@ -301,3 +308,14 @@ def test_the_owner_replaces_then_deletes_through_the_api(stack: LocalStack) -> N
     again = requests.delete(f"{stack.api_url}/uploads/{quote(key)}", headers=owner(stack))
     assert again.status_code == 410  # to its owner; to anyone else, 404
     wait_for(lambda: queues_drained(stack), "the queue to drain")
+
+
+def test_make_runs_example_urls_tell_the_truth(stack: LocalStack) -> None:
+    keys = stack.upload_samples()
+    for key in keys:
+        meta_with(stack, key, state="ready")
+    for line in example_urls(stack.public_url, keys, ",".join(PRESETS)):
+        url, note = (part.strip() for part in line.split("\n"))
+        first = requests.get(url, allow_redirects=False, timeout=30)
+        expected = 200 if note == f"({PRESET_NOTE})" else 307
+        assert first.status_code == expected, (url, note)

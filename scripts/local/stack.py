@@ -282,6 +282,7 @@ class LocalStack:
         self.start_api()
         if self.event_handler:
             self.start_poller()
+        write_state(self)
         return self
 
     def start_aws(self) -> None:
@@ -441,6 +442,7 @@ class LocalStack:
         return list(sample_originals())
 
     def stop(self) -> None:
+        (self.data_dir / STATE_FILE).unlink(missing_ok=True)
         for name in reversed(list(self._processes)):
             self.stop_process(name)
 
@@ -497,9 +499,30 @@ class LocalStack:
         raise RuntimeError(f"{name} not ready after {timeout}s:\n{self.log(name)}")
 
 
+# Where `make run` keeps its data, logs and state unless LOCAL_DATA_DIR says otherwise.
+DEFAULT_DATA_DIR = ROOT / ".local"
+# What a running stack writes into its data directory, for `make doctor` (scripts/ops/doctor.py).
+STATE_FILE = "stack.json"
+
+
+def write_state(stack: LocalStack) -> None:
+    """Record where a started stack answers and which process runs it; stop() removes it."""
+    state = {
+        "pid": os.getpid(),
+        "host": stack.host,
+        "s3_port": stack.s3_port,
+        "api_port": stack.api_port,
+        "aws_port": stack.aws_port,
+        "cdn_port": stack.cdn_port,
+        "bucket": stack.bucket,
+        "originals_bucket": stack.originals_bucket,
+    }
+    (stack.data_dir / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
+
+
 def main() -> int:
     stack = LocalStack(
-        Path(os.environ.get("LOCAL_DATA_DIR", ROOT / ".local")),
+        Path(os.environ.get("LOCAL_DATA_DIR") or DEFAULT_DATA_DIR),
         host=os.environ.get("LOCAL_HOST", "127.0.0.1"),
         s3_port=int(os.environ.get("S3_PORT", "4568")),
         api_port=int(os.environ.get("API_PORT", "8000")),
