@@ -20,14 +20,20 @@ ARTIFACT_BUCKET ?=
 PACKAGE_DIR := build/package
 AWS_CLI := aws --region $(AWS_REGION)
 
-.PHONY: install run test test-fast lint bench load clean package deploy deploy-settings doctor teardown
+.PHONY: install install-note run test test-fast lint bench load clean package deploy deploy-settings doctor teardown
 
-install: $(PY_STAMP) $(NODE_STAMP)
+# The first install takes minutes and would look hung: say so first, then show pip's progress.
+INSTALL_NOTE := installing Python and Node dependencies into $(VENV) and node_modules, about 2 minutes the first time
+
+install: install-note $(PY_STAMP) $(NODE_STAMP)
+
+install-note:
+	@test -f $(PY_STAMP) -a -f $(NODE_STAMP) || echo "$(INSTALL_NOTE)"
 
 $(PY_STAMP): requirements.txt requirements-dev.txt
 	@test -n "$(PYTHON)" || { echo "need Python >= 3.11 (python3)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/python -m pip install --progress-bar on --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
 $(NODE_STAMP): package.json package-lock.json

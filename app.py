@@ -19,6 +19,7 @@ from chalicelib.errors import (
 )
 from chalicelib.http import (
     NO_STORE,
+    browser_errors,
     cors_headers,
     json_errors,
     negotiated_redirect,
@@ -26,7 +27,9 @@ from chalicelib.http import (
 )
 from chalicelib.resize.grammar import parse_key
 from chalicelib.resize.request import NO_SIZE
+from chalicelib.routes import MAX_KEY_DEPTH, key_path
 from chalicelib.uploads import (
+    owns,
     parse_focus_request,
     parse_list_request,
     parse_upload_request,
@@ -40,13 +43,10 @@ app = Chalice(app_name="image-resizer")
 # One JSON line per request (docs/operations.md): outermost, so it sees the error responses.
 observed = observe.requests(lambda: app.current_request)
 observe.configure_logging()
+# A variant URL opened in a browser tab lands here: its errors come as a small page.
+html_for_tabs = browser_errors(lambda: app.current_request.headers.get("accept"))
 
-# `/resize/{size}/{key+}` would be the natural route, but `chalice local` and
-# chalice.test.Client only match routes with as many segments as the path.
-# One route per key depth works the same in both and in API Gateway; the
-# segments arrive percent-encoded everywhere and are joined and decoded once in
-# grammar.parse_key.  Deeper keys get API Gateway's own 403.
-MAX_KEY_DEPTH = 32
+# One route per key depth (chalicelib/routes.py says why).
 
 
 @app.route("/health")
@@ -63,6 +63,7 @@ METHODS = ["GET", "HEAD"]
 
 @app.route("/resize/{size}", methods=METHODS)
 @observed("resize")
+@html_for_tabs
 @json_errors
 def resize_without_key(size: str) -> Response:
     # The website rule sends every miss here, including /<key> with no size.
@@ -74,6 +75,7 @@ def _segments(key_segments: dict[str, str]) -> list[str]:
 
 
 @observed("resize")
+@html_for_tabs
 @json_errors
 def resize(size: str, **key_segments: str) -> Response:
     accept = app.current_request.headers.get("accept")
@@ -115,10 +117,10 @@ FOCUS = "focus"
 def put_focus(**key_segments: str) -> Response:
     """``PUT /meta/<key>/focus``: the owner sets (or clears) the original's focal point."""
     request = app.current_request
-    *key_path, last = _segments(key_segments)
+    *segments, last = _segments(key_segments)
     if last != FOCUS:
         raise InvalidUploadRequest(f"PUT /meta/<key>/{FOCUS} is the only change /meta takes")
-    key = parse_key(key_path)
+    key = parse_key(segments)
     observe.note(key=key)
     uploader = uploader_id(
         wiring.get_settings(), _claims(request.context), request.headers.get("authorization")
@@ -128,8 +130,18 @@ def put_focus(**key_segments: str) -> Response:
     return Response(body=body, status_code=200, headers=dict(NO_STORE))
 
 
+@observed("uploads.delete")
+def delete_upload(**key_segments: str) -> Response:
+    return _with_cors(_delete_upload(**key_segments))
+
+
+@observed("uploads.preflight")
+def upload_preflight(**_key_segments: str) -> Response:
+    return _with_cors(_preflight())
+
+
 for _depth in range(1, MAX_KEY_DEPTH + 1):
-    _path = "/".join(f"{{k{i}}}" for i in range(_depth))
+    _path = key_path(_depth)
     app.route(f"/resize/{{size}}/{_path}", methods=METHODS, name=f"resize_depth_{_depth}")(resize)
     app.route(f"/meta/{_path}", methods=["GET"], name=f"meta_depth_{_depth}")(meta)
     if _depth > 1:  # the key, then "focus"
@@ -139,9 +151,13 @@ for _depth in range(1, MAX_KEY_DEPTH + 1):
             name=f"meta_focus_depth_{_depth}",
             content_types=UPLOAD_BODY_TYPES,
         )(put_focus)
+    app.route(f"/uploads/{_path}", methods=["DELETE"], name=f"delete_depth_{_depth}")(delete_upload)
+    app.route(f"/uploads/{_path}", methods=["OPTIONS"], name=f"preflight_depth_{_depth}")(
+        upload_preflight
+    )
 
 
-UPLOAD_METHODS = "GET, POST, OPTIONS"
+UPLOAD_METHODS = "GET, POST, DELETE, OPTIONS"
 
 
 @app.route("/uploads", methods=["POST"], content_types=UPLOAD_BODY_TYPES)
@@ -164,12 +180,31 @@ def uploads_preflight() -> Response:
 
 @json_errors
 def _create_upload() -> Response:
+    """A presigned form for a new upload, or with ``"replace": <key>`` for one of the caller's."""
+    uploader = _caller()
+    upload = parse_upload_request(app.current_request.raw_body)
+    if upload.replace is not None:
+        _owned(uploader, upload.replace)
+    form = wiring.get_uploads().create(uploader, upload)
+    return Response(body=form, status_code=201, headers=dict(NO_STORE))
+
+
+@json_errors
+def _delete_upload(**key_segments: str) -> Response:
+    """Delete one of the caller's originals: the events pipeline purges and records the rest."""
+    uploader = _caller()
+    key = parse_key(_segments(key_segments))
+    observe.note(key=key)
+    _owned(uploader, key)
+    wiring.get_uploads().delete(key)
+    return Response(body="", status_code=204, headers=dict(NO_STORE))
+
+
+def _caller() -> str:
     request = app.current_request
-    uploader = uploader_id(
+    return uploader_id(
         wiring.get_settings(), _claims(request.context), request.headers.get("authorization")
     )
-    form = wiring.get_uploads().create(uploader, parse_upload_request(request.raw_body))
-    return Response(body=form, status_code=201, headers=dict(NO_STORE))
 
 
 @json_errors
@@ -180,13 +215,12 @@ def _list_uploads() -> Response:
     owner sees it (camera, time taken, bytes, ETag: what `GET /meta` shows
     nobody). Behind the same authorizer, so it works alike on AWS and locally.
     """
-    request = app.current_request
-    uploader = uploader_id(
-        wiring.get_settings(), _claims(request.context), request.headers.get("authorization")
-    )
-    query = request.query_params or {}
+    uploader = _caller()
+    query = app.current_request.query_params or {}
     if "key" in query:
-        return _owned_record(uploader, query["key"])
+        return Response(
+            body=_owned(uploader, query["key"]).owned(), status_code=200, headers=dict(NO_STORE)
+        )
     limit, cursor = parse_list_request(query)
     records, next_cursor = wiring.get_metadata_store().list_for(uploader, limit, cursor)
     usage = wiring.get_metadata_store().usage(uploader)
@@ -198,11 +232,15 @@ def _list_uploads() -> Response:
     return Response(body=body, status_code=200, headers=dict(NO_STORE))
 
 
-def _owned_record(uploader: str, key: str) -> Response:
-    record = _live_record(key)
-    if record.uploader != uploader:  # someone else's: as unknown as a key never uploaded
+def _owned(uploader: str, key: str) -> OriginalRecord:
+    """The caller's own live original at ``key``; someone else's is as unknown as no key."""
+    record = wiring.get_metadata_store().get(key)
+    prefix = wiring.get_settings().upload_prefix
+    if record is None or not owns(prefix, uploader, key, record.uploader):
         raise NotYetKnown(f"nothing of yours is known as {key!r} (yet)")
-    return Response(body=record.owned(), status_code=200, headers=dict(NO_STORE))
+    if not record.live:
+        raise OriginalDeleted(f"{key!r} was deleted")
+    return record
 
 
 @json_errors

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import html
 import logging
 from collections.abc import Callable
 from typing import ParamSpec
@@ -60,6 +61,53 @@ def json_errors(view: Callable[P, Response]) -> Callable[P, Response]:
             return error_response(ServiceError("internal error"))
 
     return guarded
+
+
+def wants_html(accept: str | None) -> bool:
+    """Whether ``Accept`` names ``text/html`` first: a browser tab, not ``<img>``, curl or fetch."""
+    first = (accept or "").split(",", 1)[0].split(";", 1)[0]
+    return first.strip().lower() == "text/html"
+
+
+def html_error(status: int, code: str, message: str) -> str:
+    """A small page with an error's message and code, every piece of it escaped."""
+    title = html.escape(f"{status}: {message}")
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{title}</title></head>"
+        '<body style="font-family: system-ui, sans-serif; max-width: 40rem; margin: 2rem auto; '
+        'padding: 0 1rem; line-height: 1.5">'
+        f"<h1>{html.escape(message)}</h1>"
+        f"<p>Error <code>{html.escape(code)}</code>, HTTP status {status}.</p></body></html>"
+    )
+
+
+def browser_errors(
+    accept: Callable[[], str | None],
+) -> Callable[[Callable[P, Response]], Callable[P, Response]]:
+    """Serve a view's JSON errors as a small HTML page to a browser tab that asks for HTML.
+
+    ``accept`` reads the current request's ``Accept`` header.  The status,
+    code, message and headers stay the same; everything else keeps the JSON.
+    """
+
+    def decorate(view: Callable[P, Response]) -> Callable[P, Response]:
+        @functools.wraps(view)
+        def negotiated(*args: P.args, **kwargs: P.kwargs) -> Response:
+            response = view(*args, **kwargs)
+            body = response.body
+            if response.status_code < 400 or not isinstance(body, dict) or "code" not in body:
+                return response
+            if not wants_html(accept()):
+                return response
+            page = html_error(response.status_code, str(body["code"]), str(body["message"]))
+            headers = {**response.headers, "Content-Type": "text/html; charset=utf-8"}
+            return Response(body=page, status_code=response.status_code, headers=headers)
+
+        return negotiated
+
+    return decorate
 
 
 # What a page may send to the API across origins, and how long a preflight holds.

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib import identity
+from chalicelib.aws import aws_errors
 from chalicelib.config import Settings
 from chalicelib.errors import (
     InvalidFilename,
@@ -65,12 +66,17 @@ ANONYMOUS_UPLOADER = "anonymous"
 @dataclass(frozen=True)
 class UploadRequest:
     """What a client asks to upload: a file name, its image type, optionally its size and
-    focal point."""
+    focal point.
+
+    ``replace``: the key of one of the caller's originals, whose bytes the
+    upload replaces (the file name is then that key's last segment).
+    """
 
     filename: str
     content_type: str
     size: int | None = None
     focus: FocalPoint | None = None
+    replace: str | None = None
 
 
 def json_object(body: bytes | None, shape: str) -> dict[str, Any]:
@@ -85,12 +91,16 @@ def json_object(body: bytes | None, shape: str) -> dict[str, Any]:
 
 
 def parse_upload_request(body: bytes | None) -> UploadRequest:
-    """The JSON body ``{"filename", "content_type"[, "size"][, "focus"]}``, or
+    """The JSON body ``{"filename", "content_type"[, "size"][, "focus"][, "replace"]}``, or
     InvalidUploadRequest (InvalidFocus for a focal point that isn't ``"x,y"``)."""
     document = json_object(body, '{"filename", "content_type"}')
-    filename, content_type, size = (
-        document.get(name) for name in ("filename", "content_type", "size")
+    filename, content_type, size, replace = (
+        document.get(name) for name in ("filename", "content_type", "size", "replace")
     )
+    if replace is not None:
+        if not isinstance(replace, str) or not replace:
+            raise InvalidUploadRequest('"replace", when given, is the key of one of your uploads')
+        filename = replace.rsplit("/", 1)[-1] if filename is None else filename
     if not isinstance(filename, str) or not isinstance(content_type, str):
         raise InvalidUploadRequest('"filename" and "content_type" are required strings')
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
@@ -98,7 +108,7 @@ def parse_upload_request(body: bytes | None) -> UploadRequest:
     focus = parse_focus(document["focus"]) if document.get("focus") is not None else None
     # One spelling per name: "é" typed or pasted (NFD from macOS) is stored as one character.
     return UploadRequest(
-        unicodedata.normalize("NFC", filename), content_type.strip().lower(), size, focus
+        unicodedata.normalize("NFC", filename), content_type.strip().lower(), size, focus, replace
     )
 
 
@@ -134,8 +144,9 @@ def check_filename(filename: str) -> None:
         if unicodedata.category(char) in INVISIBLE_CATEGORIES:
             raise InvalidFilename(
                 f"the file name contains U+{ord(char):04X} ({unicodedata.name(char, 'unnamed')}): "
-                "control, format and line or paragraph separator characters are refused, since "
-                "they change how a name displays (U+202E shows photo\u202egpj.exe as photoexe.jpg)"
+                "control, format and line or paragraph separator characters are refused, "
+                "since they change how a name displays (U+202E shows photo<U+202E>gpj.exe "
+                "as photoexe.jpg)"
             )
     if "/" in filename or "\\" in filename:
         raise InvalidFilename("the file name must not contain / or \\")
@@ -188,6 +199,12 @@ def owner_of(prefix: str, key: str, metadata: Mapping[str, str]) -> str | None:
     return uploader_folder(prefix, key)
 
 
+def owns(prefix: str, uploader: str, key: str, recorded_uploader: str | None) -> bool:
+    """Whether ``uploader`` may delete or replace ``key``: in their own folder, and theirs on
+    record."""
+    return uploader_folder(prefix, key) == uploader and recorded_uploader == uploader
+
+
 def uploader_folder(prefix: str, key: str) -> str | None:
     """The uploader an upload key names (see upload_key); None for any other key."""
     first, _, rest = key.partition("/")
@@ -209,13 +226,28 @@ class UploadService:
         self._new_id = new_id
 
     def create(self, uploader: str, request: UploadRequest) -> dict[str, Any]:
-        """The key, the form to POST the file with, and the variant URL template."""
+        """The key, the form to POST the file with, and the variant URL template.
+
+        With ``request.replace`` the form is pinned to that existing key: the
+        caller has already checked it is the uploader's own (see
+        :func:`owns`); the old bytes stay until S3 has the new ones.
+        """
         self.check(request)
+        if request.replace is not None:
+            return self._form(uploader, request.replace, request)
         key = upload_key(self._settings.upload_prefix, uploader, self._new_id(), request.filename)
         try:
             check_key(key)
         except InvalidKey as err:
             raise InvalidFilename(err.public_message) from err
+        return self._form(uploader, key, request)
+
+    def delete(self, key: str) -> None:
+        """Delete one original; the events pipeline purges its variants and records it."""
+        with aws_errors("the originals bucket"):
+            self._client.delete_object(Bucket=self._settings.originals, Key=key)
+
+    def _form(self, uploader: str, key: str, request: UploadRequest) -> dict[str, Any]:
         max_bytes = self._settings.max_source_bytes
         fields = {
             "Content-Type": request.content_type,

@@ -319,6 +319,7 @@ async function showItem(key, { justUploaded = false, filename = null } = {}) {
   $('item-facts').replaceChildren();
   $('gallery').replaceChildren();
   $('timing-note').hidden = true;
+  hideTools();
   setItemState('loading', 'Looking up its record…');
   let meta;
   try {
@@ -351,6 +352,7 @@ async function showItem(key, { justUploaded = false, filename = null } = {}) {
   await refreshIfReplaced(key, meta);
   if (state.shownKey !== key) return;
   showGallery(key, meta);
+  showTools(key, meta);
 }
 
 // A replaced original keeps its URLs, and this browser may hold the old
@@ -414,11 +416,10 @@ function showFacts(meta) {
     ['State', meta.state + (meta.error_code ? ` (${meta.error_code})` : '')],
     ['Size', meta.width ? `${meta.width}×${meta.height} px (upright)` : ''],
     ['Format', meta.format ? `${meta.format}${meta.frames > 1 ? `, ${meta.frames} frames` : ''}` : ''],
-    ['Bytes', meta.bytes === undefined ? '' : formatBytes(meta.bytes)],
-    ['Taken', meta.taken_at || ''],
+    ['File size', meta.bytes === undefined ? '' : formatBytes(meta.bytes)],
+    ['Taken', humanDate(meta.taken_at)],
     ['Camera', [meta.camera_make, meta.camera_model].filter(Boolean).join(' ')],
-    ['Stored', meta.created_at],
-    ['ETag', meta.etag],
+    ['Uploaded', humanDate(meta.created_at)],
   ];
   const list = $('item-facts');
   for (const [name, value] of facts) {
@@ -732,7 +733,7 @@ function uploadEntry(record) {
   const detail = document.createElement('span');
   detail.className = 'hint';
   const facts = record.state === 'rejected' ? `rejected (${record.error_code})` : `${record.width}×${record.height} ${record.format}`;
-  detail.textContent = `${facts}, ${formatBytes(record.bytes)}, ${record.created_at}`;
+  detail.textContent = `${facts}, ${formatBytes(record.bytes)}, ${humanDate(record.created_at)}`;
   text.append(name, detail);
   button.append(text);
   button.addEventListener('click', () => {
@@ -745,6 +746,166 @@ function uploadEntry(record) {
 function keyFromHash() {
   const match = /^#key=(.+)$/.exec(location.hash);
   return match ? decodeURIComponent(match[1]) : null;
+}
+
+// --- a photo's own tools: any size's address and HTML, replace, delete ---------------
+
+// "2026-12-01T12:00:05" (or EXIF's "2024:05:06 07:08:09") as this reader writes dates.
+function humanDate(text) {
+  if (!text) return '';
+  const iso = /^\d{4}:\d\d:\d\d /.test(text) ? text.replace(/^(\d{4}):(\d\d):(\d\d) /, '$1-$2-$3T') : text;
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return text;
+  return new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' }).format(date);
+}
+
+const tools = { key: null, meta: null };
+
+function hideTools() {
+  tools.key = null;
+  $('use').hidden = true;
+  $('manage').hidden = true;
+  show($('manage-error'), '');
+  $('manage-status').textContent = '';
+}
+
+function showTools(key, meta) {
+  tools.key = key;
+  tools.meta = meta;
+  $('use').hidden = false;
+  // Only the owner's view names the uploader's file size: the owner may replace and delete.
+  $('manage').hidden = meta.bytes === undefined;
+  pickSize();
+}
+
+function clampPixels(value) {
+  const number = Math.round(Number(value));
+  return Number.isFinite(number) && number >= 1 ? Math.min(number, 4000) : null;
+}
+
+// The size token the picker describes, and the box the result will have.
+function pickedSize() {
+  const width = clampPixels($('pick-width').value) || 480;
+  const fit = $('pick-fit').value;
+  const height = clampPixels($('pick-height').value) || (fit ? width : null);
+  const format = $('pick-format').value;
+  const own = (tools.meta.format || '').toLowerCase();
+  const extension = format === own ? '' : `.${format}`;
+  const token = `${width}x${height || ''}${fit ? `-${fit}` : ''}${extension}`;
+  return { token, box: boxOf(width, height, fit, tools.meta) };
+}
+
+// The known size of a variant, so its box is reserved before it loads.
+function boxOf(width, height, fit, meta) {
+  if (fit || !meta.width) return [width, height || width];
+  const scale = Math.min(1, width / meta.width, height ? height / meta.height : 1);
+  return [Math.max(1, Math.round(meta.width * scale)), Math.max(1, Math.round(meta.height * scale))];
+}
+
+function snippet(key, token, box) {
+  const double = token.replace(/(\.[a-z]+)?$/, '@2x$1'); // twice the pixels, for sharp screens
+  return `<img src="${variantUrl(key, token)}"\n     srcset="${variantUrl(key, token)} 1x, ${variantUrl(key, double)} 2x"\n     width="${box[0]}" height="${box[1]}" alt="Describe the photo here">`;
+}
+
+function pickSize() {
+  const { token, box } = pickedSize();
+  const url = variantUrl(tools.key, token);
+  $('pick-url').value = url;
+  $('pick-snippet').value = snippet(tools.key, token, box);
+  $('copy-status').textContent = '';
+  const preview = $('pick-preview');
+  preview.width = box[0];
+  preview.height = box[1];
+  // The old picture stays until the new one decodes: the box follows the new size at once.
+  preview.style.aspectRatio = `${box[0]} / ${box[1]}`;
+  preview.alt = `${fileName(tools.key)} at ${box[0]}×${box[1]}`;
+  preview.dataset.token = token;
+  preview.dataset.result = 'loading';
+  $('pick-status').textContent = 'Making this size…';
+  preview.onload = () => {
+    preview.dataset.result = 'loaded';
+    $('pick-status').textContent = `Shown at ${preview.naturalWidth}×${preview.naturalHeight} pixels.`;
+  };
+  preview.onerror = () => {
+    preview.dataset.result = 'error';
+    $('pick-status').textContent = 'This size could not be made: open its address to see why.';
+  };
+  preview.src = url;
+}
+
+async function copyUrl() {
+  const field = $('pick-url');
+  try {
+    await navigator.clipboard.writeText(field.value);
+  } catch (err) {
+    field.select();
+    document.execCommand('copy');
+  }
+  $('copy-status').textContent = 'Address copied.';
+}
+
+async function replacePhoto(file) {
+  const key = tools.key;
+  show($('manage-error'), '');
+  if (!file.type) {
+    show($('manage-error'), `The browser can’t tell what kind of file “${file.name}” is.`);
+    return;
+  }
+  const before = tools.meta.etag;
+  try {
+    $('manage-status').textContent = `Replacing with “${file.name}”…`;
+    const form = await api('POST', '/uploads', { replace: key, content_type: file.type, size: file.size });
+    await postForm(form, file, () => {});
+    $('manage-status').textContent = 'Replaced: making its sizes again…';
+    const deadline = Date.now() + META_WAIT_MS;
+    for (;;) {
+      const owned = await fetchOwned(key);
+      if ((owned && owned.etag !== before && owned.state !== 'processing') || Date.now() > deadline) break;
+      await new Promise((resolve) => setTimeout(resolve, META_POLL_MS));
+    }
+    await showItem(key);
+    $('manage-status').textContent = `Replaced with “${file.name}”.`;
+    await loadUploads(true);
+  } catch (err) {
+    $('manage-status').textContent = '';
+    show($('manage-error'), `Can’t replace it: ${err.message}`);
+  }
+}
+
+async function deletePhoto() {
+  const key = tools.key;
+  const name = fileName(key);
+  if (!window.confirm(`Delete “${name}” and every size of it? Pages that show it will show nothing. This can’t be undone.`)) return;
+  show($('manage-error'), '');
+  try {
+    await api('DELETE', `/uploads/${keyPath(key)}`);
+    hideTools();
+    $('gallery').replaceChildren();
+    $('item-facts').replaceChildren();
+    setItemState('deleted', `Deleted: “${name}” and every size of it are gone.`);
+    $('item-state').focus();
+    // The list is read again once the pipeline has recorded it; until then, drop its entry.
+    for (const entry of $('upload-list').querySelectorAll('button[data-key]')) {
+      if (entry.dataset.key === key) entry.closest('li').remove();
+    }
+  } catch (err) {
+    show($('manage-error'), `Can’t delete it: ${err.message}`);
+  }
+}
+
+function setUpTools() {
+  $('size-picker').addEventListener('submit', (event) => {
+    event.preventDefault();
+    pickSize();
+  });
+  $('copy-url').addEventListener('click', copyUrl);
+  $('delete-photo').addEventListener('click', deletePhoto);
+  const input = $('replace-file');
+  input.addEventListener('change', () => {
+    if (input.files.length) replacePhoto(input.files[0]);
+    input.value = '';
+  });
+  $('item-state').tabIndex = -1;
 }
 
 // --- start -------------------------------------------------------------------------
@@ -761,6 +922,7 @@ async function start() {
   }
   setUpSignIn();
   setUpUpload();
+  setUpTools();
   $('more-uploads').addEventListener('click', () => loadUploads(false).catch((err) => show($('uploads-error'), err.message)));
   window.addEventListener('hashchange', () => {
     const key = keyFromHash();

@@ -19,6 +19,8 @@ from chalicelib import wiring
 from scripts.ops.website import apply_routing_rules, website_configuration
 from tests.support import BUCKET, PUBLIC_URL, ROOT, bad_inputs, corpus
 from tests.support.s3_events import notification, sqs_event_for
+from tests.support.spellings import loose_spellings, suggestion
+from tests.test_grammar import NON_CANONICAL
 
 API_URL = "https://api.example.com"
 
@@ -420,3 +422,68 @@ def test_meta_answers_page_origins_across_origins_its_404s_too(
     found = lifecycle_app.http.get("/meta/photos/a.jpg", headers=page)
     assert found.status_code == 200
     assert found.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(typed=st.one_of(st.sampled_from([text for text, _ in NON_CANONICAL]), loose_spellings()))
+def test_every_spelling_the_service_suggests_it_accepts(
+    website: Any, client: Any, typed: str
+) -> None:
+    website.put_object(Bucket=BUCKET, Key="s/a.jpg", Body=corpus.jpeg((64, 48)))
+    refused = client.http.get(f"/resize/{quote(typed, safe='')}/s/a.jpg")
+    if refused.status_code != 400 or json.loads(refused.body)["code"] != "non_canonical_size":
+        return
+    suggested = suggestion(json.loads(refused.body)["message"])
+    accepted = client.http.get(f"/resize/{quote(suggested, safe='')}/s/a.jpg")
+    assert accepted.status_code == 307, (typed, suggested, accepted.body)
+
+
+def test_a_url_without_a_size_says_the_size_is_missing(client: Any) -> None:
+    # /images/samples/photo.jpg reaches the API as /resize/samples/photo.jpg.
+    response = client.http.get("/resize/samples/photo.jpg")
+    assert response.status_code == 404
+    body = json.loads(response.body)
+    assert body["code"] == "not_a_variant_url"
+    assert body["message"].startswith("the URL has no size")
+    assert "'samples' is not a size" in body["message"]
+
+
+@pytest.mark.parametrize(
+    ("accept", "html"),
+    [
+        ("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", True),
+        ("TEXT/HTML; q=1", True),
+        ("image/avif,image/webp,*/*", False),
+        ("application/json, text/html", False),
+        ("*/*", False),
+        (None, False),
+    ],
+)
+def test_a_browser_tab_gets_the_error_as_a_page_everything_else_json(
+    client: Any, accept: str | None, html: bool
+) -> None:
+    headers = {"Accept": accept} if accept else {}
+    response = client.http.get("/resize/300x0200/<b>&'\"/a.jpg", headers=headers)
+    assert response.status_code == 400
+    assert response.headers["Cache-Control"] == "no-store"
+    if not html:
+        assert json.loads(response.body)["code"] == "non_canonical_size"
+        return
+    assert response.headers["Content-Type"] == "text/html; charset=utf-8"
+    page = response.body.decode()
+    assert "<code>non_canonical_size</code>" in page
+    assert "use &#x27;300x200&#x27;" in page
+    missing = client.http.get("/resize/cat.jpg", headers=headers)
+    assert missing.status_code == 404
+    assert "the URL has no size" in missing.body.decode()
+
+
+def test_error_pages_escape_everything() -> None:
+    from chalicelib.http import html_error
+
+    page = html_error(400, "<i>", "<script>alert(1)</script> & 'x'")
+    assert "<script>" not in page
+    assert "<i>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &#x27;x&#x27;" in page

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +20,7 @@ from scripts.local.proxy import (
     private_bucket,
     s3_privacy,
 )
-from scripts.local.stack import S3RVER_CREDENTIALS, LocalStack, free_port
+from scripts.local.stack import S3RVER_CREDENTIALS, STATE_FILE, LocalStack, free_port
 from scripts.ops import doctor
 from scripts.ops.configure_bucket import configure_bucket
 from tests.support import ROOT
@@ -279,3 +282,48 @@ def test_dead_lettered_events_are_reported(
     assert mark(marks, DEAD_LETTERS) == "✗"
     assert "1 event(s) failed every try" in output
     assert "start-message-move-task" in output
+
+
+def log_sizes(stack: LocalStack) -> dict[str, int]:
+    return {path.name: path.stat().st_size for path in stack.data_dir.glob("*.log")}
+
+
+def test_two_local_stacks_the_doctor_checks_and_writes_only_its_own(
+    stack: LocalStack, tmp_path_factory: pytest.TempPathFactory, capsys: Any
+) -> None:
+    other = LocalStack(
+        tmp_path_factory.mktemp("other-stack"), s3_port=free_port(), api_port=free_port()
+    )
+    with other:
+        configure_bucket(other.s3_client(), other.bucket, other.api_url)
+        before, ours_before = log_sizes(other), log_sizes(stack)
+        status = doctor.main(["--local", str(stack.data_dir)])
+        output = capsys.readouterr().out
+        assert log_sizes(other) == before  # not one request reached the other stack
+        assert other.s3_client().list_objects_v2(Bucket=other.originals_bucket)["KeyCount"] == 0
+    assert status == 0, output
+    first_line = output.splitlines()[0]
+    assert (
+        first_line
+        == f"doctor: checking the local stack in {stack.data_dir} (make run, pid {os.getpid()})"
+    )
+    assert log_sizes(stack)["chalice.log"] > ours_before["chalice.log"]
+    assert stack.api_url in output
+
+
+def test_no_running_stack_where_pointed_checks_nothing(
+    stack: LocalStack, tmp_path: Path, capsys: Any
+) -> None:
+    assert doctor.main(["--local", str(tmp_path)]) == 2
+    assert "no running local stack" in capsys.readouterr().out
+    # A stack that stopped without removing its state (killed): its pid is gone.
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    state = json.loads((stack.data_dir / STATE_FILE).read_text())
+    (tmp_path / STATE_FILE).write_text(json.dumps({**state, "pid": ended.pid}))
+    before = log_sizes(stack)
+    assert doctor.main(["--local", str(tmp_path)]) == 2
+    output = capsys.readouterr().out
+    assert output.startswith("doctor: not checking anything")
+    assert f"(pid {ended.pid}) is not running" in output
+    assert log_sizes(stack) == before

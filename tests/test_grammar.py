@@ -17,6 +17,7 @@ from chalicelib.resize.grammar import (
     parse_key,
     parse_size,
 )
+from tests.support.spellings import loose_spellings, suggestion
 
 
 @pytest.mark.parametrize(
@@ -35,18 +36,23 @@ def test_canonical_sizes_parse(text: str, width: int | None, height: int | None)
     assert spec.token == text
 
 
-@pytest.mark.parametrize(
-    ("text", "canonical"),
-    [
-        ("0300x200", "300x200"),
-        ("300X200", "300x200"),
-        ("300×200", "300x200"),
-        (" 300x200", "300x200"),
-        ("300x0200", "300x200"),
-        ("\uff13\uff10\uff10x", "300x"),  # fullwidth digits
-        ("x007", "x7"),
-    ],
-)
+NON_CANONICAL = [
+    ("0300x200", "300x200"),
+    ("300X200", "300x200"),
+    ("300×200", "300x200"),
+    (" 300x200", "300x200"),
+    ("300x0200", "300x200"),
+    ("\uff13\uff10\uff10x", "300x"),  # fullwidth digits
+    ("x007", "x7"),
+    ("300x300-cover.jpg", "300x300-cover.jpeg"),  # the spelling most people type
+    ("300x300-COVER.JPG", "300x300-cover.jpeg"),
+    ("300x@1x", "300x"),
+    ("300x-q80.webp", "300x.webp"),
+    ("300x200-inside", "300x200"),
+]
+
+
+@pytest.mark.parametrize(("text", "canonical"), NON_CANONICAL)
 def test_non_canonical_sizes_name_the_canonical_form(text: str, canonical: str) -> None:
     with pytest.raises(NonCanonicalSize) as info:
         parse_size(text, 4096)
@@ -224,3 +230,26 @@ def test_quality_stops_where_the_format_already_looks_lossless(token: str, accep
         return
     with pytest.raises(InvalidSize, match="already looks lossless"):
         parse_size(token, 4096)
+
+
+@pytest.mark.parametrize(("text", "canonical"), NON_CANONICAL)
+def test_every_suggested_spelling_is_accepted_as_it_stands(text: str, canonical: str) -> None:
+    with pytest.raises(NonCanonicalSize) as info:
+        parse_size(text, 4096)
+    suggested = suggestion(info.value.public_message)
+    assert suggested == canonical
+    assert parse_size(suggested, 4096).token == suggested
+
+
+@settings(max_examples=500, deadline=None)
+@given(loose_spellings())
+def test_generated_refused_spellings_suggest_an_accepted_one(text: str) -> None:
+    try:
+        spec = parse_size(text, 4096)
+    except InvalidSize:
+        return  # out of range or meaningless: no spelling is suggested
+    except NonCanonicalSize as refused:
+        suggested = suggestion(refused.public_message)
+        assert parse_size(suggested, 4096).token == suggested
+        return
+    assert spec.token == text

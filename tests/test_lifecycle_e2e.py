@@ -21,7 +21,14 @@ import requests
 
 from scripts.local import records
 from scripts.local.proxy import Answer, Proxy, Request
-from scripts.local.stack import APP_EVENT_HANDLER, EventSettings, LocalStack, free_port
+from scripts.local.stack import (
+    APP_EVENT_HANDLER,
+    PRESET_NOTE,
+    EventSettings,
+    LocalStack,
+    example_urls,
+    free_port,
+)
 from tests.support import corpus, scenes, started_stack
 from tests.support.s3_events import notification
 from tests.support.waiting import WAIT, wait_for
@@ -303,3 +310,49 @@ def test_a_slow_miss_of_a_deleted_original_stores_nothing(
     gone = website(stack, "300x", key)
     assert gone.status_code == 404
     wait_for(lambda: queues_drained(stack), "the queue to drain")
+
+
+def usage(stack: LocalStack) -> dict[str, int]:
+    answer = requests.get(f"{stack.api_url}/uploads", headers=owner(stack), timeout=30)
+    answer.raise_for_status()
+    return answer.json()["usage"]  # type: ignore[no-any-return]
+
+
+def owner(stack: LocalStack) -> dict[str, str]:
+    return {"Authorization": f"Bearer {stack.upload_token}"}
+
+
+def test_the_owner_replaces_then_deletes_through_the_api(stack: LocalStack) -> None:
+    before = usage(stack)
+    key = stack.upload(corpus.jpeg((1200, 900)), filename="mine.jpg")["key"]
+    meta_with(stack, key, state="ready", width=1200)
+    assert usage(stack)["originals"] == before["originals"] + 1
+    assert corpus.opened(website(stack, "300x", key).content).size == (300, 225)
+
+    # Replace: a form for the same key; the new pixels are what every size shows.
+    replaced = stack.upload(corpus.png_rgba((400, 800)), "new.png", "image/png", replace=key)
+    assert replaced["key"] == key
+    meta_with(stack, key, state="ready", width=400, format="PNG")
+    assert corpus.opened(website(stack, "300x", key).content).size == (300, 600)
+    assert usage(stack)["originals"] == before["originals"] + 1  # one key, one entry
+
+    # Delete: 204, then the pipeline purges, records the tombstone and drops the usage.
+    deleted = requests.delete(f"{stack.api_url}/uploads/{quote(key)}", headers=owner(stack))
+    assert deleted.status_code == 204, deleted.text
+    wait_for(lambda: meta_status(stack, key) == 410, "the record to say deleted")
+    wait_for(lambda: not variants_of(stack, key), "every variant and entry to go")
+    wait_for(lambda: usage(stack) == before, "the usage to drop back")
+    again = requests.delete(f"{stack.api_url}/uploads/{quote(key)}", headers=owner(stack))
+    assert again.status_code == 410  # to its owner; to anyone else, 404
+    wait_for(lambda: queues_drained(stack), "the queue to drain")
+
+
+def test_make_runs_example_urls_tell_the_truth(stack: LocalStack) -> None:
+    keys = stack.upload_samples()
+    for key in keys:
+        meta_with(stack, key, state="ready")
+    for line in example_urls(stack.public_url, keys, ",".join(PRESETS)):
+        url, note = (part.strip() for part in line.split("\n"))
+        first = requests.get(url, allow_redirects=False, timeout=30)
+        expected = 200 if note == f"({PRESET_NOTE})" else 307
+        assert first.status_code == expected, (url, note)

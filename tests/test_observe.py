@@ -49,7 +49,7 @@ def test_a_miss_a_hit_and_a_refusal_each_write_one_line(
     capsys.readouterr()
     assert client.http.get("/resize/300x300/photos/cat.jpg").status_code == 307
     assert client.http.get("/resize/300x300/photos/cat.jpg").status_code == 307
-    assert client.http.get("/resize/bogus/photos/cat.jpg").status_code == 400
+    assert client.http.get("/resize/300xbogus/photos/cat.jpg").status_code == 400
     assert client.http.get("/health").status_code == 200
     miss, hit, refused, health = lines(capsys.readouterr().out)
     for line in (miss, hit, refused, health):

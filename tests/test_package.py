@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from app import MAX_KEY_DEPTH
+from chalicelib.routes import MAX_KEY_DEPTH, owner_paths
 from scripts.ops import package
 from scripts.ops.configure_bucket import PRIVATE_ACCESS_BLOCK, originals_cors, public_read_policy
 from scripts.ops.website import website_configuration
@@ -296,11 +296,26 @@ def test_uploads_need_a_user_pool_token_in_the_stack(template: dict[str, Any]) -
     # Chalice's own route is still there under the merged security, and the preflight is open.
     assert "x-amazon-apigateway-integration" in uploads["post"]
     assert "security" not in uploads["options"]
+    # DELETE /uploads/<key>, every key depth, takes the same token; its preflight is open.
+    owner = owner_paths()
+    assert len(owner) == MAX_KEY_DEPTH
+    for path in owner:
+        assert body["paths"][path]["delete"]["security"] == [{"Uploaders": []}], path
+        assert "x-amazon-apigateway-integration" in body["paths"][path]["delete"], path
+        assert "security" not in body["paths"][path]["options"], path
     for path, methods in body["paths"].items():
+        secured = (
+            {"post", "get"}
+            if path == "/uploads"
+            else {"delete"}
+            if path in owner
+            else {"put"}  # the owner's PUT /meta/<key>/focus; never a GET of /meta
+            if path.startswith("/meta/")
+            else set()
+        )
         for method, operation in methods.items():
-            if isinstance(operation, dict) and "security" in operation:
-                # Uploads, and the owner's PUT /meta/<key>/focus; never a GET of /meta.
-                assert path == "/uploads" or (path.startswith("/meta/") and method == "put"), path
+            if isinstance(operation, dict) and method not in secured:
+                assert "security" not in operation, (path, method)
     pool = template["Resources"]["UserPool"]
     assert pool["Condition"] == "CreateUserPool"
     # Only admins add users unless the SelfSignUp parameter says otherwise (default: off).
@@ -383,6 +398,8 @@ def test_iam_reads_originals_writes_variants_and_nothing_else(template: dict[str
         ("s3:ListBucket", "arn:aws:s3:::pics-originals"),
         # Presigned upload forms carry the function's own permission, for uploads/ only.
         ("s3:PutObject", "arn:aws:s3:::pics-originals/uploads/*"),
+        # DELETE /uploads/<key>: the owner's own originals, under uploads/ only.
+        ("s3:DeleteObject", "arn:aws:s3:::pics-originals/uploads/*"),
         ("s3:GetObject", "arn:aws:s3:::pics/*"),
         ("s3:PutObject", "arn:aws:s3:::pics/*"),
         # A budget slot is given back when its render fails; nothing else is deleted.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 from typing import Any
 
@@ -412,3 +413,99 @@ def test_only_focus_can_be_put_under_meta(uploads: Any, s3: Any) -> None:
     response = uploads.http.put(f"/meta/{FOCUS_KEY}/size", body=b"{}", headers=AUTH)
     assert response.status_code == 400
     assert answer(response)["code"] == "invalid_request"
+
+
+# --- the owner's operations: delete and replace ---------------------------------------------
+
+MINE = "uploads/local/1/cat.png"
+THEIRS = "uploads/someone/9/dog.png"
+
+
+@pytest.fixture
+def owned(listing: Any, s3: Any) -> Any:
+    """One original of the caller's and one of someone else's, stored and recorded."""
+    for second, (key, uploader) in enumerate([(MINE, LOCAL_UPLOADER), (THEIRS, "someone")], 1):
+        s3.put_object(Bucket=ORIGINALS, Key=key, Body=b"png", Metadata={"uploader": uploader})
+        store(key, uploader, second)
+    return listing
+
+
+def test_the_owner_deletes_an_original_and_the_pipeline_does_the_rest(owned: Any, s3: Any) -> None:
+    response = owned.http.delete(f"/uploads/{MINE}", headers=AUTH)
+    assert response.status_code == 204, response.body
+    assert originals(s3) == [THEIRS]
+    # Only the original: variants, the record and usage follow from its S3 event.
+    assert answer(owned.http.get("/uploads", headers=AUTH))["usage"]["originals"] == 1
+
+
+@pytest.mark.parametrize(
+    ("key", "headers", "status", "code"),
+    [
+        (MINE, {}, 401, "unauthorized"),
+        (MINE, {"Authorization": "Bearer wrong-token-123"}, 401, "unauthorized"),
+        # Someone else's, one never uploaded, one outside the uploads folder: all alike unknown.
+        (THEIRS, AUTH, 404, "not_found"),
+        ("uploads/local/2/none.png", AUTH, 404, "not_found"),
+        ("photos/cat.png", AUTH, 404, "not_found"),
+    ],
+)
+def test_nobody_else_deletes_or_replaces_and_nothing_tells_them_what_exists(
+    owned: Any, s3: Any, key: str, headers: dict[str, str], status: int, code: str
+) -> None:
+    if key == "photos/cat.png":
+        s3.put_object(Bucket=ORIGINALS, Key=key, Body=b"png")
+        store(key, LOCAL_UPLOADER, 5)  # recorded as ours, but not in our folder
+    before = originals(s3)
+    deleted = owned.http.delete(f"/uploads/{key}", headers=headers)
+    replaced = post(owned, {"replace": key, "content_type": "image/png"}, headers)
+    for response in (deleted, replaced):
+        assert (response.status_code, answer(response)["code"]) == (status, code)
+    assert originals(s3) == before
+    assert answer(deleted)["message"] == answer(replaced)["message"]
+
+
+def test_replacing_signs_a_form_pinned_to_the_owners_existing_key(owned: Any, s3: Any) -> None:
+    response = post(owned, {"replace": MINE, "content_type": "image/jpeg", "size": 100})
+    assert response.status_code == 201, response.body
+    form = answer(response)
+    assert form["key"] == MINE
+    conditions = policy_of(form["upload"])["conditions"]
+    assert {"key": MINE} in conditions
+    assert {"x-amz-meta-uploader": LOCAL_UPLOADER} in conditions
+    assert {"Content-Type": "image/jpeg"} in conditions
+    # Signing changed nothing: the old bytes stay until S3 has the new ones.
+    assert s3.get_object(Bucket=ORIGINALS, Key=MINE)["Body"].read() == b"png"
+
+
+def test_a_failed_delete_loses_nothing_and_says_try_again(
+    owned: Any, s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.exceptions import ClientError
+
+    from chalicelib.uploads import UploadService
+
+    class Refusing:
+        def delete_object(self, **_: Any) -> None:
+            raise ClientError({"Error": {"Code": "SlowDown"}}, "DeleteObject")
+
+    refusing = functools.cache(lambda: UploadService(wiring.get_settings(), Refusing()))
+    monkeypatch.setattr(wiring, "get_uploads", refusing)  # wiring.reset() clears it
+    response = owned.http.delete(f"/uploads/{MINE}", headers=AUTH)
+    assert response.status_code == 503
+    assert answer(response)["code"] == "storage_unavailable"
+    assert MINE in originals(s3)
+    assert owned.http.get(f"/uploads?key={MINE}", headers=AUTH).status_code == 200
+
+
+def test_the_page_may_delete_across_origins(owned: Any) -> None:
+    preflight = owned.http.request(
+        "OPTIONS",
+        f"/uploads/{MINE}",
+        headers={"Origin": "https://app.example.com", "Access-Control-Request-Method": "DELETE"},
+    )
+    assert preflight.status_code == 204
+    assert "DELETE" in preflight.headers["Access-Control-Allow-Methods"]
+    deleted = owned.http.delete(
+        f"/uploads/{MINE}", headers={**AUTH, "Origin": "https://app.example.com"}
+    )
+    assert deleted.headers["Access-Control-Allow-Origin"] == "https://app.example.com"

@@ -22,6 +22,7 @@ from chalicelib.errors import (
 )
 from chalicelib.resize.grammar import (
     MAX_KEY_BYTES,
+    MAX_TOKEN_CHARS,
     ResizeSpec,
     decode_segment,
     parse_key,
@@ -32,7 +33,7 @@ from chalicelib.resize.ledger import LEDGER_ROOT, longest_entry_bytes
 from chalicelib.resize.signing import require_signature_segment, sign, verify
 
 # What the website rule sends when a URL has no size (or no key) in it.
-NO_SIZE = "URLs look like /<size>/<key>, e.g. /300x200/photos/cat.jpg"
+NO_SIZE = "the URL has no size: URLs look like /<size>/<key>, e.g. /300x200/photos/cat.jpg"
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,9 @@ class RequestPolicy:
             size = decode_segment(size_text)
         except UnicodeDecodeError:
             size = size_text  # not UTF-8: parse_size refuses it as it stands
+        if looks_like_a_folder(size):
+            # /images/samples/photo.jpg arrives as size "samples", key "photo.jpg".
+            raise NotAVariantUrl(f"{NO_SIZE} ({size!r} is not a size)")
         spec = parse_size(size, self._settings.max_dimension)
         request = VariantRequest(spec, parse_key(key_segments), signature)
         check_fits(request)
@@ -112,6 +116,15 @@ class RequestPolicy:
             return request
         signature = sign(self._settings.signing_keys[0], request.spec.token, request.key)
         return VariantRequest(request.spec, request.key, signature)
+
+
+def looks_like_a_folder(segment: str) -> bool:
+    """A first segment that is a name, not a mistyped size: letters, no digits, short."""
+    return (
+        len(segment) <= MAX_TOKEN_CHARS
+        and any(char.isalpha() for char in segment)
+        and not any(char.isdigit() for char in segment)
+    )
 
 
 def check_fits(request: VariantRequest) -> None:

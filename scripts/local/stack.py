@@ -282,6 +282,7 @@ class LocalStack:
         self.start_api()
         if self.event_handler:
             self.start_poller()
+        write_state(self)
         return self
 
     def start_aws(self) -> None:
@@ -408,12 +409,20 @@ class LocalStack:
         self.s3_client().put_object(Bucket=self.originals_bucket, Key=key, Body=body, **options)
 
     def upload(
-        self, body: bytes, filename: str = "photo.jpg", content_type: str = "image/jpeg"
+        self,
+        body: bytes,
+        filename: str = "photo.jpg",
+        content_type: str = "image/jpeg",
+        replace: str | None = None,
     ) -> dict[str, Any]:
-        """Upload as a browser does: POST /uploads, then the form POST to S3; the API's answer."""
+        """Upload as a browser does: POST /uploads, then the form POST to S3; the API's answer.
+
+        ``replace``: an existing key of this token's user, whose bytes the upload replaces.
+        """
+        asked = {"filename": filename, "content_type": content_type}
         answer = requests.post(
             f"{self.api_url}/uploads",
-            json={"filename": filename, "content_type": content_type},
+            json={**asked, "replace": replace} if replace else asked,
             headers={"Authorization": f"Bearer {self.upload_token}"},
             timeout=(10, 120),
         )
@@ -433,6 +442,7 @@ class LocalStack:
         return list(sample_originals())
 
     def stop(self) -> None:
+        (self.data_dir / STATE_FILE).unlink(missing_ok=True)
         for name in reversed(list(self._processes)):
             self.stop_process(name)
 
@@ -489,9 +499,30 @@ class LocalStack:
         raise RuntimeError(f"{name} not ready after {timeout}s:\n{self.log(name)}")
 
 
+# Where `make run` keeps its data, logs and state unless LOCAL_DATA_DIR says otherwise.
+DEFAULT_DATA_DIR = ROOT / ".local"
+# What a running stack writes into its data directory, for `make doctor` (scripts/ops/doctor.py).
+STATE_FILE = "stack.json"
+
+
+def write_state(stack: LocalStack) -> None:
+    """Record where a started stack answers and which process runs it; stop() removes it."""
+    state = {
+        "pid": os.getpid(),
+        "host": stack.host,
+        "s3_port": stack.s3_port,
+        "api_port": stack.api_port,
+        "aws_port": stack.aws_port,
+        "cdn_port": stack.cdn_port,
+        "bucket": stack.bucket,
+        "originals_bucket": stack.originals_bucket,
+    }
+    (stack.data_dir / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
+
+
 def main() -> int:
     stack = LocalStack(
-        Path(os.environ.get("LOCAL_DATA_DIR", ROOT / ".local")),
+        Path(os.environ.get("LOCAL_DATA_DIR") or DEFAULT_DATA_DIR),
         host=os.environ.get("LOCAL_HOST", "127.0.0.1"),
         s3_port=int(os.environ.get("S3_PORT", "4568")),
         api_port=int(os.environ.get("API_PORT", "8000")),
@@ -522,10 +553,10 @@ def main() -> int:
         if stack.event_handler:
             print(f"  poller:        {stack.event_handler}, stats in {stack.poller_stats_path}")
         print()
-        print("Open in a browser, or follow with curl -L; the first request is a miss")
-        print("(307 -> API -> 307 -> image), the next one a plain 200 from S3:\n")
-        for key, size in zip(keys, ("300x300", "640x", "x120"), strict=True):
-            print(f"  {stack.public_url}/{size}/{quote(key)}")
+        print("Open in a browser, or follow with curl -L:\n")
+        presets = stack.app_process_env().get("PRESET_SIZES", "")
+        for line in example_urls(stack.public_url, keys, presets):
+            print(line)
         print(
             f"\n  curl -sSL -o /dev/null -w '%{{http_code}} %{{url_effective}}\\n' "
             f"{stack.public_url}/300x300/{quote(keys[0])}"
@@ -538,6 +569,27 @@ def main() -> int:
         print("\nstopping")
     print(records.summary(records.read(records.log_paths(stack.data_dir), since)))
     return 0
+
+
+# The sizes `make run` prints for its samples: none of them is a page preset.
+EXAMPLE_SIZES = ("300x300", "500x", "x120")
+PRESET_NOTE = "a preset, made on upload: a plain 200 from S3"
+MISS_NOTE = "a miss the first time (307 -> API -> 307 -> image), then a plain 200 from S3"
+
+
+def example_urls(public_url: str, keys: list[str], preset_sizes: str) -> list[str]:
+    """One URL per sample, each saying whether it is a preset (stored) or a miss."""
+    stored = preset_tokens(preset_sizes)
+    pairs = list(zip(keys, EXAMPLE_SIZES, strict=True))
+    pairs += [(keys[0], token) for token in stored[:1]]
+    notes = {size: PRESET_NOTE if size in stored else MISS_NOTE for _, size in pairs}
+    return [f"  {public_url}/{size}/{quote(key)}\n      ({notes[size]})" for key, size in pairs]
+
+
+def preset_tokens(preset_sizes: str) -> list[str]:
+    """The size tokens stored on upload for PRESET_SIZES, in order (``.auto``: its own format)."""
+    tokens = [token.strip() for token in preset_sizes.split(",") if token.strip()]
+    return [token.removesuffix(".auto") for token in tokens]
 
 
 # Read step 1's JSON answer on stdin (no single quotes: they wrap the code in the shell).

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import sys
 import uuid
@@ -37,6 +38,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from chalicelib.config import CDN_MAX_AGE_SECONDS
 from chalicelib.identity import DISCOVERY_PATH
 from chalicelib.resize.ledger import original_prefix
+from scripts.local.stack import DEFAULT_DATA_DIR, STATE_FILE
 from scripts.ops import monitoring
 from scripts.ops.website import REDIRECT_CODE, apply_routing_rules
 
@@ -76,6 +78,8 @@ class Target:
     cloudwatch: Any = None
     # The sign-in's OpenID issuer (the stack's SignInIssuer); none: not checked.
     sign_in_issuer: str = ""
+    # What the first line of the report names as checked.
+    name: str = "the buckets and URLs given on the command line"
     probe_key: str = field(default_factory=lambda: f"doctor-probe/{uuid.uuid4().hex}.png")
 
     @property
@@ -443,25 +447,65 @@ def stack_target(stack: str, region: str | None) -> Target:
         stack=stack,
         cloudwatch=boto3.client("cloudwatch", region_name=region),
         sign_in_issuer=outputs.get("SignInIssuer", ""),
+        name=f"CloudFormation stack {stack} ({region or 'default region'})",
     )
 
 
-def local_target() -> Target:
-    """The `make run` stack, from the same variables scripts/local/stack.py reads."""
-    host = os.environ.get("LOCAL_HOST", "127.0.0.1")
-    s3_url = f"http://{host}:{os.environ.get('S3_PORT', '4568')}"
-    bucket = os.environ.get("BUCKET", "images")
+def local_target(data_dir: Path) -> Target:
+    """The stack `make run` started with ``data_dir``, from the state file it wrote there.
+
+    Never whatever answers on the default ports: another stack may be there,
+    and the doctor writes a probe object into the one it checks.
+    """
+    state = running_stack_state(data_dir)
+    host = state["host"]
+    s3_url = f"http://{host}:{state['s3_port']}"
+    bucket = state["bucket"]
     return Target(
         bucket=bucket,
-        originals_bucket=os.environ.get("ORIGINALS_BUCKET", "originals"),
-        api_url=f"http://{host}:{os.environ.get('API_PORT', '8000')}",
+        originals_bucket=state["originals_bucket"],
+        api_url=f"http://{host}:{state['api_port']}",
         website_url=f"{s3_url}/{bucket}",
         public_url=f"{s3_url}/{bucket}",
         s3=s3_client(s3_url, region=None, **LOCAL_CREDENTIALS),
         storage_url=s3_url,
         enforces_privacy=False,
-        **local_dead_letters(f"http://{host}:{os.environ.get('AWS_PORT', '4566')}"),
+        name=f"the local stack in {data_dir} (make run, pid {state['pid']})",
+        **local_dead_letters(f"http://{host}:{state['aws_port']}"),
     )
+
+
+class NoLocalStack(SystemExit):
+    """No running `make run` stack where the doctor was pointed."""
+
+
+def running_stack_state(data_dir: Path) -> dict[str, Any]:
+    """The state file of a running stack in ``data_dir``, or NoLocalStack saying how to point."""
+    how = (
+        "start it with `make run`, or point the doctor at a running one with "
+        "LOCAL_DATA_DIR=<its data directory> make doctor (or --local <dir>), or give "
+        "--bucket, --originals, --api-url, --website-url and --endpoint-url"
+    )
+    path = data_dir / STATE_FILE
+    try:
+        state: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise NoLocalStack(f"no running local stack in {data_dir} (no {path}): {how}") from None
+    if not process_alive(int(state["pid"])):
+        raise NoLocalStack(
+            f"the local stack in {data_dir} (pid {state['pid']}) is not running: {how}"
+        )
+    return state
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: alive
+    return True
 
 
 def local_dead_letters(endpoint: str) -> dict[str, Any]:
@@ -492,7 +536,14 @@ def parse_target(argv: list[str] | None) -> Target:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--stack", help="CloudFormation stack made by `make deploy`")
-    source.add_argument("--local", action="store_true", help="the `make run` stack")
+    source.add_argument(
+        "--local",
+        nargs="?",
+        const=Path(os.environ.get("LOCAL_DATA_DIR") or DEFAULT_DATA_DIR),
+        type=Path,
+        help="the stack `make run` started with this data directory (default: LOCAL_DATA_DIR, "
+        "or .local)",
+    )
     parser.add_argument("--region")
     parser.add_argument("--bucket", help="the public variants bucket")
     parser.add_argument("--originals", help="the private originals bucket")
@@ -511,7 +562,7 @@ def parse_target(argv: list[str] | None) -> Target:
     if args.stack:
         return stack_target(args.stack, args.region)
     if args.local:
-        return local_target()
+        return local_target(args.local)
     if not (args.bucket and args.originals and args.api_url and args.website_url):
         parser.error("give --stack, --local, or --bucket, --originals, --api-url, --website-url")
     s3 = s3_client(args.endpoint_url, args.region)
@@ -531,7 +582,12 @@ def parse_target(argv: list[str] | None) -> Target:
 
 
 def main(argv: list[str] | None = None) -> int:
-    target = parse_target(argv)
+    try:
+        target = parse_target(argv)
+    except NoLocalStack as refused:
+        print(f"doctor: not checking anything: {refused}")
+        return 2
+    print(f"doctor: checking {target.name}")
     print(
         f"variants {target.bucket}; originals {target.originals_bucket}; API {target.api_url}; "
         f"website {target.website_url}; public {target.public_url}\n"

@@ -24,6 +24,8 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from chalicelib.routes import owner_paths
+
 ROOT = Path(__file__).resolve().parents[2]
 MERGE_TEMPLATE = ROOT / "infra" / "resources.json"
 # The CloudFront Function's code, a file of its own (tested in Node); the template gets it inline.
@@ -73,8 +75,13 @@ def lambda_architecture(stage: str = STAGE) -> str:
 
 
 def merge_template() -> dict[str, object]:
-    """infra/resources.json with the CloudFront Function's code inlined from its file."""
+    """infra/resources.json with the CloudFront Function's code inlined from its file, and
+    ``DELETE /uploads/<key>`` (one path per key depth) behind the uploads authorizer."""
     template = json.loads(MERGE_TEMPLATE.read_text())
+    paths = template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]["paths"]
+    uploads_security = paths["/uploads"]["post"]["security"]
+    for path in owner_paths():
+        paths[path] = {"delete": {"security": uploads_security}}
     code = VIEWER_REQUEST.read_text()
     if len(code.encode()) > MAX_FUNCTION_BYTES:
         raise SystemExit(f"{VIEWER_REQUEST} is over CloudFront's {MAX_FUNCTION_BYTES} bytes")
