@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib import identity
-from chalicelib.aws import aws_errors
 from chalicelib.config import Settings
 from chalicelib.errors import (
     InvalidFilename,
@@ -244,6 +243,8 @@ class UploadService:
 
     def delete(self, key: str) -> None:
         """Delete one original; the events pipeline purges its variants and records it."""
+        from chalicelib.aws import aws_errors  # botocore: only once there is S3 work
+
         with aws_errors("the originals bucket"):
             self._client.delete_object(Bucket=self._settings.originals, Key=key)
 
