@@ -13,6 +13,7 @@ from moto import mock_aws
 from chalicelib import wiring
 from chalicelib.config import Settings
 from tests.support import BUCKET, PUBLIC_URL, started_stack
+from tests.support.browser import launched_browser
 
 
 @pytest.fixture
@@ -128,3 +129,9 @@ def lifecycle_app(s3: Any, client: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     )
     wiring.reset()
     return client
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """The session's Chromium (tests/support/browser.py), shared by every browser test file."""
+    yield from launched_browser()

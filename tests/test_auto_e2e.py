@@ -12,7 +12,7 @@ import requests
 from PIL import Image
 
 from tests.support import ROOT, corpus, started_stack
-from tests.test_browser import CHROMIUM_FLAGS, WAIT_MS, find_chromium
+from tests.support.browser import WAIT_MS
 
 pytestmark = pytest.mark.e2e
 
@@ -96,19 +96,6 @@ def test_the_website_answer_varies_on_accept_and_the_cdn_needs_no_vary(stack: An
     assert hit.status_code == 200
     assert hit.headers["Content-Type"] == "image/avif"
     assert "Vary" not in hit.headers
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    path = find_chromium()
-    if path is None:
-        pytest.skip("BROWSER TESTS SKIPPED: no chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=path, args=CHROMIUM_FLAGS)
-        yield launched
-        launched.close()
 
 
 @pytest.mark.parametrize("front", ["cdn", "website"])

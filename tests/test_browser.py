@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from scripts.bench.bomb_files import heic
 from scripts.local import samples
 from scripts.local.stack import APP_EVENT_HANDLER, EventSettings, free_port
 from tests.support import ROOT, corpus, started_stack
+from tests.support.browser import WAIT_MS
 from tests.support.heif import quadrants
 
 pytestmark = pytest.mark.e2e
@@ -38,49 +38,6 @@ SCREENSHOTS = ROOT / "test-output" / "browser"
 MAX_BYTES = 1_000_000
 UPLOAD_EXPIRY_SECONDS = 10
 PHOTO_SIZE = (1600, 1200)
-# Known to work as root on this kind of machine (Debian's chromium, Playwright driving it as root).
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-WAIT_MS = 120_000  # the machine is shared: generous, never a timing assertion
-
-
-def find_chromium() -> str | None:
-    named = os.environ.get("CHROMIUM")
-    if named:
-        return named if Path(named).exists() else None
-    for candidate in ("/usr/bin/chromium", *map(shutil.which, ("chromium", "chromium-browser"))):
-        if candidate and Path(candidate).exists():
-            return candidate
-    return None
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    path = find_chromium()
-    if path is None:
-        reason = (
-            "no chromium found (set CHROMIUM=/path, or as root: apt-get install chromium; "
-            ".ci/run does this)"
-        )
-        if os.environ.get("CI") == "true":  # CI must prove the page works, not skip it
-            pytest.fail(f"CI without a browser: {reason}")
-        pytest.skip(f"BROWSER TESTS SKIPPED: {reason}")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as err:  # pragma: no cover - requirements-dev.txt pins it
-        pytest.skip(f"BROWSER TESTS SKIPPED: the playwright package is missing ({err})")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=path, args=CHROMIUM_FLAGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture(scope="module")
@@ -684,6 +641,8 @@ def test_a_new_user_opens_the_page_make_run_prints_and_sees_an_upload_at_many_si
         page = context.new_page()
         page.set_default_timeout(WAIT_MS)
         page.goto(url)
+        # The hint comes from config.json, fetched after the page's script starts.
+        page.wait_for_function("() => document.querySelector('#token-hint').textContent !== ''")
         assert token.group(1) in page.locator("#token-hint").inner_text()
         sign_in(page, token.group(1))
         page.wait_for_selector("#upload:not([hidden])")

@@ -47,7 +47,7 @@ NON_CANONICAL = [
     ("300x300-cover.jpg", "300x300-cover.jpeg"),  # the spelling most people type
     ("300x300-COVER.JPG", "300x300-cover.jpeg"),
     ("300x@1x", "300x"),
-    ("300x-q80.webp", "300x.webp"),
+    (f"300x-q{OUTPUT_FORMATS['webp'].default_quality}.webp", "300x.webp"),
     ("300x200-inside", "300x200"),
 ]
 

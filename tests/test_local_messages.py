@@ -45,7 +45,7 @@ def test_example_urls_say_which_are_presets_and_which_are_misses() -> None:
         "  http://img/300x300/samples/a.jpg": f"      ({MISS_NOTE})",
         "  http://img/500x/samples/b.png": f"      ({MISS_NOTE})",
         "  http://img/x120/samples/c.gif": f"      ({MISS_NOTE})",
-        "  http://img/160x160-cover/samples/a.jpg": f"      ({PRESET_NOTE})",
+        "  http://img/160x160-cover-focus/samples/a.jpg": f"      ({PRESET_NOTE})",
     }
 
 
