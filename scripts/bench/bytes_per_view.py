@@ -19,21 +19,19 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from io import BytesIO
-from pathlib import Path
 
 import pyvips
 from PIL import Image
-from ssimulacra2 import compute_ssimulacra2
 
 from chalicelib.imaging import ImagingLimits, render
 from chalicelib.imaging.encoders import SAVE_OPTIONS, encode
 from chalicelib.resize.grammar import OUTPUT_FORMATS, parse_size
 from chalicelib.resize.negotiate import Traits, negotiate
 from scripts.bench import photos as photo_source
+from scripts.bench.quality import score
 from scripts.bench.stack import stack_photo
 from scripts.bench.timing import write_summary
 
@@ -54,14 +52,6 @@ def crops(photo: Image.Image, count: int) -> list[tuple[str, bytes]]:
         photo.crop((left, 0, left + side, side)).save(buffer, "PNG", compress_level=1)
         found.append((name, buffer.getvalue()))
     return found
-
-
-def score(reference: bytes, distorted: bytes) -> float:
-    with tempfile.TemporaryDirectory() as tmp:
-        original, candidate = Path(tmp) / "reference.png", Path(tmp) / "candidate"
-        original.write_bytes(reference)
-        candidate.write_bytes(distorted)
-        return float(compute_ssimulacra2(str(original), str(candidate)))
 
 
 def cpu_ms(call: Callable[[], bytes], rounds: int) -> tuple[bytes, float]:
