@@ -28,6 +28,10 @@ pytestmark = pytest.mark.e2e
 
 __all__ = ["browser"]  # the Chromium fixture, shared with tests/test_browser.py
 KID = "local-test-key"
+# The provider's ID tokens live this long; the page refreshes a minute before expiry, so
+# about 15 s after signing in (page/signin.js REFRESH_BEFORE_MS).
+ID_TOKEN_TTL_SECONDS = 75
+STORED_ID_TOKEN = "JSON.parse(sessionStorage.getItem('image-resizer-oidc') || '{}').id_token"
 
 
 def private_key() -> rsa.RSAPrivateKey:
@@ -54,7 +58,7 @@ def stack(
         event_handler=APP_EVENT_HANDLER,
         events=EventSettings(visibility_timeout=2),
         page=True,
-        oidc_env={"OIDC_JWKS_FILE": str(jwks)},
+        oidc_env={"OIDC_JWKS_FILE": str(jwks), "OIDC_ID_TOKEN_TTL": str(ID_TOKEN_TTL_SECONDS)},
     ) as started:
         yield started
 
@@ -81,11 +85,22 @@ def test_a_new_user_signs_in_uploads_sees_the_gallery_and_signs_out(
         page.get_by_role("button", name="Sign in").click()
         page.wait_for_selector("#upload:not([hidden])")
         assert page.evaluate("location.search") == ""  # the code is taken off the URL
+        first = page.evaluate(STORED_ID_TOKEN)
         key = upload(page, photo_file(tmp_path, "phone.jpg", jpeg()))
         assert key.split("/")[1] == OIDC_USER  # the ID token's sub names the folder
         figures = wait_for_gallery(page)
         assert figures
         assert all(figure["result"] != "failed" for figure in figures), figures
+        # The refresh token brings a new ID token before this one expires; the page sends it.
+        page.wait_for_function(f"(first) => {STORED_ID_TOKEN} !== first", arg=first)
+        refreshed = page.evaluate(STORED_ID_TOKEN)
+        assert page.evaluate("state.token") == refreshed
+        listed = requests.get(
+            f"{stack.api_url}/uploads",
+            headers={"Authorization": f"Bearer {refreshed}"},
+            timeout=30,
+        )
+        assert listed.status_code == 200
         page.get_by_role("button", name="Sign out").click()
         page.wait_for_url(lambda url: url.startswith(stack.page_url))
         page.wait_for_selector("body[data-ready='true']")
