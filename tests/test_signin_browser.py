@@ -136,3 +136,17 @@ def test_only_the_providers_own_current_tokens_for_the_page_are_accepted(
     assert answers(stack, token(private_key(), stack)) == (401, 401)
     assert answers(stack, token(provider_key, stack, exp=int(time.time()) - 120)) == (401, 401)
     assert answers(stack, token(provider_key, stack, aud="another-client")) == (401, 401)
+
+
+def test_a_sign_in_answer_this_page_did_not_ask_for_is_refused(browser: Any, stack: Any) -> None:
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.set_default_timeout(WAIT_MS)
+        page.goto(f"{stack.page_url}?code=stolen&state=forged")
+        page.wait_for_selector("body[data-ready='true']")
+        assert "(state)" in page.inner_text("#sign-in-error")
+        assert not page.is_visible("#upload")
+        assert page.evaluate("location.search") == ""
+    finally:
+        context.close()
