@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,20 @@ def stack(
         yield started
 
 
+@contextmanager
+def page_at(browser: Any, url: str) -> Iterator[Any]:
+    """The page at ``url`` in a fresh context (its own cookies and storage), once ready."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(WAIT_MS)
+        page.goto(url)
+        page.wait_for_selector("body[data-ready='true']")
+        yield page
+    finally:
+        context.close()
+
+
 def jpeg() -> bytes:
     out = BytesIO()
     Image.new("RGB", (640, 480), (200, 80, 40)).save(out, "JPEG")
@@ -72,12 +87,7 @@ def jpeg() -> bytes:
 def test_a_new_user_signs_in_uploads_sees_the_gallery_and_signs_out(
     browser: Any, stack: Any, tmp_path: Path
 ) -> None:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    try:
-        page = context.new_page()
-        page.set_default_timeout(WAIT_MS)
-        page.goto(stack.page_url)
-        page.wait_for_selector("body[data-ready='true']")
+    with page_at(browser, stack.page_url) as page:
         page.get_by_role("button", name="Sign in with your account").click()
         page.wait_for_url(f"{stack.oidc_issuer}/interaction/**")
         page.get_by_label("User name").fill(OIDC_USER)
@@ -110,8 +120,6 @@ def test_a_new_user_signs_in_uploads_sees_the_gallery_and_signs_out(
         # The provider's session ended too: signing in asks for the password again.
         page.get_by_role("button", name="Sign in with your account").click()
         page.wait_for_url(f"{stack.oidc_issuer}/interaction/**")
-    finally:
-        context.close()
 
 
 def token(key: rsa.RSAPrivateKey, stack: Any, **changes: Any) -> str:
@@ -139,14 +147,7 @@ def test_only_the_providers_own_current_tokens_for_the_page_are_accepted(
 
 
 def test_a_sign_in_answer_this_page_did_not_ask_for_is_refused(browser: Any, stack: Any) -> None:
-    context = browser.new_context()
-    try:
-        page = context.new_page()
-        page.set_default_timeout(WAIT_MS)
-        page.goto(f"{stack.page_url}?code=stolen&state=forged")
-        page.wait_for_selector("body[data-ready='true']")
+    with page_at(browser, f"{stack.page_url}?code=stolen&state=forged") as page:
         assert "(state)" in page.inner_text("#sign-in-error")
         assert not page.is_visible("#upload")
         assert page.evaluate("location.search") == ""
-    finally:
-        context.close()
