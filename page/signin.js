@@ -142,7 +142,7 @@ async function providerSignIn(config) {
   const button = document.createElement('button');
   button.type = 'button';
   button.id = 'provider-sign-in';
-  button.textContent = 'Sign in with your account';
+  button.textContent = 'Log in with your account';
   button.addEventListener('click', () => redirectToProvider().catch((err) => show($('sign-in-error'), err.message)));
   const hint = document.createElement('p');
   hint.className = 'hint';

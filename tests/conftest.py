@@ -77,6 +77,32 @@ def pixel_loads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 @pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Debian's chromium through the playwright wheel, one for the session's browser tests."""
+    import os
+
+    from tests.test_browser import CHROMIUM_FLAGS, find_chromium
+
+    path = find_chromium()
+    if path is None:
+        reason = (
+            "no chromium found (set CHROMIUM=/path, or as root: apt-get install chromium; "
+            ".ci/run does this)"
+        )
+        if os.environ.get("CI") == "true":  # CI must prove the page works, not skip it
+            pytest.fail(f"CI without a browser: {reason}")
+        pytest.skip(f"BROWSER TESTS SKIPPED: {reason}")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as err:  # pragma: no cover - requirements-dev.txt pins it
+        pytest.skip(f"BROWSER TESTS SKIPPED: the playwright package is missing ({err})")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=path, args=CHROMIUM_FLAGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="session")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """The local stack for the whole session."""
     with started_stack(tmp_path_factory, "stack", {"MAX_DIMENSION": "2000"}) as stack:

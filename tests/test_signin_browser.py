@@ -23,11 +23,10 @@ from PIL import Image
 
 from scripts.local.stack import APP_EVENT_HANDLER, OIDC_CLIENT_ID, OIDC_USER, EventSettings
 from tests.support import started_stack
-from tests.test_browser import WAIT_MS, browser, photo_file, upload, wait_for_gallery
+from tests.test_browser import WAIT_MS, photo_file, upload, wait_for_gallery
 
 pytestmark = pytest.mark.e2e
 
-__all__ = ["browser"]  # the Chromium fixture, shared with tests/test_browser.py
 KID = "local-test-key"
 # The provider's ID tokens live this long; the page refreshes a minute before expiry, so
 # about 15 s after signing in (page/signin.js REFRESH_BEFORE_MS).
@@ -88,7 +87,7 @@ def test_a_new_user_signs_in_uploads_sees_the_gallery_and_signs_out(
     browser: Any, stack: Any, tmp_path: Path
 ) -> None:
     with page_at(browser, stack.page_url) as page:
-        page.get_by_role("button", name="Sign in with your account").click()
+        page.get_by_role("button", name="Log in with your account").click()
         page.wait_for_url(f"{stack.oidc_issuer}/interaction/**")
         page.get_by_label("User name").fill(OIDC_USER)
         page.get_by_label("Password").fill(stack.oidc_password)
@@ -118,7 +117,7 @@ def test_a_new_user_signs_in_uploads_sees_the_gallery_and_signs_out(
         assert not page.is_visible("#upload")
         assert page.evaluate("sessionStorage.length") == 0
         # The provider's session ended too: signing in asks for the password again.
-        page.get_by_role("button", name="Sign in with your account").click()
+        page.get_by_role("button", name="Log in with your account").click()
         page.wait_for_url(f"{stack.oidc_issuer}/interaction/**")
 
 
