@@ -140,8 +140,9 @@ function setUpSignIn() {
     event.preventDefault();
     await signIn($('token').value.trim());
   });
-  $('sign-out').addEventListener('click', () => {
+  $('sign-out').addEventListener('click', async () => {
     sessionStorage.removeItem(TOKEN_STORAGE);
+    if (await providerSignOut()) return; // signin.js: the provider sends the browser back
     location.hash = '';
     location.reload();
   });
@@ -928,7 +929,8 @@ async function start() {
     const key = keyFromHash();
     if (key && key !== state.shownKey) showItem(key);
   });
-  const saved = sessionStorage.getItem(TOKEN_STORAGE);
+  // signin.js: a provider's ID token (after its redirect, or this tab's), else the dev token.
+  const saved = (await providerSignIn(state.config)) || sessionStorage.getItem(TOKEN_STORAGE);
   if (saved) await signIn(saved);
   const key = keyFromHash();
   if (key) await showItem(key);

@@ -18,11 +18,14 @@ OUTPUTS = {
 
 
 def test_the_page_goes_to_the_bucket_root_with_types_and_no_cache(s3: Any) -> None:
-    config = local_config("http://api", "http://web/images", "tok", "http://cdn/images")
+    config = local_config(
+        "http://api", "http://web/images", "tok", "http://cdn/images", ("http://op", "page")
+    )
     keys = publish_page(s3, BUCKET, config)
-    assert keys == ["index.html", "app.js", "style.css", "config.json"]
+    assert keys == ["index.html", "signin.js", "app.js", "style.css", "config.json"]
     for key, kind in (
         ("index.html", "text/html; charset=utf-8"),
+        ("signin.js", "text/javascript; charset=utf-8"),
         ("app.js", "text/javascript; charset=utf-8"),
         ("style.css", "text/css; charset=utf-8"),
         ("config.json", "application/json; charset=utf-8"),
@@ -34,6 +37,8 @@ def test_the_page_goes_to_the_bucket_root_with_types_and_no_cache(s3: Any) -> No
             assert stored["Body"].read() == (PAGE_DIR / key).read_bytes()
     config = json.loads(s3.get_object(Bucket=BUCKET, Key="config.json")["Body"].read())
     assert config == {
+        "oidc_issuer": "http://op",
+        "oidc_client_id": "page",
         "api_url": "http://api",
         "public_url": "http://web/images",
         "cdn_url": "http://cdn/images",

@@ -12,12 +12,17 @@ The event pipeline runs alongside: moto's server plays SQS, DynamoDB and SNS
 the events queue, and, given a handler, scripts/local/lambda_poller.py invokes
 it with batches the way Lambda's SQS event source mapping does.
 
+With the page, a local OpenID provider (scripts/local/oidc.js, oidc-provider) is
+the sign-in issuer: the page signs its user in there and the app verifies its
+tokens (OIDC_ISSUER, OIDC_CLIENT_ID), as Cognito's hosted UI and the app do on AWS.
+
 A CDN stand-in (scripts/local/cdn.js) sits in front of the website and runs
 the stack's CloudFront Function file on every request, as CloudFront does.
 
 Environment (all optional): LOCAL_HOST (127.0.0.1), S3_PORT (4568),
-API_PORT (8000), AWS_PORT (4566), CDN_PORT (4570), BUCKET (images), ORIGINALS_BUCKET (originals),
-UPLOAD_TOKEN (local-dev-token), LOCAL_DATA_DIR (.local),
+API_PORT (8000), AWS_PORT (4566), CDN_PORT (4570), OIDC_PORT (4571), BUCKET (images),
+ORIGINALS_BUCKET (originals),
+UPLOAD_TOKEN (local-dev-token), OIDC_PASSWORD (generated), LOCAL_DATA_DIR (.local),
 EVENT_HANDLER (app:on_original_event; module:attribute of the events queue's
 Lambda handler, empty for none).
 """
@@ -27,6 +32,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import secrets
 import shlex
 import signal
 import socket
@@ -44,6 +50,7 @@ import requests
 from botocore.config import Config
 
 from chalicelib.config import EVENTS_TIMEOUT_SECONDS
+from chalicelib.identity import DISCOVERY_PATH
 from scripts.local import aws, records
 from scripts.local.lambda_poller import visibility_for
 from scripts.local.samples import sample_originals
@@ -61,6 +68,9 @@ DEV_UPLOAD_TOKEN = "local-dev-token"
 PAGE_PRESET_SIZES = "160x160-cover-focus,320x.auto,640x.auto,1280x.auto"
 # The Lambda handler of the originals' events queue (app.py).
 APP_EVENT_HANDLER = "app:on_original_event"
+# The page's client at the local OpenID provider, and the provider's one user.
+OIDC_CLIENT_ID = "image-resizer-page"
+OIDC_USER = "local"
 
 
 # Where the kernel picks the local port of every outgoing connection (Linux's default
@@ -169,6 +179,9 @@ class LocalStack:
         events: EventSettings | None = None,
         page: bool = False,
         cdn_port: int | None = None,
+        oidc_port: int | None = None,
+        oidc_password: str | None = None,
+        oidc_env: Mapping[str, str] | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.host = host
@@ -190,6 +203,10 @@ class LocalStack:
         # Publish the demo page (page/) into the website bucket: off by default,
         # since tests count the bucket's objects.
         self.page = page
+        # The local OpenID provider runs with the page (its client is the page).
+        self.oidc_port = oidc_port or free_port(host)
+        self.oidc_password = oidc_password or secrets.token_urlsafe(12)
+        self.oidc_env = dict(oidc_env or {})
         self._aws: aws.EventResources | None = None
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
 
@@ -224,6 +241,16 @@ class LocalStack:
             for port in (self.s3_port, self.api_port, self.cdn_port)
             for host in dict.fromkeys((self.host, "localhost"))
         )
+
+    @property
+    def oidc_issuer(self) -> str:
+        """The local OpenID provider (once started with page=True)."""
+        return f"http://{self.host}:{self.oidc_port}"
+
+    @property
+    def page_urls(self) -> tuple[str, ...]:
+        """Where the page may be opened: the sign-in client's redirect and logout URIs."""
+        return (self.page_url, f"{self.public_url}/{INDEX_KEY}")
 
     @property
     def aws_url(self) -> str:
@@ -277,7 +304,14 @@ class LocalStack:
         configure_bucket(client, self.bucket, self.api_url, create=True, public_read=True)
         configure_originals(client, self.originals_bucket, self.page_origins, create=True)
         if self.page:
-            config = local_config(self.api_url, self.public_url, self.upload_token, self.cdn_url)
+            self.start_oidc()
+            config = local_config(
+                self.api_url,
+                self.public_url,
+                self.upload_token,
+                self.cdn_url,
+                (self.oidc_issuer, OIDC_CLIENT_ID),
+            )
             publish_page(client, self.bucket, config)
         self.start_api()
         if self.event_handler:
@@ -349,6 +383,28 @@ class LocalStack:
         self._spawn("cdn", cdn, os.environ)
         self._wait_until(lambda: requests.get(self.cdn_url, timeout=1) is not None, "cdn")
 
+    def start_oidc(self) -> None:
+        """The local OpenID provider, the page's issuer; ready once it publishes discovery."""
+        env = {
+            **os.environ,
+            "OIDC_HOST": self.host,
+            "OIDC_PORT": str(self.oidc_port),
+            "OIDC_CLIENT_ID": OIDC_CLIENT_ID,
+            "OIDC_REDIRECT_URIS": ",".join(self.page_urls),
+            "OIDC_USER": OIDC_USER,
+            "OIDC_PASSWORD": self.oidc_password,
+            **self.oidc_env,
+        }
+        self._spawn("oidc", ["node", str(ROOT / "scripts" / "local" / "oidc.js")], env)
+        discovery = f"{self.oidc_issuer}{DISCOVERY_PATH}"
+        self._wait_until(lambda: requests.get(discovery, timeout=1).ok, "oidc")
+
+    def oidc_app_env(self) -> dict[str, str]:
+        """The app verifies the local provider's tokens, as it does a user pool's on AWS."""
+        if not self.page:
+            return {}
+        return {"OIDC_ISSUER": self.oidc_issuer, "OIDC_CLIENT_ID": OIDC_CLIENT_ID}
+
     def s3rver_events_env(self) -> dict[str, str]:
         """Tells scripts/local/s3rver.js where to send the events bucket's object events."""
         return {
@@ -376,6 +432,7 @@ class LocalStack:
             "UPLOAD_TOKEN": self.upload_token,
             "CORS_ORIGINS": ",".join(self.page_origins),
             **self.page_presets(),
+            **self.oidc_app_env(),
             **self.aws_env(),
             **self.app_env,
         }
@@ -531,6 +588,8 @@ def main() -> int:
         upload_token=os.environ.get("UPLOAD_TOKEN") or DEV_UPLOAD_TOKEN,
         aws_port=int(os.environ.get("AWS_PORT", "4566")),
         cdn_port=int(os.environ.get("CDN_PORT", "4570")),
+        oidc_port=int(os.environ.get("OIDC_PORT", "4571")),
+        oidc_password=os.environ.get("OIDC_PASSWORD") or None,
         # The app's own events handler unless told otherwise ("" turns the poller off).
         event_handler=os.environ.get("EVENT_HANDLER", APP_EVENT_HANDLER) or None,
         page=True,
@@ -540,7 +599,9 @@ def main() -> int:
         keys = stack.upload_samples()
         example = stack.data_dir / "example.jpg"
         example.write_bytes(sample_originals()[keys[0]][0])
-        print(f"\nPage: {stack.page_url}  (sign in with {stack.upload_token}, upload a photo)")
+        print(f"\nPage: {stack.page_url}  (sign in, upload a photo)")
+        print(f"Sign-in (OpenID provider): {stack.oidc_issuer}")
+        print(f"  user {OIDC_USER}, password {stack.oidc_password}")
         print(f"Website (public base): {stack.public_url}")
         print(f"CDN: {stack.cdn_url}  (runs infra/cdn/viewer_request.js: .auto sizes)")
         print(f"Resize API:            {stack.api_url}/resize/<size>/<key>")

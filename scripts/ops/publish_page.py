@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PAGE_DIR = ROOT / "page"
 PAGE_FILES = {
     "index.html": "text/html; charset=utf-8",
+    "signin.js": "text/javascript; charset=utf-8",
     "app.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
 }
@@ -39,10 +40,21 @@ PAGE_CACHE_CONTROL = "no-cache"
 
 
 def local_config(
-    api_url: str, public_url: str, upload_token: str, cdn_url: str = ""
+    api_url: str,
+    public_url: str,
+    upload_token: str,
+    cdn_url: str = "",
+    oidc: tuple[str, str] = ("", ""),
 ) -> dict[str, str]:
-    """The page's config for `make run`: its dev token is printed there anyway."""
+    """The page's config for `make run`: its dev token is printed there anyway.
+
+    ``oidc`` is the local OpenID provider's issuer and the page's client id there
+    (page/signin.js signs in with them); empty for no provider.
+    """
+    issuer, client_id = oidc
     return {
+        "oidc_issuer": issuer,
+        "oidc_client_id": client_id,
         "api_url": api_url,
         "public_url": public_url,
         # The gallery's .auto sizes go through the CDN (the stand-in runs its function).
