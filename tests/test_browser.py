@@ -234,7 +234,14 @@ def close(found: list[tuple[int, ...]], wanted: list[tuple[int, ...]]) -> bool:
 
 def shown_colours(page: Any, kind: str) -> list[tuple[int, ...]]:
     """What the browser painted for one gallery image, from a screenshot of it."""
-    png = page.locator(f"#gallery figure[data-kind='{kind}'] img").first.screenshot()
+    selector = f"#gallery figure[data-kind='{kind}'] img"
+    # Until it has loaded, its frame shows the placeholder instead.
+    page.wait_for_function(
+        "(s) => { const img = document.querySelector(s); return img && img.complete"
+        " && img.naturalWidth > 0 && img.classList.contains('loaded'); }",
+        arg=selector,
+    )
+    png = page.locator(selector).first.screenshot()
     return colours_at_quarters(Image.open(BytesIO(png)))
 
 
