@@ -41,6 +41,7 @@ import requests
 from PIL import Image
 
 from chalicelib.imaging import CONTENT_TYPES, fitted_size
+from chalicelib.imaging.geometry import SWAPPING_ORIENTATIONS
 from chalicelib.resize.grammar import parse_size
 from chalicelib.resize.ledger import ALIASES, LEDGER_ROOT, OUTPUTS, original_prefix
 from scripts.bench.timing import percentile
@@ -51,7 +52,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 ORIENTATION_TAG = 0x0112
-SWAPPING_ORIENTATIONS = frozenset({5, 6, 7, 8})
 # Generous: a slow answer is a latency figure, not an error.
 REQUEST_TIMEOUT = (10.0, 120.0)
 # Mostly thumbnail and page sizes, a few large ones that cost a full decode.

@@ -46,6 +46,7 @@ from PIL import Image, ImageOps, ImageSequence
 
 from chalicelib import imaging
 from chalicelib.imaging import encoders, formats, heif, pipeline
+from chalicelib.imaging.geometry import SWAPPING_ORIENTATIONS
 from chalicelib.resize.grammar import ResizeSpec, parse_size
 from scripts.bench import photos as photo_source
 from scripts.bench.timing import (
@@ -75,7 +76,6 @@ MEMORY_METHODS = ("render", "naive", "vips")  # the floor is a bound, not a pipe
 ROUNDS = 11  # with 1 warm-up and the memory probes: about 2 minutes here
 QUICK_ROUNDS = 3
 # EXIF orientations 5–8 store the picture on its side: the stored target is swapped.
-SWAPPING_ORIENTATIONS = frozenset({5, 6, 7, 8})
 ORIENTATION_TAG = 0x0112
 
 Call = Callable[[], object]
