@@ -240,6 +240,7 @@ async function upload(file) {
     show($('upload-error'), `“${file.name}” is ${formatBytes(file.size)}; an upload may be at most ${formatBytes(state.maxBytes)}.`);
     return;
   }
+  openItem(file.name, 'uploading', 'Uploading…');
   try {
     status.textContent = `Asking for an upload form for “${file.name}”…`;
     // The declared size lets the API refuse an over-limit file before any byte is sent.
@@ -260,6 +261,7 @@ async function upload(file) {
   } catch (err) {
     status.textContent = '';
     progress.hidden = true;
+    if (!state.shownKey) $('item').hidden = true;
     if (err.status === 401) signedOut(`Your sign-in was refused: ${err.message}. Sign in again.`);
     else if (err instanceof ApiError) show($('upload-error'), `Can’t upload “${file.name}”: ${err.message}.`);
     else show($('upload-error'), err.message);
@@ -296,7 +298,7 @@ async function waitForMeta(key) {
     const meta = await fetchMeta(key);
     if (meta || Date.now() > deadline) return meta;
     const seconds = Math.round((Date.now() - started) / 1000);
-    setItemState('processing', `Processing: the events pipeline is reading the upload (${seconds} s)…`);
+    setItemState('processing', `Processing the upload… (${seconds} s)`);
     await new Promise((resolve) => setTimeout(resolve, META_POLL_MS));
   }
 }
@@ -311,47 +313,64 @@ function fileName(key) {
   return key.split('/').pop();
 }
 
-async function showItem(key, { justUploaded = false, filename = null } = {}) {
-  state.shownKey = key;
-  const section = $('item');
-  section.hidden = false;
-  $('item-title').textContent = filename || fileName(key);
+// The item's section opened, empty, with its gallery's room held until the record
+// arrives: opened as the person acts, what is below moves then, never later.
+function openItem(title, stateName, text) {
+  state.shownKey = null;
+  $('item').hidden = false;
+  $('item-title').textContent = title;
   show($('item-error'), '');
   $('item-facts').replaceChildren();
   $('gallery').replaceChildren();
+  $('gallery').classList.add('reserved');
   $('timing-note').hidden = true;
   hideTools();
+  setItemState(stateName, text);
+}
+
+async function showItem(key, { justUploaded = false, filename = null } = {}) {
+  // upload() opened the section as the file was chosen, unless another was opened since.
+  if (!justUploaded || state.shownKey !== null) openItem(filename || fileName(key), 'loading', '');
+  state.shownKey = key;
   setItemState('loading', 'Looking up its record…');
+  const settled = () => $('gallery').classList.remove('reserved'); // no gallery to come
   let meta;
   try {
     meta = justUploaded ? await waitForMeta(key) : await fetchMeta(key);
   } catch (err) {
+    settled();
     setItemState('error', 'Its record could not be read.');
     show($('item-error'), err.message);
     return;
   }
   if (state.shownKey !== key) return; // another item was opened meanwhile
   if (!meta) {
+    settled();
     setItemState('not_found', justUploaded
       ? 'Not processed yet: the events pipeline has not reached this upload. Reload in a moment.'
       : 'Not found: nothing is known of this image, or its upload has not been processed yet.');
     return;
   }
   if (meta.state === 'deleted') {
+    settled();
     setItemState('deleted', 'Deleted: this image was deleted, and every size of it with it.');
     return;
   }
   meta = (await fetchOwned(key)) || meta;
   if (state.shownKey !== key) return;
-  showFacts(meta);
   if (meta.state === 'rejected') {
+    settled();
+    showFacts(meta);
     setItemState('rejected', 'Rejected: no size of this file can be made.');
     show($('item-error'), rejectionSentence(meta.error_code));
     return;
   }
-  setItemState('ready', readySentence(meta));
   await refreshIfReplaced(key, meta);
   if (state.shownKey !== key) return;
+  // In one task, so the browser lays the record out once: nothing already on
+  // screen moves when it arrives (the gallery's boxes are reserved from its size).
+  showFacts(meta);
+  setItemState('ready', 'Ready: use it at any size.');
   showGallery(key, meta);
   showTools(key, meta);
 }
@@ -402,14 +421,8 @@ async function imageAccept() {
 async function refreshIfReplaced(key, meta) {
   if (!meta.etag) return;
   const urls = galleryTokens(meta).map((token) => variantUrl(key, token));
-  const refetched = await refetchIfReplaced('gallery', key, meta.etag, urls, () =>
-    setItemState('refreshing', 'Replaced since this browser last showed it: fetching its sizes again…'));
-  if (refetched) setItemState('ready', readySentence(meta));
-}
-
-function readySentence(meta) {
-  const presets = Object.keys(meta.presets || {}).join(', ') || 'none';
-  return `Ready: ${meta.width}×${meta.height} ${meta.format}; presets ${presets}.`;
+  await refetchIfReplaced('gallery', key, meta.etag, urls, () =>
+    setItemState('refreshing', 'Replaced: fetching its new sizes…'));
 }
 
 function showFacts(meta) {
@@ -470,15 +483,16 @@ function showGallery(key, meta) {
   const url = (token) => variantUrl(key, token);
   const density = (tokens) => tokens.map((token, i) => `${url(token)} ${i + 1}x`).join(', ');
   const gallery = $('gallery');
+  gallery.classList.remove('reserved');
   gallery.append(
-    figure('responsive', '.auto, srcset with widths 320w, 640w, 1280w; sizes 320px, 640px from 720px wide screens', () => {
+    figure('responsive', 'Fits the screen: the browser picks 320, 640 or 1280 pixels wide, in the best format it reads', () => {
       const img = image(meta);
       img.srcset = RESPONSIVE_WIDTHS.map((token) => `${url(auto(token))} ${token.slice(0, -1)}w`).join(', ');
       img.sizes = '(min-width: 720px) 640px, 320px';
       img.src = url(auto('640x'));
       return img;
     }),
-    figure('picture', '<picture>: AVIF, else WebP, else the original’s format (1x, 2x)', () => {
+    figure('picture', 'The smallest file this browser can show: AVIF, else WebP, else the original’s format', () => {
       const picture = document.createElement('picture');
       for (const [type, extension] of PICTURE_FORMATS) {
         const source = document.createElement('source');
@@ -493,14 +507,14 @@ function showGallery(key, meta) {
       return picture;
     }),
     ...COVERS.map(
-      ([token, width, height]) => figure('cover', `${auto(token)}, 1x and @2x`, () => {
+      ([token, width, height]) => figure('cover', `Thumbnail ${width}×${height}, cropped around the subject`, () => {
         const img = image({ width, height });
         img.srcset = density([auto(token), auto(twice(token))]);
         img.src = url(auto(token));
         return img;
       }),
     ),
-    figure('retina', `${auto(RETINA)} on every screen: 400 pixels shown 200 px wide`, () => {
+    figure('retina', 'Sharp on every screen: 400 pixels shown 200 wide', () => {
       const img = image(meta);
       // No src: it would be a 1x candidate, and the image would claim 400 CSS px.
       img.srcset = `${url(auto(RETINA))} 2x`;
@@ -633,6 +647,9 @@ function tokenOf(url) {
 }
 
 async function loaded(element, img, result) {
+  // Loaded is not yet painted: an async decode can take a while on a busy phone, and
+  // the placeholder stays until the picture can take its place.
+  await img.decode().catch(() => {});
   img.classList.add('loaded');
   const frame = element.querySelector('.frame');
   frame.style.removeProperty('background-color');
@@ -932,6 +949,8 @@ async function start() {
   // signin.js: a provider's ID token (after its redirect, or this tab's), else the dev token.
   const saved = (await providerSignIn(state.config)) || sessionStorage.getItem(TOKEN_STORAGE);
   if (saved) await signIn(saved);
+  // Shown once complete (and only when needed), so nothing on screen moves as it fills in.
+  if (!state.token) $('sign-in').hidden = false;
   const key = keyFromHash();
   if (key) await showItem(key);
   document.body.dataset.ready = 'true';
