@@ -856,3 +856,50 @@ def test_a_person_uses_replaces_and_deletes_a_photo_from_the_page(
     stranger = open_page(width, scale, f"#key={quote(key, safe='')}")
     stranger.wait_for_selector("#item-state[data-state='deleted']")
     assert stranger.locator("#manage").is_hidden()
+
+
+def tab_to(page: Any, element_id: str, presses: int = 80) -> None:
+    """Press Tab until ``element_id`` has the focus: it is reachable by keyboard, in order."""
+    for _ in range(presses):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == element_id:
+            return
+    raise AssertionError(f"#{element_id} never took the focus in {presses} presses of Tab")
+
+
+def test_a_person_with_only_a_keyboard_signs_in_uploads_picks_a_size_and_deletes(
+    open_page: Callable[..., Any], stack: Any, tmp_path: Path
+) -> None:
+    page = open_page(1280, 1)
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    tab_to(page, "token")
+    page.keyboard.type(stack.upload_token)
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#upload:not([hidden])")
+
+    tab_to(page, "file")
+    with page.expect_file_chooser() as chooser:
+        page.keyboard.press("Space")
+    chooser.value.set_files(str(photo_file(tmp_path, "keys.jpg", corpus.jpeg(PHOTO_SIZE))))
+    page.wait_for_selector("#item-state[data-state='ready']")
+    key = key_in_hash(page)
+
+    tab_to(page, "pick-width")
+    page.keyboard.press("Control+A")
+    page.keyboard.type("240")
+    page.keyboard.press("Enter")
+    page.locator("#pick-preview[data-result='loaded']").wait_for()
+    assert page.locator("#pick-preview").evaluate("(img) => img.naturalWidth") == 240
+    assert page.locator("#pick-preview").get_attribute("alt") == "keys.jpg at 240×180"
+
+    tab_to(page, "copy-url")
+    page.keyboard.press("Enter")
+    page.get_by_text("Address copied.").wait_for()
+    assert page.evaluate("navigator.clipboard.readText()").endswith(f"/240x.auto/{quote(key)}")
+
+    tab_to(page, "delete-photo")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#item-state[data-state='deleted']")
+    # The focus goes to what happened, which a screen reader then reads.
+    assert page.evaluate("document.activeElement.id") == "item-state"
