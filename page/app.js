@@ -134,6 +134,9 @@ function rejectionSentence(code) {
 function setUpSignIn() {
   // The dev-token form only under make run (sign_in: "token"); on AWS the provider's button.
   $('sign-in-form').hidden = state.config.sign_in !== 'token';
+  if (state.config.sign_in !== 'token' && !state.config.oidc_issuer) {
+    show($('sign-in-error'), 'This page has no sign-in: its stack names no user pool client (see docs/deploy.md).');
+  }
   $('token-hint').textContent = state.config.token_hint || '';
   $('sign-in-form').addEventListener('submit', async (event) => {
     event.preventDefault();

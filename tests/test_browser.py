@@ -557,6 +557,19 @@ def test_a_deployed_pages_config_hides_the_token_form_and_sends_the_bare_id_toke
     page.locator("#sign-in-error").wait_for(state="visible")  # the dev API refuses it
     assert sent
     assert set(sent) == {"eyJ.header.token"}
+    # A stack given its own pool publishes no issuer: the page says it has no sign-in.
+    page.unroute("**/config.json")
+    page.route(
+        "**/config.json",
+        lambda route: route.fulfill(
+            json={**config, "sign_in": "provider", "authorization_scheme": "", "oidc_issuer": ""}
+        ),
+    )
+    page.evaluate("sessionStorage.clear()")
+    page.reload()
+    page.wait_for_selector("body[data-ready='true']")
+    assert page.locator("#provider-sign-in").count() == 0
+    assert page.locator("#sign-in-error").inner_text().startswith("This page has no sign-in")
 
 
 def test_s3s_own_refusals_read_as_sentences(open_page: Callable[..., Any], stack: Any) -> None:
