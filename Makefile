@@ -97,7 +97,7 @@ deploy: deploy-settings package
 		--s3-bucket $(ARTIFACT_BUCKET) --output-template-file $(PACKAGE_DIR)/packaged.yaml
 	$(AWS_CLI) cloudformation deploy --template-file $(PACKAGE_DIR)/packaged.yaml \
 		--stack-name $(STACK_NAME) --parameter-overrides BucketName=$(BUCKET_NAME) OriginalsBucketName=$(ORIGINALS_BUCKET_NAME) \
-			$(if $(CORS_ORIGINS),CorsOrigins=$(CORS_ORIGINS)) $(if $(USER_POOL_ARN),UserPoolArn=$(USER_POOL_ARN)) \
+			$(if $(CORS_ORIGINS),CorsOrigins=$(CORS_ORIGINS)) $(if $(USER_POOL_ARN),UserPoolArn=$(USER_POOL_ARN)) $(STACK_PARAMETERS) \
 		--capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND --no-fail-on-empty-changeset
 	$(AWS_CLI) cloudformation describe-stacks --stack-name $(STACK_NAME) \
 		--query 'Stacks[0].Outputs[].[OutputKey,OutputValue]' --output text

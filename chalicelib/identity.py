@@ -70,12 +70,17 @@ class TokenVerifier:
         return subject
 
     def _check_client(self, claims: dict[str, Any]) -> None:
+        """An ID token (or any without ``token_use``) names the client in ``aud``; a
+        Cognito access token (``token_use`` access) has no ``aud`` and names it in ``client_id``."""
         use = claims.get("token_use")
         if use is not None and use not in TOKEN_USES:
             raise Unauthorized("the sign-in token is not valid", f"token_use {use!r}")
-        audience = claims.get("aud")
-        audiences = audience if isinstance(audience, list) else [audience]
-        if self.client_id not in audiences and claims.get("client_id") != self.client_id:
+        if use == "access":
+            issued_to = claims.get("client_id") == self.client_id
+        else:
+            audience = claims.get("aud")
+            issued_to = self.client_id in (audience if isinstance(audience, list) else [audience])
+        if not issued_to:
             raise Unauthorized("the sign-in token was issued to another client")
 
     def signing_key(self, token: str) -> Any:

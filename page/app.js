@@ -60,10 +60,11 @@ function auto(token) {
   return `${token}.auto`;
 }
 
-// The header API Gateway's Cognito authorizer reads holds the bare ID token, as
-// AWS documents it; make run's dev token is a Bearer token.
+// config.json's authorization_scheme: "Bearer" under make run; empty on AWS, where the
+// header API Gateway's Cognito authorizer reads holds the bare ID token, as AWS documents it.
 function authorization() {
-  return state.config.sign_in === 'cognito' ? state.token : `Bearer ${state.token}`;
+  const scheme = state.config.authorization_scheme;
+  return scheme ? `${scheme} ${state.token}` : state.token;
 }
 
 // GET /meta is public and sent without credentials: a simple request, no preflight.
@@ -131,11 +132,12 @@ function rejectionSentence(code) {
 // --- sign in -----------------------------------------------------------------
 
 function setUpSignIn() {
-  const cognito = state.config.sign_in === 'cognito';
-  $('token-label').textContent = cognito ? 'Cognito ID token' : 'Upload token';
-  $('token-hint').textContent = cognito
-    ? 'Paste an ID token from your user pool (for example from aws cognito-idp initiate-auth). A hosted sign-in page is not built yet.'
-    : state.config.token_hint || '';
+  // The dev-token form only under make run (sign_in: "token"); on AWS the provider's button.
+  $('sign-in-form').hidden = state.config.sign_in !== 'token';
+  if (state.config.sign_in !== 'token' && !state.config.oidc_issuer) {
+    show($('sign-in-error'), 'This page has no sign-in: its stack names no user pool client (see docs/deploy.md).');
+  }
+  $('token-hint').textContent = state.config.token_hint || '';
   $('sign-in-form').addEventListener('submit', async (event) => {
     event.preventDefault();
     await signIn($('token').value.trim());

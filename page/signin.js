@@ -6,8 +6,10 @@
 // endpoints come from the issuer's discovery document.  state and nonce are checked on the
 // way back; the tokens stay in this tab's sessionStorage (docs/page.md#sign-in), the ID token
 // is refreshed with the refresh token a minute before it expires, and signing out ends the
-// provider's session through its end_session_endpoint.  app.js calls providerSignIn() at
-// start and providerSignOut() from its sign-out button; the dev-token form stays for scripts.
+// provider's session through its end_session_endpoint, or where discovery names none
+// (Cognito) through config.json's oidc_logout_url and oidc_logout_redirect_param.  app.js
+// calls providerSignIn() at start and providerSignOut() from its sign-out button; the
+// dev-token form stays for scripts under make run (config.json's sign_in: "token").
 
 const OIDC_STORAGE = 'image-resizer-oidc'; // {id_token, refresh_token, expires_at}
 const OIDC_PENDING = 'image-resizer-oidc-pending'; // {state, nonce, verifier} across the redirect
@@ -144,10 +146,13 @@ async function providerSignIn(config) {
   button.id = 'provider-sign-in';
   button.textContent = 'Log in with your account';
   button.addEventListener('click', () => redirectToProvider().catch((err) => show($('sign-in-error'), err.message)));
-  const hint = document.createElement('p');
-  hint.className = 'hint';
-  hint.textContent = 'Or, for scripts and curl, a developer token:';
-  $('sign-in-form').before(button, hint);
+  $('sign-in-form').before(button);
+  if (config.sign_in === 'token') {
+    const hint = document.createElement('p');
+    hint.className = 'hint';
+    hint.textContent = 'Or, for scripts and curl, a developer token:';
+    $('sign-in-form').before(hint);
+  }
   const params = new URLSearchParams(location.search);
   try {
     if (params.has('code') || params.has('error')) return await finishRedirect(params);
@@ -173,12 +178,20 @@ async function providerSignOut() {
   if (!saved || !oidc.config) return false;
   sessionStorage.removeItem(OIDC_STORAGE);
   clearTimeout(oidc.timer);
-  const discovery = await discover();
-  if (!discovery.end_session_endpoint) return false;
-  const query = new URLSearchParams({
-    client_id: oidc.config.oidc_client_id,
-    post_logout_redirect_uri: pageAddress(),
-  });
-  location.assign(`${discovery.end_session_endpoint}?${query}`);
+  const address = logoutAddress(oidc.config, await discover(), pageAddress());
+  if (!address) return false;
+  location.assign(address);
   return true;
+}
+
+// Where signing out sends the browser: the provider's sign-out endpoint (discovery's
+// end_session_endpoint, or config.oidc_logout_url where discovery names none), with the
+// client and the page to come back to (OIDC's post_logout_redirect_uri, or the parameter
+// config.oidc_logout_redirect_param names: Cognito's logout_uri); null without an endpoint.
+function logoutAddress(config, discovery, page) {
+  const endpoint = config.oidc_logout_url || discovery.end_session_endpoint;
+  if (!endpoint) return null;
+  const query = new URLSearchParams({ client_id: config.oidc_client_id });
+  query.set(config.oidc_logout_redirect_param || 'post_logout_redirect_uri', page);
+  return `${endpoint}?${query}`;
 }

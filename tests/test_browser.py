@@ -527,18 +527,20 @@ def test_a_wrong_token_is_refused_with_the_apis_words(
     assert error.is_hidden()
 
 
-def test_with_cognito_sign_in_the_page_sends_the_bare_id_token(
+def test_a_deployed_pages_config_hides_the_token_form_and_sends_the_bare_id_token(
     open_page: Callable[..., Any], stack: Any
 ) -> None:
-    # A deployed page's config says "cognito"; its authorizer reads the token itself.
+    # A deployed page's config (publish_page.stack_config): the provider's button only, and
+    # the bare ID token API Gateway's Cognito authorizer reads.
     page = open_page(1280, 1)
     config = requests.get(f"{stack.public_url}/config.json", timeout=30).json()
     page.route(
         "**/config.json",
-        lambda route: route.fulfill(json={**config, "sign_in": "cognito"}),
+        lambda route: route.fulfill(
+            json={**config, "sign_in": "provider", "authorization_scheme": ""}
+        ),
     )
-    page.reload()
-    page.wait_for_selector("body[data-ready='true']")
+    page.evaluate("sessionStorage.setItem('image-resizer-token', 'eyJ.header.token')")
     sent: list[str | None] = []
     page.on(
         "request",
@@ -548,11 +550,26 @@ def test_with_cognito_sign_in_the_page_sends_the_bare_id_token(
             else None
         ),
     )
-    page.get_by_label("Cognito ID token").fill("eyJ.header.token")
-    page.get_by_role("button", name="Sign in").click()
+    page.reload()
+    page.wait_for_selector("body[data-ready='true']")
+    assert page.locator("#sign-in-form").is_hidden()
+    assert page.locator("#provider-sign-in").is_visible()
     page.locator("#sign-in-error").wait_for(state="visible")  # the dev API refuses it
     assert sent
     assert set(sent) == {"eyJ.header.token"}
+    # A stack given its own pool publishes no issuer: the page says it has no sign-in.
+    page.unroute("**/config.json")
+    page.route(
+        "**/config.json",
+        lambda route: route.fulfill(
+            json={**config, "sign_in": "provider", "authorization_scheme": "", "oidc_issuer": ""}
+        ),
+    )
+    page.evaluate("sessionStorage.clear()")
+    page.reload()
+    page.wait_for_selector("body[data-ready='true']")
+    assert page.locator("#provider-sign-in").count() == 0
+    assert page.locator("#sign-in-error").inner_text().startswith("This page has no sign-in")
 
 
 def test_s3s_own_refusals_read_as_sentences(open_page: Callable[..., Any], stack: Any) -> None:

@@ -39,10 +39,23 @@ CDN = "the CDN does not cache redirects"
 AUTO = "the CDN resolves .auto"
 DEAD_LETTERS = "no originals' event is stuck"
 SIGN_IN = "the sign-in issuer's discovery document"
+HOSTED_UI = "the hosted UI"
+SIGN_IN_CLIENT = "the page's app client"
+AUTHORIZER = "the API's authorizer"
 # What s3rver can't show (it serves and lists everything to everyone), no CDN locally,
-# no dead-letter queue unless given, and no sign-in issuer yet (tests/test_identity.py
-# checks that check against a loopback issuer).
-SKIPPED_LOCALLY = {ORIGINALS_PRIVATE, NOT_LISTABLE, CDN, AUTO, DEAD_LETTERS, SIGN_IN}
+# no dead-letter queue unless given, and no sign-in issuer or user pool yet
+# (tests/test_identity.py checks those checks against a loopback issuer and moto).
+SKIPPED_LOCALLY = {
+    ORIGINALS_PRIVATE,
+    NOT_LISTABLE,
+    CDN,
+    AUTO,
+    DEAD_LETTERS,
+    SIGN_IN,
+    HOSTED_UI,
+    SIGN_IN_CLIENT,
+    AUTHORIZER,
+}
 
 
 @pytest.fixture(scope="module")

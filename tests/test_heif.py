@@ -11,11 +11,17 @@ import pytest
 from PIL import Image, ImageCms
 
 from chalicelib.errors import InvalidImage, OriginalTooComplex, ServiceError
-from chalicelib.imaging import ImagingLimits, containers, describe, heif, isobmff, render
+from chalicelib.imaging import ImagingLimits, colour, containers, describe, heif, isobmff, render
 from chalicelib.resize.grammar import parse_size
 from scripts.bench import bomb_files as bombs
 from tests.support import corpus
-from tests.support.heif import display_p3_profile, heic_with_exif, quadrants, without_box
+from tests.support.heif import (
+    DISPLAY_P3_COLORANTS,
+    display_p3_profile,
+    heic_with_exif,
+    quadrants,
+    without_box,
+)
 
 BLUE, RED = (0, 0, 255), (255, 0, 0)
 
@@ -86,6 +92,48 @@ def test_display_p3_is_converted_to_srgb() -> None:
     ).getpixel((0, 0))
     assert not _close(expected, p3_green, 12)  # the conversion is visible
     assert _close(_rendered(original, "32x").getpixel((16, 16)), expected, 6)
+
+
+def test_display_p3_named_by_an_nclx_box_alone_is_converted_to_srgb() -> None:
+    import pillow_heif
+
+    p3_green = (40, 200, 60)
+    original = bombs.heic(
+        picture=Image.new("RGB", (64, 64), p3_green),
+        color_primaries=12,  # H.273: Display P3
+        transfer_characteristics=13,  # the sRGB curve
+        matrix_coefficients=6,
+        full_range_flag=1,
+        quality=90,
+    )
+    decoded = pillow_heif.open_heif(BytesIO(original))
+    assert decoded.info["nclx_profile"]["color_primaries"] == 12
+    assert "icc_profile" not in decoded.info  # nothing but the nclx box names the colours
+    # What the ICC case makes of the same colour, through Apple's Display P3 colorants.
+    expected = ImageCms.profileToProfile(
+        Image.new("RGB", (1, 1), p3_green),
+        ImageCms.ImageCmsProfile(BytesIO(display_p3_profile())),
+        ImageCms.createProfile("sRGB"),
+    ).getpixel((0, 0))
+    assert not _close(expected, p3_green, 12)  # the conversion is visible
+    assert _close(_rendered(original, "32x").getpixel((16, 16)), expected, 6)
+
+
+def test_nclx_profiles_are_built_only_for_known_primaries_with_the_srgb_curve() -> None:
+    # Display P3's colorants from its chromaticities, as Apple's profile has them.
+    matrix = colour.d50_matrix(colour.PRIMARIES[12][0])
+    for column, tag in enumerate((b"rXYZ", b"gXYZ", b"bXYZ")):
+        for row in range(3):
+            assert abs(matrix[row][column] - DISPLAY_P3_COLORANTS[tag][row]) < 2e-5
+    nclx = {"color_primaries": 12, "transfer_characteristics": 13}
+    assert colour.nclx_icc(nclx) == colour.profile_for(12)
+    for other in (
+        {**nclx, "color_primaries": 1},  # sRGB's own primaries: nothing to convert
+        {**nclx, "color_primaries": 2},  # unspecified
+        {"color_primaries": 9, "transfer_characteristics": 16},  # BT.2020 PQ: HDR, not handled
+        None,
+    ):
+        assert colour.nclx_icc(other) is None
 
 
 def test_alpha_is_kept_where_the_output_has_it() -> None:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
+import boto3
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
+from moto import mock_aws
 
 from chalicelib import identity
 from chalicelib.config import ConfigError, Settings
@@ -51,6 +54,11 @@ def test_an_id_token_from_the_issuer_names_its_user(issuer: str) -> None:
     assert uploader_id(settings(issuer), None, f"Bearer {token(issuer)}") == SUBJECT
 
 
+def test_a_cognito_id_token_names_its_client_as_audience(issuer: str) -> None:
+    id_token = token(issuer, token_use="id", email="ana@example.com")
+    assert uploader_id(settings(issuer), None, f"Bearer {id_token}") == SUBJECT
+
+
 def test_a_cognito_access_token_names_its_client_instead_of_an_audience(issuer: str) -> None:
     access = token(issuer, aud=None, client_id=CLIENT, token_use="access")
     assert uploader_id(settings(issuer), None, f"Bearer {access}") == SUBJECT
@@ -78,6 +86,13 @@ REFUSED = {
     "other issuer": lambda issuer: token(issuer + "/other"),
     "other key": lambda issuer: token(issuer, key=OTHER_KEY),
     "refresh token_use": lambda issuer: token(issuer, token_use="refresh"),
+    # Cognito's ID token names the client in aud, its access token in client_id: not crossed.
+    "id token naming the client only in client_id": lambda issuer: token(
+        issuer, aud="another-client", client_id=CLIENT, token_use="id"
+    ),
+    "access token for another client_id": lambda issuer: token(
+        issuer, aud=CLIENT, client_id="another-client", token_use="access"
+    ),
     "no expiry": lambda issuer: token(issuer, exp=None),
     "unsigned": lambda issuer: jwt.encode(
         {"iss": issuer, "sub": SUBJECT, "aud": CLIENT, "exp": int(time.time()) + 600},
@@ -151,3 +166,114 @@ def test_doctor_names_what_is_wrong_with_the_discovery_document(
 
 def test_doctor_skips_the_sign_in_without_an_issuer() -> None:
     assert doctor.sign_in_discovery(_doctor_target("")).mark == doctor.SKIP
+
+
+# --- doctor: the deployed hosted UI, the page's app client, the API's authorizer ----------
+
+PAGE = "https://d111.cloudfront.net"
+
+
+def test_doctor_passes_a_hosted_ui_that_the_issuer_sends_people_to(served: Issuer) -> None:
+    target = replace(_doctor_target(served.url), hosted_ui_url=served.url)
+    assert doctor.hosted_ui(target).mark == doctor.PASS
+    elsewhere = replace(target, hosted_ui_url="https://images-1.auth.eu-west-1.amazoncognito.com")
+    result = doctor.hosted_ui(elsewhere)
+    assert result.mark == doctor.FAIL
+    assert "authorization_endpoint" in result.detail
+
+
+@pytest.fixture
+def pool(app_env: dict[str, str]) -> Iterator[dict[str, Any]]:
+    """A moto user pool, its page client as the stack makes it, and a REST API."""
+    with mock_aws():
+        cognito = boto3.client("cognito-idp", region_name="us-east-1")
+        apigateway = boto3.client("apigateway", region_name="us-east-1")
+        pool = cognito.create_user_pool(PoolName="resizer-uploaders")["UserPool"]
+        yield {"cognito": cognito, "apigateway": apigateway, "pool": pool}
+
+
+def _client_target(pool: dict[str, Any], **client: Any) -> doctor.Target:
+    made = pool["cognito"].create_user_pool_client(
+        UserPoolId=pool["pool"]["Id"],
+        ClientName="resizer-page",
+        AllowedOAuthFlowsUserPoolClient=True,
+        AllowedOAuthScopes=["openid"],
+        SupportedIdentityProviders=["COGNITO"],
+        **{
+            "AllowedOAuthFlows": ["code"],
+            "CallbackURLs": [f"{PAGE}/", f"{PAGE}/index.html"],
+            "LogoutURLs": [f"{PAGE}/", f"{PAGE}/index.html"],
+            **client,
+        },
+    )["UserPoolClient"]
+    return replace(
+        _doctor_target(""),
+        public_url=PAGE,
+        user_pool_id=pool["pool"]["Id"],
+        user_pool_client_id=made["ClientId"],
+        cognito=pool["cognito"],
+    )
+
+
+def test_doctor_passes_the_page_client_as_the_stack_makes_it(pool: dict[str, Any]) -> None:
+    assert doctor.sign_in_client(_client_target(pool)).mark == doctor.PASS
+
+
+@pytest.mark.parametrize(
+    ("client", "expected"),
+    [
+        ({"CallbackURLs": [f"{PAGE}/"]}, f"CallbackURLs lack {PAGE}/index.html"),
+        ({"LogoutURLs": ["https://elsewhere.example/"]}, "LogoutURLs lack"),
+        ({"AllowedOAuthFlows": ["implicit"]}, "no authorization-code flow"),
+        ({"GenerateSecret": True}, "it has a secret"),
+    ],
+    ids=["callback", "logout", "implicit", "secret"],
+)
+def test_doctor_names_what_is_wrong_with_the_page_client(
+    pool: dict[str, Any], client: dict[str, Any], expected: str
+) -> None:
+    result = doctor.sign_in_client(_client_target(pool, **client))
+    assert result.mark == doctor.FAIL
+    assert expected in result.detail
+
+
+def _api_target(pool: dict[str, Any], pool_arn: str | None) -> doctor.Target:
+    apigateway = pool["apigateway"]
+    api = apigateway.create_rest_api(name="resizer")["id"]
+    if pool_arn is not None:
+        apigateway.create_authorizer(
+            restApiId=api,
+            name="UploadersPool",
+            type="COGNITO_USER_POOLS",
+            providerARNs=[pool_arn],
+            identitySource="method.request.header.Authorization",
+        )
+    return replace(
+        _doctor_target(""),
+        api_url=f"https://{api}.execute-api.us-east-1.amazonaws.com/api",
+        user_pool_id=pool["pool"]["Id"],
+        apigateway=apigateway,
+    )
+
+
+def test_doctor_passes_an_api_whose_authorizer_is_the_pool(pool: dict[str, Any]) -> None:
+    result = doctor.api_authorizer(_api_target(pool, pool["pool"]["Arn"]))
+    assert (result.mark, result.detail) == (doctor.PASS, "UploadersPool")
+
+
+@pytest.mark.parametrize(
+    "pool_arn", [None, "arn:aws:cognito-idp:us-east-1:123456789012:userpool/x"]
+)
+def test_doctor_catches_an_api_without_the_pools_authorizer(
+    pool: dict[str, Any], pool_arn: str | None
+) -> None:
+    result = doctor.api_authorizer(_api_target(pool, pool_arn))
+    assert result.mark == doctor.FAIL
+    assert pool["pool"]["Id"] in result.detail
+
+
+def test_doctor_skips_the_client_and_authorizer_without_a_pool() -> None:
+    target = _doctor_target("")
+    assert doctor.sign_in_client(target).mark == doctor.SKIP
+    assert doctor.api_authorizer(target).mark == doctor.SKIP
+    assert doctor.hosted_ui(target).mark == doctor.SKIP

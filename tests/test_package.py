@@ -661,7 +661,9 @@ def test_the_page_signs_in_with_a_public_code_flow_client_returning_to_it(
     assert client["AllowedOAuthFlowsUserPoolClient"] is True
     assert client["AllowedOAuthFlows"] == ["code"]  # never implicit
     assert "openid" in client["AllowedOAuthScopes"]
-    page = ["https://d111.cloudfront.net/"]
+    # The page's redirect_uri is its own address: the site root (the website's index
+    # document) or /index.html, as publish_page prints it; both are registered.
+    page = ["https://d111.cloudfront.net/", "https://d111.cloudfront.net/index.html"]
     assert substitute(client["CallbackURLs"], DEPLOYED) == page
     assert substitute(client["LogoutURLs"], DEPLOYED) == page
 
@@ -681,3 +683,89 @@ def test_self_sign_up_is_a_parameter_off_by_default(template: dict[str, Any]) ->
     assert template["Parameters"]["SelfSignUp"]["Default"] == "false"
     assert template["Conditions"]["SelfSignUpOn"] == {"Fn::Equals": [{"Ref": "SelfSignUp"}, "true"]}
     assert resource(template, "UserPool")["AutoVerifiedAttributes"] == ["email"]  # e-mail verified
+
+
+SOCIAL = {  # provider resource: (its parameter, the secret's keys in ProviderDetails)
+    "GoogleIdentityProvider": ("GoogleClientId", {"client_secret"}),
+    "FacebookIdentityProvider": ("FacebookAppId", {"client_secret"}),
+    "AppleIdentityProvider": ("AppleServicesId", {"private_key"}),
+}
+SECRET_DETAILS = {"client_secret", "private_key"}
+
+
+def condition_holds(template: Mapping[str, Any], value: Any, parameters: Mapping[str, str]) -> Any:
+    """A condition's value for ``parameters`` (the rest at their defaults), as CloudFormation."""
+    if isinstance(value, dict) and len(value) == 1:
+        ((name, args),) = value.items()
+        if name == "Condition":
+            return condition_holds(template, template["Conditions"][args], parameters)
+        if name == "Ref":
+            return parameters.get(args, template["Parameters"][args].get("Default"))
+        if name == "Fn::Equals":
+            left, right = (condition_holds(template, arg, parameters) for arg in args)
+            return left == right
+        if name == "Fn::Not":
+            return not condition_holds(template, args[0], parameters)
+        if name == "Fn::And":
+            return all(condition_holds(template, arg, parameters) for arg in args)
+    return value
+
+
+def created(template: Mapping[str, Any], name: str, parameters: Mapping[str, str]) -> bool:
+    condition = template["Resources"][name].get("Condition")
+    return condition is None or condition_holds(template, {"Condition": condition}, parameters)
+
+
+def identity_providers(template: Mapping[str, Any], parameters: Mapping[str, str]) -> list[Any]:
+    """The app client's SupportedIdentityProviders once its Fn::If are decided."""
+    chosen = []
+    for entry in resource(template, "UserPoolClient")["SupportedIdentityProviders"]:
+        if isinstance(entry, dict) and "Fn::If" in entry:
+            condition, yes, no = entry["Fn::If"]
+            entry = yes if condition_holds(template, {"Condition": condition}, parameters) else no
+        if entry != {"Ref": "AWS::NoValue"}:
+            chosen.append(entry)
+    return chosen
+
+
+def test_no_social_provider_exists_unless_its_parameter_is_set(template: dict[str, Any]) -> None:
+    for name, (parameter, _) in SOCIAL.items():
+        assert template["Parameters"][parameter]["Default"] == ""
+        assert not created(template, name, {})
+    assert identity_providers(template, {}) == ["COGNITO"]
+
+
+@pytest.mark.parametrize("name", list(SOCIAL))
+def test_a_social_provider_takes_its_id_from_a_parameter_and_its_secret_from_secrets_manager(
+    template: dict[str, Any], name: str
+) -> None:
+    parameter, secret_keys = SOCIAL[name]
+    given = {parameter: "id-from-the-console"}
+    assert created(template, name, given)
+    assert identity_providers(template, given) == ["COGNITO", {"Ref": name}]
+    details = resource(template, name)["ProviderDetails"]
+    assert details["client_id"] == {"Ref": parameter}
+    for key in secret_keys:
+        reference = substitute(details[key], DEPLOYED)
+        assert reference.startswith("{{resolve:secretsmanager:resizer/sign-in:SecretString:")
+    # The other providers stay absent; with the stack's own pool off, this one too.
+    others = [other for other in SOCIAL if other != name]
+    assert not any(created(template, other, given) for other in others)
+    pool = "arn:aws:cognito-idp:eu-west-1:123456789012:userpool/eu-west-1_X"
+    assert not created(template, name, {**given, "UserPoolArn": pool})
+
+
+def test_no_sign_in_secret_is_written_in_the_template(template: dict[str, Any]) -> None:
+    for entry in template["Resources"].values():
+        if entry["Type"] != "AWS::Cognito::UserPoolIdentityProvider":
+            continue
+        for key, value in entry["Properties"]["ProviderDetails"].items():
+            if key in SECRET_DETAILS:
+                assert "{{resolve:secretsmanager:" in value["Fn::Sub"]
+            else:  # ids come from parameters; only the scopes are written here
+                assert key == "authorize_scopes" or set(value) == {"Ref"}
+    assert set(SOCIAL) == {
+        name
+        for name, entry in template["Resources"].items()
+        if entry["Type"] == "AWS::Cognito::UserPoolIdentityProvider"
+    }

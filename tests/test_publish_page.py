@@ -14,6 +14,8 @@ OUTPUTS = {
     "BucketName": "my-images",
     "UserPoolId": "eu-west-1_AbC",
     "UserPoolClientId": "client123",
+    "SignInIssuer": "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC",
+    "HostedUiURL": "https://images-1234.auth.eu-west-1.amazoncognito.com",
 }
 
 
@@ -43,17 +45,31 @@ def test_the_page_goes_to_the_bucket_root_with_types_and_no_cache(s3: Any) -> No
         "public_url": "http://web/images",
         "cdn_url": "http://cdn/images",
         "sign_in": "token",
+        "authorization_scheme": "Bearer",
         "token_hint": "make run accepts the token tok.",
     }
 
 
-def test_a_stack_page_signs_in_with_the_stacks_user_pool() -> None:
-    assert stack_config(OUTPUTS, "eu-west-1") == {
+def test_a_stack_page_signs_in_through_the_pools_hosted_ui() -> None:
+    assert stack_config(OUTPUTS) == {
+        "oidc_issuer": "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC",
+        "oidc_client_id": "client123",
+        # Cognito's discovery names no end_session_endpoint: its /logout, with logout_uri.
+        "oidc_logout_url": "https://images-1234.auth.eu-west-1.amazoncognito.com/logout",
+        "oidc_logout_redirect_param": "logout_uri",
         "api_url": "https://abc123.execute-api.eu-west-1.amazonaws.com/api",
         "public_url": "https://d111.cloudfront.net",
         "cdn_url": "https://d111.cloudfront.net",
-        "sign_in": "cognito",
-        "region": "eu-west-1",
-        "user_pool_id": "eu-west-1_AbC",
-        "user_pool_client_id": "client123",
+        "sign_in": "provider",  # no pasted token on AWS
+        "authorization_scheme": "",  # the authorizer reads the bare ID token
     }
+
+
+def test_a_stack_without_its_own_pool_gets_no_sign_in() -> None:
+    outputs = {name: OUTPUTS[name] for name in ("ApiURL", "PublicURL", "BucketName")}
+    config = stack_config(outputs)
+    assert (config["oidc_issuer"], config["oidc_client_id"], config["oidc_logout_url"]) == (
+        "",
+        "",
+        "",
+    )

@@ -530,114 +530,25 @@ def _walk_isobmff(data: bytes, max_frames: int) -> Structure:
     cost = isobmff.walk(data)
     if isobmff.is_heif(data):
         return Structure(frames=1, decoder_bytes=cost.decoded_pixels * HEIF_DECODER_BYTES)
-    return _walk_avif(data, max_frames)
+    return _walk_avif(data, cost)
 
 
-def _walk_avif(data: bytes, max_frames: int) -> Structure:
+def _walk_avif(data: bytes, cost: isobmff.Cost) -> Structure:
     """libavif's buffers per decoded pixel: YUV planes at the ``av1C`` depth and subsampling, RGBA.
 
     The size is left to Pillow, whose opener reads it without decoding; the
     configuration sits in the header, so only its first 64 KiB are searched
-    (none found: the deepest planes are assumed).
+    (none found: the deepest planes are assumed).  Pillow's AVIF opener parses
+    the EXIF, and re-serialises all of it when the image's rotation and
+    mirroring disagree with the EXIF orientation: the walk's metadata (Exif and
+    XMP items, ICC profiles) is held to the caps.
     """
     at = data.find(b"av1C", 0, AVIF_HEADER_BYTES)
     planes = _av1_plane_bytes(data[at + 6]) if at >= 0 and at + 6 < len(data) else 6.0
-    with suppress(IndexError, struct.error):  # a broken box: libavif will refuse the file
-        _avif_metadata(data)
-    return Structure(decoder_bytes_per_pixel=planes + AVIF_RGB_BYTES)
-
-
-def _boxes(data: bytes, start: int, end: int) -> dict[bytes, tuple[int, int]]:
-    """ISOBMFF boxes in ``data[start:end]``: type → (payload start, end), the first of each."""
-    boxes: dict[bytes, tuple[int, int]] = {}
-    pos = start
-    while pos + 8 <= end and len(boxes) < 64:
-        size, kind = struct.unpack_from(">I4s", data, pos)
-        header = 8
-        if size == 1:
-            size, header = struct.unpack_from(">Q", data, pos + 8)[0], 16
-        elif size == 0:
-            size = end - pos
-        if size < header:
-            break
-        boxes.setdefault(kind, (pos + header, min(pos + size, end)))
-        pos += size
-    return boxes
-
-
-def _avif_metadata(data: bytes) -> None:
-    """An AVIF's Exif and XMP items (``iinf`` types, ``iloc`` extents) and its ICC (``colr``).
-
-    Pillow's AVIF opener parses the EXIF, and re-serialises all of it when the
-    image's rotation and mirroring disagree with the EXIF orientation.
-    """
-    top = _boxes(data, 0, len(data))
-    if b"meta" not in top:
-        return
-    meta = _boxes(data, top[b"meta"][0] + 4, top[b"meta"][1])  # a full box: version, flags
     metadata = _Metadata()
-    kinds = _avif_item_kinds(data, *meta.get(b"iinf", (0, 0)))
-    for item, length in _avif_item_lengths(data, *meta.get(b"iloc", (0, 0))):
-        if item in kinds:
-            metadata.add(kinds[item], length)
-    if b"iprp" in meta:
-        properties = _boxes(data, *meta[b"iprp"])
-        start, end = properties.get(b"ipco", (0, 0))
-        pos = start
-        while pos + 12 <= end:
-            size, kind, colour = struct.unpack_from(">I4s4s", data, pos)
-            if size < 8:
-                break
-            if kind == b"colr" and colour in (b"prof", b"rICC"):
-                metadata.add("ICC", size - 12)
-            pos += size
-
-
-def _avif_item_kinds(data: bytes, start: int, end: int) -> dict[int, str]:
-    """Item id → "EXIF" or "XMP" (a ``mime`` item), from ``iinf``'s ``infe`` entries."""
-    if end <= start:
-        return {}
-    version = data[start]
-    pos = start + 4 + (2 if version == 0 else 4)
-    kinds: dict[int, str] = {}
-    while pos + 8 <= end:
-        size, kind = struct.unpack_from(">I4s", data, pos)
-        if size < 8:
-            break
-        if kind == b"infe" and data[pos + 8] >= 2:
-            wide = data[pos + 8] >= 3
-            item = struct.unpack_from(">I" if wide else ">H", data, pos + 12)[0]
-            item_type = data[pos + 12 + (4 if wide else 2) + 2 : pos + 12 + (4 if wide else 2) + 6]
-            if item_type in (b"Exif", b"mime"):
-                kinds[item] = "EXIF" if item_type == b"Exif" else "XMP"
-        pos += size
-    return kinds
-
-
-def _avif_item_lengths(data: bytes, start: int, end: int) -> list[tuple[int, int]]:
-    """(item id, bytes over all its extents) from ``iloc``."""
-    if end <= start:
-        return []
-    version = data[start]
-    sizes = data[start + 4] << 8 | data[start + 5]
-    offset_size, length_size = sizes >> 12, (sizes >> 8) & 0xF
-    base_size, index_size = (sizes >> 4) & 0xF, sizes & 0xF if version in (1, 2) else 0
-    wide = version >= 2
-    count = struct.unpack_from(">I" if wide else ">H", data, start + 6)[0]
-    pos = start + 6 + (4 if wide else 2)
-    lengths = []
-    for _ in range(min(count, 1024)):
-        item = struct.unpack_from(">I" if wide else ">H", data, pos)[0]
-        pos += (4 if wide else 2) + (2 if version in (1, 2) else 0) + 2 + base_size
-        extents = struct.unpack_from(">H", data, pos)[0]
-        pos += 2
-        total = 0
-        for _ in range(extents):
-            pos += index_size + offset_size
-            total += int.from_bytes(data[pos : pos + length_size], "big")
-            pos += length_size
-        lengths.append((item, total))
-    return lengths
+    for kind, count in cost.metadata:
+        metadata.add(kind, count)
+    return Structure(decoder_bytes_per_pixel=planes + AVIF_RGB_BYTES)
 
 
 def _av1_plane_bytes(config: int) -> float:

@@ -44,6 +44,8 @@ _CODED_TYPES = frozenset({b"hvc1", b"av01", b"avc1", b"jpeg", b"j2k1", b"vvc1", 
 # Derived images: one made from another (turned, cropped), or several overlaid on a canvas.
 _DERIVED_TYPES = frozenset({b"iden", b"iovl"})
 MAX_DERIVATION_DEPTH = 2  # a derived image of a derived image, at most
+_METADATA_ITEMS = {b"Exif": "EXIF", b"mime": "XMP"}  # item type → metadata kind
+_ICC_COLOURS = (b"prof", b"rICC")  # colr types holding an ICC profile (not nclx)
 _ALPHA_URNS = (b"urn:mpeg:mpegB:cicp:systems:auxiliary:alpha", b"urn:mpeg:hevc:2015:auxid:1")
 
 
@@ -83,6 +85,9 @@ class Cost:
     brand: bytes
     decoded_pixels: int  # every coded item decoded: tiles, the image, its alpha
     canvas: tuple[int, int] | None  # the primary item's declared size
+    # Metadata bytes a decoder's opener reads, by kind: EXIF and XMP items (``iloc``
+    # lengths of ``Exif`` and ``mime`` items), ICC profiles (``colr`` properties).
+    metadata: tuple[tuple[str, int], ...] = ()
 
 
 def brand(data: bytes) -> bytes | None:
@@ -379,16 +384,29 @@ def _alpha_items(tree: _Tree, primary: int) -> list[int]:
     return found
 
 
+def _metadata(tree: _Tree) -> tuple[tuple[str, int], ...]:
+    """(kind, bytes) of every metadata item and ICC profile, in the file's order."""
+    found = [
+        (_METADATA_ITEMS[item.type], sum(length for _, _, length in item.extents))
+        for item in tree.items.values()
+        if item.type in _METADATA_ITEMS
+    ]
+    for kind, start, end in tree.properties:
+        if kind == b"colr" and tree.data[start : start + 4] in _ICC_COLOURS:
+            found.append(("ICC", end - start - 4))
+    return tuple(found)
+
+
 def _cost(tree: _Tree) -> Cost:
-    kind = brand(tree.data) or b""
+    kind, metadata = brand(tree.data) or b"", _metadata(tree)
     if tree.primary is None:
-        return Cost(kind, 0, None)  # a sequence, or no image: the decoder decides
+        return Cost(kind, 0, None, metadata)  # a sequence, or no image: the decoder decides
     item = tree.items.get(tree.primary)
     canvas = _size(tree, tree.primary, item) if item and _property(tree, item, b"ispe") else None
     pixels = _decoded_pixels(tree, tree.primary)
     for alpha in _alpha_items(tree, tree.primary):
         pixels += _decoded_pixels(tree, alpha)
-    return Cost(kind, pixels, canvas)
+    return Cost(kind, pixels, canvas, metadata)
 
 
 def _corrupt(detail: str) -> InvalidImage:

@@ -18,7 +18,7 @@ from typing import Any
 
 from PIL import Image, ImageChops, ImageCms
 
-from chalicelib.imaging import containers, exif, webp
+from chalicelib.imaging import colour, containers, exif, webp
 from chalicelib.imaging.attention import placed
 from chalicelib.imaging.decoding import decoded_frames, frame_count, loaded, opened
 from chalicelib.imaging.encoders import Rendered, eight_bit, encode
@@ -191,7 +191,8 @@ def _render_still(
     limits: ImagingLimits,
     shared: SharedDecode | None,
 ) -> Rendered:
-    icc_profile = image.info.get("icc_profile")
+    # An embedded profile, else one for the colour space a HEIF's nclx box names.
+    icc_profile = image.info.get("icc_profile") or colour.nclx_icc(image.info.get("nclx_profile"))
     decoded = scaled_webp(original, image, job.stored_geometry) or full_decode(image, shared)
     frame = unpremultiplied(resample(decoded, placed(decoded, job.stored_geometry)))
     if shared is not None and frame is shared.image:

@@ -40,6 +40,7 @@ from chalicelib.identity import DISCOVERY_PATH
 from chalicelib.resize.ledger import original_prefix
 from scripts.local.stack import DEFAULT_DATA_DIR, STATE_FILE
 from scripts.ops import monitoring
+from scripts.ops.publish_page import page_addresses
 from scripts.ops.website import REDIRECT_CODE, apply_routing_rules
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,6 +79,13 @@ class Target:
     cloudwatch: Any = None
     # The sign-in's OpenID issuer (the stack's SignInIssuer); none: not checked.
     sign_in_issuer: str = ""
+    # The stack's user pool, its page client and hosted UI, with cognito-idp and API
+    # Gateway clients: the client's URLs and the API's authorizer are checked; none: skipped.
+    hosted_ui_url: str = ""
+    user_pool_id: str = ""
+    user_pool_client_id: str = ""
+    cognito: Any = None
+    apigateway: Any = None
     # What the first line of the report names as checked.
     name: str = "the buckets and URLs given on the command line"
     probe_key: str = field(default_factory=lambda: f"doctor-probe/{uuid.uuid4().hex}.png")
@@ -364,6 +372,77 @@ def sign_in_discovery(target: Target) -> Result:
     return passed(f"{len(keys)} signing key(s)")
 
 
+@check("the hosted UI is where the issuer signs people in")
+def hosted_ui(target: Target) -> Result:
+    if not (target.sign_in_issuer and target.hosted_ui_url):
+        return Result(SKIP, "", "skipped: no sign-in issuer and hosted UI given")
+    discovery = get(target.sign_in_issuer.rstrip("/") + DISCOVERY_PATH).json()
+    base = target.hosted_ui_url.rstrip("/") + "/"
+    elsewhere = [
+        f"{name} {discovery.get(name)!r}"
+        for name in ("authorization_endpoint", "token_endpoint")
+        if not str(discovery.get(name, "")).startswith(base)
+    ]
+    if elsewhere:
+        return failed(
+            f"the discovery document names {'; '.join(elsewhere)}, not under {base}",
+            "the user pool needs its domain (the stack's UserPoolDomain): run `make deploy` again",
+        )
+    return passed(discovery["authorization_endpoint"])
+
+
+@check("the page's app client signs in with the code flow and returns to the page")
+def sign_in_client(target: Target) -> Result:
+    if not (target.cognito and target.user_pool_id and target.user_pool_client_id):
+        return Result(SKIP, "", "skipped: no user pool client given")
+    client = target.cognito.describe_user_pool_client(
+        UserPoolId=target.user_pool_id, ClientId=target.user_pool_client_id
+    )["UserPoolClient"]
+    problems = []
+    for field_name in ("CallbackURLs", "LogoutURLs"):
+        missing = [
+            url
+            for url in page_addresses(target.public_url)
+            if url not in client.get(field_name, [])
+        ]
+        if missing:
+            problems.append(f"its {field_name} lack {', '.join(missing)}")
+    if "code" not in client.get("AllowedOAuthFlows", []):
+        problems.append("it has no authorization-code flow")
+    if client.get("ClientSecret"):
+        problems.append("it has a secret, which a page can't keep")
+    if problems:
+        return failed(
+            "; ".join(problems),
+            "the stack's UserPoolClient names the page (PublicURL): run `make deploy` again",
+        )
+    return passed(f"client {target.user_pool_client_id}")
+
+
+@check("the API's authorizer is the user pool")
+def api_authorizer(target: Target) -> Result:
+    if not (target.apigateway and target.user_pool_id):
+        return Result(SKIP, "", "skipped: no user pool given")
+    rest_api = urlsplit(target.api_url).hostname.split(".")[0]
+    authorizers = target.apigateway.get_authorizers(restApiId=rest_api).get("items", [])
+    pools = [
+        authorizer["name"]
+        for authorizer in authorizers
+        if authorizer.get("type") == "COGNITO_USER_POOLS"
+        and any(
+            arn.endswith(f":userpool/{target.user_pool_id}")
+            for arn in authorizer.get("providerARNs", [])
+        )
+    ]
+    if not pools:
+        return failed(
+            f"no authorizer of API {rest_api} is user pool {target.user_pool_id} "
+            f"({len(authorizers)} authorizer(s))",
+            "uploads would take any token or none: run `make deploy` again",
+        )
+    return passed(", ".join(pools))
+
+
 CHECKS = [
     website_hosting,
     routing_rule,
@@ -377,6 +456,9 @@ CHECKS = [
     cdn_resolves_auto,
     dead_letters,
     sign_in_discovery,
+    hosted_ui,
+    sign_in_client,
+    api_authorizer,
 ]
 
 
@@ -447,6 +529,11 @@ def stack_target(stack: str, region: str | None) -> Target:
         stack=stack,
         cloudwatch=boto3.client("cloudwatch", region_name=region),
         sign_in_issuer=outputs.get("SignInIssuer", ""),
+        hosted_ui_url=outputs.get("HostedUiURL", ""),
+        user_pool_id=outputs.get("UserPoolId", ""),
+        user_pool_client_id=outputs.get("UserPoolClientId", ""),
+        cognito=boto3.client("cognito-idp", region_name=region),
+        apigateway=boto3.client("apigateway", region_name=region),
         name=f"CloudFormation stack {stack} ({region or 'default region'})",
     )
 

@@ -9,8 +9,8 @@ variants (``<size>/<key>``).  `make run` publishes it into s3rver
 
     python -m scripts.ops.publish_page --stack image-resizer --region eu-west-1
 
-It reads the stack's outputs (ApiURL, PublicURL, BucketName, UserPoolId,
-UserPoolClientId) and prints the page's address.
+It reads the stack's outputs (ApiURL, PublicURL, BucketName, and for the
+sign-in SignInIssuer, UserPoolClientId, HostedUiURL) and prints the page's address.
 """
 
 from __future__ import annotations
@@ -37,6 +37,10 @@ INDEX_KEY = "index.html"
 # Browsers and the CDN ask again every time (a 304 when unchanged), so a
 # republished page shows at once; variants keep their long lifetimes.
 PAGE_CACHE_CONTROL = "no-cache"
+# Cognito's /logout endpoint takes the page to return to as logout_uri (not OIDC's
+# post_logout_redirect_uri); it must be one of the app client's LogoutURLs.
+COGNITO_LOGOUT_REDIRECT_PARAM = "logout_uri"
+SIGN_IN_OUTPUTS = ("SignInIssuer", "UserPoolClientId", "HostedUiURL")
 
 
 def local_config(
@@ -59,22 +63,39 @@ def local_config(
         "public_url": public_url,
         # The gallery's .auto sizes go through the CDN (the stand-in runs its function).
         "cdn_url": cdn_url or public_url,
-        "sign_in": "token",
+        "sign_in": "token",  # the provider's button and the dev-token form
+        "authorization_scheme": "Bearer",
         "token_hint": f"make run accepts the token {upload_token}.",
     }
 
 
-def stack_config(outputs: Mapping[str, str], region: str) -> dict[str, str]:
-    """The page's config for a deployed stack: users sign in with a Cognito ID token."""
+def stack_config(outputs: Mapping[str, str]) -> dict[str, str]:
+    """The page's config for a deployed stack: users sign in through the pool's hosted UI.
+
+    The same code flow as under `make run` (page/signin.js); Cognito's discovery
+    document names no ``end_session_endpoint``, so its sign-out endpoint and the
+    parameter naming the page to come back to are given here.  API Gateway's
+    Cognito authorizer reads the bare ID token (no scheme).
+    """
+    hosted_ui = outputs.get("HostedUiURL", "").rstrip("/")
     return {
+        "oidc_issuer": outputs.get("SignInIssuer", ""),
+        "oidc_client_id": outputs.get("UserPoolClientId", ""),
+        "oidc_logout_url": f"{hosted_ui}/logout" if hosted_ui else "",
+        "oidc_logout_redirect_param": COGNITO_LOGOUT_REDIRECT_PARAM,
         "api_url": outputs["ApiURL"].rstrip("/"),
         "public_url": outputs["PublicURL"].rstrip("/"),
         "cdn_url": outputs["PublicURL"].rstrip("/"),  # PublicURL is CloudFront's
-        "sign_in": "cognito",
-        "region": region,
-        "user_pool_id": outputs.get("UserPoolId", ""),
-        "user_pool_client_id": outputs.get("UserPoolClientId", ""),
+        "sign_in": "provider",  # the provider's button only
+        "authorization_scheme": "",
     }
+
+
+def page_addresses(public_url: str) -> tuple[str, str]:
+    """The page's own addresses, its sign-in's redirect and logout URIs: the site root
+    (the website's index document) and ``/index.html``; the app client registers both."""
+    base = public_url.rstrip("/")
+    return f"{base}/", f"{base}/{INDEX_KEY}"
 
 
 def publish_page(client: Any, bucket: str, config: Mapping[str, str]) -> list[str]:
@@ -110,8 +131,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if missing:
         print(f"stack {args.stack} has no output {', '.join(missing)}", file=sys.stderr)
         return 1
+    absent = [name for name in SIGN_IN_OUTPUTS if name not in outputs]
+    if absent:  # a stack given an existing pool (UserPoolArn) makes no client or domain
+        print(
+            f"stack {args.stack} has no output {', '.join(absent)}: the page can't sign in",
+            file=sys.stderr,
+        )
     client = boto3.client("s3", region_name=args.region)
-    publish_page(client, outputs["BucketName"], stack_config(outputs, args.region))
+    publish_page(client, outputs["BucketName"], stack_config(outputs))
     print(f"Page: {outputs['PublicURL'].rstrip('/')}/{INDEX_KEY}")
     return 0
 
