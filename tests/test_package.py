@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from chalicelib.config import Settings
 from chalicelib.routes import MAX_KEY_DEPTH, owner_paths
 from scripts.ops import package
 from scripts.ops.configure_bucket import PRIVATE_ACCESS_BLOCK, originals_cors, public_read_policy
@@ -677,6 +678,25 @@ def test_the_hosted_ui_has_a_domain_and_the_issuer_is_an_output(template: dict[s
     assert issuer == "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_P"
     hosted_ui = substitute(outputs["HostedUiURL"]["Value"], DEPLOYED)
     assert hosted_ui == "https://images-1234.auth.eu-west-1.amazoncognito.com"
+
+
+def test_the_function_verifies_the_pools_tokens_itself_too(template: dict[str, Any]) -> None:
+    """Behind API Gateway's authorizer, and on any route it does not guard."""
+    variables = resource(template, "APIHandler")["Environment"]["Variables"]
+    issuer = template["Outputs"]["SignInIssuer"]["Value"]
+    assert variables["OIDC_ISSUER"] == {"Fn::If": ["CreateUserPool", issuer, ""]}
+    assert variables["OIDC_CLIENT_ID"] == {
+        "Fn::If": ["CreateUserPool", {"Ref": "UserPoolClient"}, ""]
+    }
+    settings = Settings.from_env(
+        {
+            "IMAGE_BUCKET": "images",
+            "PUBLIC_URL": "https://d111.cloudfront.net",
+            "OIDC_ISSUER": substitute(issuer, DEPLOYED),
+            "OIDC_CLIENT_ID": "client",
+        }
+    )
+    assert settings.oidc_issuer == "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_P"
 
 
 def test_self_sign_up_is_a_parameter_off_by_default(template: dict[str, Any]) -> None:
