@@ -222,6 +222,10 @@ def _filler(n: int) -> bytes:
     return b"x" * n
 
 
+def _heic(**metadata: bytes) -> bytes:
+    return bombs.heic(picture=corpus.quadrants((8, 8)), **metadata)
+
+
 def _exif_of(n: int) -> bytes:
     return bombs.exif_rationals(n // 8, orientation=1)  # about n bytes: 8 a rational
 
@@ -243,6 +247,9 @@ METADATA: list[tuple[str, str, Callable[[int], bytes]]] = [
     ("avif Exif item", "MAX_EXIF_BYTES", _with("AVIF", exif=lambda n: _exif_of(n))),
     ("avif XMP item", "MAX_XMP_BYTES", _with("AVIF", xmp=_filler)),
     ("avif ICC", "MAX_ICC_BYTES", _with("AVIF", icc_profile=_filler)),
+    ("heic Exif item", "MAX_EXIF_BYTES", lambda n: _heic(exif=_exif_of(n))),
+    ("heic XMP item", "MAX_XMP_BYTES", lambda n: _heic(xmp=_filler(n))),
+    ("heic ICC", "MAX_ICC_BYTES", lambda n: _heic(icc_profile=_filler(n))),
 ]
 
 

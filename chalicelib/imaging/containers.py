@@ -526,8 +526,15 @@ def _walk_bmp(data: bytes, max_frames: int) -> Structure:
 
 
 def _walk_isobmff(data: bytes, max_frames: int) -> Structure:
-    """HEIF and AVIF: the box tree bounds every item decoded (isobmff.walk), then the buffers."""
+    """HEIF and AVIF: the box tree bounds every item decoded (isobmff.walk), then the buffers.
+
+    Both openers hand their Exif, XMP and ICC to Pillow, which parses the EXIF
+    and may write all of it out again: the walk's metadata is held to the caps.
+    """
     cost = isobmff.walk(data)
+    metadata = _Metadata()
+    for kind, count in cost.metadata:
+        metadata.add(kind, count)
     if isobmff.is_heif(data):
         return Structure(frames=1, decoder_bytes=cost.decoded_pixels * HEIF_DECODER_BYTES)
     return _walk_avif(data, cost)
@@ -538,16 +545,10 @@ def _walk_avif(data: bytes, cost: isobmff.Cost) -> Structure:
 
     The size is left to Pillow, whose opener reads it without decoding; the
     configuration sits in the header, so only its first 64 KiB are searched
-    (none found: the deepest planes are assumed).  Pillow's AVIF opener parses
-    the EXIF, and re-serialises all of it when the image's rotation and
-    mirroring disagree with the EXIF orientation: the walk's metadata (Exif and
-    XMP items, ICC profiles) is held to the caps.
+    (none found: the deepest planes are assumed).
     """
     at = data.find(b"av1C", 0, AVIF_HEADER_BYTES)
     planes = _av1_plane_bytes(data[at + 6]) if at >= 0 and at + 6 < len(data) else 6.0
-    metadata = _Metadata()
-    for kind, count in cost.metadata:
-        metadata.add(kind, count)
     return Structure(decoder_bytes_per_pixel=planes + AVIF_RGB_BYTES)
 
 
