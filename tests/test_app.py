@@ -374,7 +374,7 @@ import json, os, sys
 os.environ.update(IMAGE_BUCKET="images", PUBLIC_URL="https://img.example.com",
                   AWS_DEFAULT_REGION="us-east-1")
 import app
-heavy = ("botocore", "jwt", "urllib.request", "blurhash", "pillow_heif")
+heavy = ("botocore", "jwt", "urllib.request", "blurhash", "pillow_heif", "aws_xray_sdk")
 early = sorted(name for name in heavy if name in sys.modules)
 from chalice.test import Client
 loaded = {"import": ["boto3" in sys.modules, "PIL" in sys.modules], "early": early}
@@ -398,6 +398,66 @@ def test_a_cold_start_loads_boto3_only_for_a_request_that_reaches_s3() -> None:
         "health": [200, False, False],
         "4xx": [400, False, False],  # refused by the grammar: neither S3 nor Pillow needed
     }
+
+
+TRACED_CALL = """
+import json, os, sys
+os.environ.update(IMAGE_BUCKET="images", PUBLIC_URL="https://img.example.com",
+                  AWS_DEFAULT_REGION="us-east-1", AWS_ACCESS_KEY_ID="test",
+                  AWS_SECRET_ACCESS_KEY="test", **json.loads(sys.argv[1]))
+from chalicelib import wiring
+client = wiring.get_s3_client()
+wiring.aws_client("sqs")
+found = {"imported": "aws_xray_sdk" in sys.modules, "subsegments": []}
+if found["imported"]:
+    from aws_xray_sdk.core import xray_recorder
+    from botocore.stub import Stubber
+    sent = []
+
+    class Emitter:  # in memory: nothing is sent to a daemon
+        def send_entity(self, entity):
+            sent.append(json.loads(entity.serialize()))
+
+        def set_daemon_address(self, address):
+            pass
+
+    xray_recorder.configure(emitter=Emitter(), sampling=False)
+    with Stubber(client) as stub:
+        stub.add_response("head_object", {"ContentLength": 1, "ETag": '"e"'})
+        xray_recorder.begin_segment("miss")
+        client.head_object(Bucket="images", Key="a.jpg")
+        xray_recorder.end_segment()
+    found["subsegments"] = [
+        [part["name"], part["namespace"], part["aws"]["operation"]]
+        for part in sent[0].get("subsegments", [])
+    ]
+print(json.dumps(found))
+"""
+
+
+@pytest.mark.parametrize(
+    ("environment", "expected"),
+    [
+        ({}, {"imported": False, "subsegments": []}),
+        (
+            {"TRACE_AWS_CALLS": "true"},
+            {"imported": True, "subsegments": [["s3", "aws", "HeadObject"]]},
+        ),
+    ],
+)
+def test_aws_calls_are_x_ray_subsegments_only_with_tracing_on(
+    environment: dict[str, str], expected: dict[str, Any]
+) -> None:
+    """A fresh interpreter builds the clients: with tracing off the X-Ray SDK is never
+    imported; on, botocore is patched and an S3 call is a subsegment of the segment."""
+    done = subprocess.run(
+        [sys.executable, "-c", TRACED_CALL, json.dumps(environment)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    assert json.loads(done.stdout.splitlines()[-1]) == expected
 
 
 def test_meta_answers_page_origins_across_origins_its_404s_too(

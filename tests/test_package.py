@@ -639,6 +639,9 @@ def test_tracing_is_a_parameter_off_by_default_and_may_write_traces_when_on(
     assert template["Conditions"]["TracingActive"] == {"Fn::Equals": [{"Ref": "Tracing"}, "Active"]}
     for function in ("APIHandler", "OnOriginalEvent"):
         assert resource(template, function)["Tracing"] == {"Ref": "Tracing"}
+        # The functions patch botocore (AWS calls as subsegments) only when tracing is on.
+        variables = resource(template, function)["Environment"]["Variables"]
+        assert variables["TRACE_AWS_CALLS"] == {"Fn::If": ["TracingActive", "true", "false"]}
     assert resource(template, "RestAPI")["TracingEnabled"] == {
         "Fn::If": ["TracingActive", True, False]
     }
