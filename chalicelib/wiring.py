@@ -14,7 +14,6 @@ import functools
 import threading
 from collections.abc import Callable
 from datetime import datetime
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from chalicelib.config import Settings
@@ -153,6 +152,8 @@ def timestamp(value: Any) -> Any:
     CPU per value; a HEAD has one, a LIST one per key).  S3's two forms are
     parsed by the standard library here; anything else goes to botocore's.
     """
+    from email.utils import parsedate_to_datetime  # ~35 ms to import: not at cold start
+
     from botocore.utils import parse_timestamp
 
     if isinstance(value, str) and value:
