@@ -406,6 +406,7 @@ os.environ.update(IMAGE_BUCKET="images", PUBLIC_URL="https://img.example.com",
                   AWS_DEFAULT_REGION="us-east-1", AWS_ACCESS_KEY_ID="test",
                   AWS_SECRET_ACCESS_KEY="test", **json.loads(sys.argv[1]))
 from chalicelib import wiring
+from chalicelib.storage import S3_CALLS
 client = wiring.get_s3_client()
 wiring.aws_client("sqs")
 found = {"imported": "aws_xray_sdk" in sys.modules, "subsegments": []}
@@ -421,18 +422,25 @@ if found["imported"]:
         def set_daemon_address(self, address):
             pass
 
-    xray_recorder.configure(emitter=Emitter(), sampling=False)
+    xray_recorder.configure(emitter=Emitter())
     with Stubber(client) as stub:
-        stub.add_response("head_object", {"ContentLength": 1, "ETag": '"e"'})
-        xray_recorder.begin_segment("miss")
+        for _ in range(2):
+            stub.add_response("head_object", {"ContentLength": 1, "ETag": '"e"'})
         client.head_object(Bucket="images", Key="a.jpg")
-        xray_recorder.end_segment()
+        S3_CALLS.submit(client.head_object, Bucket="images", Key="b.jpg").result()
     found["subsegments"] = [
-        [part["name"], part["namespace"], part["aws"]["operation"]]
-        for part in sent[0].get("subsegments", [])
+        [part["name"], part["aws"]["operation"], part["trace_id"], part["parent_id"]]
+        for part in sent
     ]
 print(json.dumps(found))
 """
+# What Lambda sets for an invocation with tracing on: its trace, its segment (Parent), sampled.
+TRACE = ("1-5759e988-bd862e3fe1be46a994272793", "53995c3f42cd8ad8")
+LAMBDA_TRACING = {
+    "TRACE_AWS_CALLS": "true",
+    "LAMBDA_TASK_ROOT": "/var/task",
+    "_X_AMZN_TRACE_ID": f"Root={TRACE[0]};Parent={TRACE[1]};Sampled=1",
+}
 
 
 @pytest.mark.parametrize(
@@ -440,8 +448,8 @@ print(json.dumps(found))
     [
         ({}, {"imported": False, "subsegments": []}),
         (
-            {"TRACE_AWS_CALLS": "true"},
-            {"imported": True, "subsegments": [["s3", "aws", "HeadObject"]]},
+            LAMBDA_TRACING,
+            {"imported": True, "subsegments": [["s3", "HeadObject", *TRACE]] * 2},
         ),
     ],
 )
@@ -449,7 +457,8 @@ def test_aws_calls_are_x_ray_subsegments_only_with_tracing_on(
     environment: dict[str, str], expected: dict[str, Any]
 ) -> None:
     """A fresh interpreter builds the clients: with tracing off the X-Ray SDK is never
-    imported; on, botocore is patched and an S3 call is a subsegment of the segment."""
+    imported; on (as Lambda runs it), an S3 call is a subsegment of the invocation's
+    segment, made on the request's thread or on a look-up thread alike."""
     done = subprocess.run(
         [sys.executable, "-c", TRACED_CALL, json.dumps(environment)],
         capture_output=True,
