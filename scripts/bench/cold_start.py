@@ -7,7 +7,7 @@ invokes the handler), are timed in CPU ms in fresh processes, RUNS each.
 With ``--baseline DIR`` (another checkout of the project) the same is timed
 there, the runs alternating, and the ratios printed.  Last, building the
 S3 client with TRACE_AWS_CALLS off and on (on: the X-Ray SDK's import and
-its patch of botocore) in fresh processes of this tree.
+its patch of botocore) in fresh processes of this tree (and of the baseline).
 
     python -m scripts.bench.cold_start [--quick] [--baseline DIR]
 """
@@ -123,12 +123,15 @@ def main() -> int:
         lines.append(
             f"cold start vs baseline: import app {ratios[0]:.2f}, first 4xx {ratios[1]:.2f}"
         )
-    clients: dict[str, list[float]] = {"off": [], "on": []}
+    builds = [("off", ROOT, "false"), ("on", ROOT, "true")]
+    if args.baseline:
+        builds.append(("baseline", args.baseline.resolve(), "false"))
+    clients: dict[str, list[float]] = {name: [] for name, _, _ in builds}
     for _ in range(runs):
-        for state, flag in (("off", "false"), ("on", "true")):
-            clients[state].append(float(fresh(CLIENT, ROOT, TRACE_AWS_CALLS=flag)))  # type: ignore[arg-type]
+        for name, tree, flag in builds:
+            clients[name].append(float(fresh(CLIENT, tree, TRACE_AWS_CALLS=flag)))  # type: ignore[arg-type]
     print("\nThe S3 client's first build (boto3 imported), CPU ms, TRACE_AWS_CALLS off / on:")
-    print(f"off {spread(clients['off'])}; on {spread(clients['on'])}")
+    print("; ".join(f"{name} {spread(values)}" for name, values in clients.items()))
     lines.append(
         f"X-Ray SDK when tracing is on: +{median(clients['on']) - median(clients['off']):.0f} ms "
         f"CPU on the first AWS call"
