@@ -159,10 +159,14 @@ def timestamp(value: Any) -> Any:
     if isinstance(value, str) and value:
         try:
             if value[0].isdigit() and "T" in value:
-                return datetime.fromisoformat(value)  # 2026-12-02T05:08:18.000Z
-            return parsedate_to_datetime(value)  # Wed, 02 Dec 2026 05:08:18 GMT
+                parsed = datetime.fromisoformat(value)  # 2026-12-02T05:08:18.000Z
+            else:
+                parsed = parsedate_to_datetime(value)  # Wed, 02 Dec 2026 05:08:18 GMT
         except (TypeError, ValueError):
             pass
+        else:
+            if parsed.tzinfo is not None:  # a time without its zone: botocore's reading
+                return parsed
     return parse_timestamp(value)
 
 

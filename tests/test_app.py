@@ -400,6 +400,27 @@ def test_a_cold_start_loads_boto3_only_for_a_request_that_reaches_s3() -> None:
     }
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2026-12-02T05:08:18.000Z",  # S3's XML (LIST)
+        "2026-12-02T05:08:18Z",
+        "2026-12-02T05:08:18.123456+01:00",
+        "Wed, 02 Dec 2026 05:08:18 GMT",  # S3's headers (HEAD, GET)
+        "2026-12-02T05:08:18",  # no zone
+        "Wed, 02 Dec 2026 05:08:18 -0000",  # a zone the standard library reads as none
+        "1796189298",
+        1796189298.5,
+    ],
+)
+def test_timestamps_read_as_botocore_reads_them(value: Any) -> None:
+    from botocore.utils import parse_timestamp
+
+    ours, theirs = wiring.timestamp(value), parse_timestamp(value)
+    assert ours == theirs  # the same instant (an aware time never equals a naive one)
+    assert ours.utcoffset() == theirs.utcoffset()
+
+
 TRACED_CALL = """
 import json, os, sys
 os.environ.update(IMAGE_BUCKET="images", PUBLIC_URL="https://img.example.com",
