@@ -72,8 +72,9 @@ $(BENCH_STAMP): requirements-bench.txt $(PY_STAMP)
 # The pipeline table (scripts/bench/pipeline.py), smart crops and placeholders, then miss/hit
 # timing through the local stack.
 # BENCH_ARGS="--quick" for fewer rounds, "--photos DIR" for your own JPEGs.
-# Then one miss through the handler in-process, broken down (scripts/bench/miss_harness.py).
-# It ends with nine lines, each measured in this run (scripts/bench/summary.py).
+# Then one miss through the handler in-process, broken down (scripts/bench/miss_harness.py),
+# and a cold start's CPU (scripts/bench/cold_start.py; BENCH_ARGS="--baseline DIR" compares
+# with another checkout). It ends with the lines each measured in this run (scripts/bench/summary.py).
 bench: install $(BENCH_STAMP)
 	rm -f .local/bench/*.summary
 	$(BIN)/python -m scripts.bench.pipeline $(BENCH_ARGS)
@@ -81,6 +82,7 @@ bench: install $(BENCH_STAMP)
 	$(BIN)/python -m scripts.bench.bombs $(BENCH_ARGS)
 	$(BIN)/python -m scripts.bench.stack $(BENCH_ARGS)
 	$(BIN)/python -m scripts.bench.miss_harness $(BENCH_ARGS)
+	$(BIN)/python -m scripts.bench.cold_start $(BENCH_ARGS)
 	$(BIN)/python -m scripts.bench.quality $(BENCH_ARGS)
 	$(BIN)/python -m scripts.bench.bytes_per_view $(BENCH_ARGS)
 	@$(BIN)/python -m scripts.bench.summary

@@ -89,6 +89,7 @@ class Settings:
     cdn_distribution_id: str = ""
     events_queue_url: str = ""
     recheck_delay_seconds: int = DEFAULT_RECHECK_DELAY_SECONDS
+    trace_aws_calls: bool = False  # X-Ray subsegments for every AWS call (docs/operations.md)
 
     @property
     def variant_cache_control(self) -> str:
@@ -180,6 +181,7 @@ class Settings:
             recheck_delay_seconds=_int(
                 env, "RECHECK_DELAY_SECONDS", DEFAULT_RECHECK_DELAY_SECONDS, low=0, high=900
             ),
+            trace_aws_calls=_bool(env, "TRACE_AWS_CALLS"),
         )
 
 

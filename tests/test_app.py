@@ -374,7 +374,7 @@ import json, os, sys
 os.environ.update(IMAGE_BUCKET="images", PUBLIC_URL="https://img.example.com",
                   AWS_DEFAULT_REGION="us-east-1")
 import app
-heavy = ("botocore", "jwt", "urllib.request", "blurhash", "pillow_heif")
+heavy = ("botocore", "jwt", "urllib.request", "blurhash", "pillow_heif", "aws_xray_sdk")
 early = sorted(name for name in heavy if name in sys.modules)
 from chalice.test import Client
 loaded = {"import": ["boto3" in sys.modules, "PIL" in sys.modules], "early": early}
@@ -398,6 +398,96 @@ def test_a_cold_start_loads_boto3_only_for_a_request_that_reaches_s3() -> None:
         "health": [200, False, False],
         "4xx": [400, False, False],  # refused by the grammar: neither S3 nor Pillow needed
     }
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2026-12-02T05:08:18.000Z",  # S3's XML (LIST)
+        "2026-12-02T05:08:18Z",
+        "2026-12-02T05:08:18.123456+01:00",
+        "Wed, 02 Dec 2026 05:08:18 GMT",  # S3's headers (HEAD, GET)
+        "2026-12-02T05:08:18",  # no zone
+        "Wed, 02 Dec 2026 05:08:18 -0000",  # a zone the standard library reads as none
+        "1796189298",
+        1796189298.5,
+    ],
+)
+def test_timestamps_read_as_botocore_reads_them(value: Any) -> None:
+    from botocore.utils import parse_timestamp
+
+    ours, theirs = wiring.timestamp(value), parse_timestamp(value)
+    assert ours == theirs  # the same instant (an aware time never equals a naive one)
+    assert ours.utcoffset() == theirs.utcoffset()
+
+
+TRACED_CALL = """
+import json, os, sys
+os.environ.update(IMAGE_BUCKET="images", PUBLIC_URL="https://img.example.com",
+                  AWS_DEFAULT_REGION="us-east-1", AWS_ACCESS_KEY_ID="test",
+                  AWS_SECRET_ACCESS_KEY="test", **json.loads(sys.argv[1]))
+from chalicelib import wiring
+from chalicelib.storage import S3_CALLS
+client = wiring.get_s3_client()
+wiring.aws_client("sqs")
+found = {"imported": "aws_xray_sdk" in sys.modules, "subsegments": []}
+if found["imported"]:
+    from aws_xray_sdk.core import xray_recorder
+    from botocore.stub import Stubber
+    sent = []
+
+    class Emitter:  # in memory: nothing is sent to a daemon
+        def send_entity(self, entity):
+            sent.append(json.loads(entity.serialize()))
+
+        def set_daemon_address(self, address):
+            pass
+
+    xray_recorder.configure(emitter=Emitter())
+    with Stubber(client) as stub:
+        for _ in range(2):
+            stub.add_response("head_object", {"ContentLength": 1, "ETag": '"e"'})
+        client.head_object(Bucket="images", Key="a.jpg")
+        S3_CALLS.submit(client.head_object, Bucket="images", Key="b.jpg").result()
+    found["subsegments"] = [
+        [part["name"], part["aws"]["operation"], part["trace_id"], part["parent_id"]]
+        for part in sent
+    ]
+print(json.dumps(found))
+"""
+# What Lambda sets for an invocation with tracing on: its trace, its segment (Parent), sampled.
+TRACE = ("1-5759e988-bd862e3fe1be46a994272793", "53995c3f42cd8ad8")
+LAMBDA_TRACING = {
+    "TRACE_AWS_CALLS": "true",
+    "LAMBDA_TASK_ROOT": "/var/task",
+    "_X_AMZN_TRACE_ID": f"Root={TRACE[0]};Parent={TRACE[1]};Sampled=1",
+}
+
+
+@pytest.mark.parametrize(
+    ("environment", "expected"),
+    [
+        ({}, {"imported": False, "subsegments": []}),
+        (
+            LAMBDA_TRACING,
+            {"imported": True, "subsegments": [["s3", "HeadObject", *TRACE]] * 2},
+        ),
+    ],
+)
+def test_aws_calls_are_x_ray_subsegments_only_with_tracing_on(
+    environment: dict[str, str], expected: dict[str, Any]
+) -> None:
+    """A fresh interpreter builds the clients: with tracing off the X-Ray SDK is never
+    imported; on (as Lambda runs it), an S3 call is a subsegment of the invocation's
+    segment, made on the request's thread or on a look-up thread alike."""
+    done = subprocess.run(
+        [sys.executable, "-c", TRACED_CALL, json.dumps(environment)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    assert json.loads(done.stdout.splitlines()[-1]) == expected
 
 
 def test_meta_answers_page_origins_across_origins_its_404s_too(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -135,6 +136,31 @@ def test_zip_has_the_app_and_no_dev_tools(report: package.ZipReport) -> None:
     }
     for unwanted in ("boto3/", "botocore/", "moto/", "pytest/", "PIL/tests", "scripts/", "tests/"):
         assert not any(name.startswith(unwanted) for name in report.names), unwanted
+    # The X-Ray SDK is shipped (TRACE_AWS_CALLS); the botocore it depends on is the runtime's.
+    for wanted in ("aws_xray_sdk/core/patcher.py", "wrapt/__init__.py"):
+        assert wanted in report.names
+
+
+def test_what_the_runtime_provides_is_dropped_from_the_zip(tmp_path: Path) -> None:
+    zip_path = tmp_path / "deployment.zip"
+    names = [
+        "app.py",
+        "aws_xray_sdk/core/patcher.py",
+        "botocore/client.py",
+        "botocore-1.44.5.dist-info/METADATA",
+        "dateutil/parser/_parser.py",
+        "python_dateutil-2.9.0.dist-info/METADATA",
+        "six.py",
+        "urllib3/__init__.py",
+        "jmespath/__init__.py",
+    ]
+    with zipfile.ZipFile(zip_path, "w") as archive:
+        for name in names:
+            archive.writestr(name, "x")
+    dropped = package.drop_runtime_packages(zip_path)
+    assert zipfile.ZipFile(zip_path).namelist() == ["app.py", "aws_xray_sdk/core/patcher.py"]
+    assert len(dropped) == 7
+    assert package.drop_runtime_packages(zip_path) == []
 
 
 def test_package_checks_report_nothing_wrong(report: package.ZipReport) -> None:
@@ -211,6 +237,7 @@ def test_function_settings(template: dict[str, Any]) -> None:
         "PUBLIC_URL": "https://d111.cloudfront.net",
         "MAX_DIMENSION": "4096",
         "METADATA_TABLE": {"Ref": "MetadataTable"},
+        "TRACE_AWS_CALLS": {"Fn::If": ["TracingActive", "true", "false"]},
     }
     # The page origins the API answers CORS for are the ones the originals bucket allows.
     allowed = resource(template, "OriginalsBucket")["CorsConfiguration"]["CorsRules"][0]
@@ -640,6 +667,9 @@ def test_tracing_is_a_parameter_off_by_default_and_may_write_traces_when_on(
     assert template["Conditions"]["TracingActive"] == {"Fn::Equals": [{"Ref": "Tracing"}, "Active"]}
     for function in ("APIHandler", "OnOriginalEvent"):
         assert resource(template, function)["Tracing"] == {"Ref": "Tracing"}
+        # The functions patch botocore (AWS calls as subsegments) only when tracing is on.
+        variables = resource(template, function)["Environment"]["Variables"]
+        assert variables["TRACE_AWS_CALLS"] == {"Fn::If": ["TracingActive", "true", "false"]}
     assert resource(template, "RestAPI")["TracingEnabled"] == {
         "Fn::If": ["TracingActive", True, False]
     }

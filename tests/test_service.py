@@ -24,6 +24,7 @@ from chalicelib.errors import (
     VariantTooLarge,
 )
 from chalicelib.resize.grammar import parse_size
+from chalicelib.resize.ledger import original_prefix
 from chalicelib.resize.request import nearest_allowed
 from chalicelib.resize.service import ResizeService
 from chalicelib.resize.signing import sign
@@ -484,6 +485,21 @@ def test_a_miss_whose_original_changed_meanwhile_stores_nothing(
         make_service(s3, settings).resize("100x", original.split("/"))
     assert info.value.status == {"overwrite": 409, "delete": 404}[change]  # type: ignore[attr-defined]
     assert keys(s3) - {original} == before  # no variant, and its claim given back
+
+
+def test_a_miss_writes_the_ledger_entry_its_claim_just_made_once(
+    s3: Any, settings: Settings, original: str
+) -> None:
+    """The claim's entry is fresh when the variant is stored: the original's HEAD goes alone
+    (tests/test_lifecycle.py: a claim older than half the in-flight window is written again)."""
+    puts: list[str] = []
+    s3.meta.events.register(
+        "before-parameter-build.s3.PutObject", lambda params, **_: puts.append(params["Key"])
+    )
+    make_service(s3, settings).resize("100x", original.split("/"))
+    entries = [key for key in puts if key.startswith(original_prefix(original))]
+    assert len(entries) == 1
+    assert sorted(puts) == sorted([*entries, f"100x/{original}"])
 
 
 def test_a_redirect_to_an_output_is_not_stored_once_the_original_changed(

@@ -9,15 +9,18 @@ named by a ledger entry, so a purge finds them all.
 
 Nothing is stored from an original that is no longer current: right before
 each write, the original's HEAD must still give the ETag the pixels were
-made from, and the object's ledger entry is written again in the same round
-trip (a purge keeps a young entry whose object isn't stored yet as a write
-in flight).  An overwrite or delete that lands after that HEAD finds the
-object, at the latest, in the recheck RECHECK_DELAY_SECONDS later
+made from, and the object's ledger entry has been written within this
+invocation by then: by the claim that created it (under half of
+RECHECK_DELAY_SECONDS before), or again in the HEAD's round trip (a purge
+keeps a young entry whose object isn't stored yet as a write in flight).
+An overwrite or delete that lands after that HEAD finds the object, at the
+latest, in the recheck RECHECK_DELAY_SECONDS later
 (docs/lifecycle.md).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
@@ -175,6 +178,7 @@ class VariantWriter:
         entry = output_entry(request.key, canonical, request.path)
         # The claim's PUT is under way before rendering starts and has landed
         # before the variant is stored; its round trip overlaps the render.
+        claimed_at = time.monotonic()
         claim = started(self._store.put_new, entry, b"", **_LEDGER_ENTRY)
         try:
             from chalicelib.imaging import render
@@ -184,9 +188,20 @@ class VariantWriter:
                 rendered = render(original, request.spec, self._settings.imaging, shared, position)
             self._check_bytes(rendered)
             with observe.timed("s3_claim_wait"):
-                claim.result()
+                claimed = claim.result()
+            # A claim this young still counts as written just now (a second write
+            # would add an S3 call's CPU to every miss): the rest of the in-flight
+            # window covers the HEAD and the PUT that follow.
+            fresh = time.monotonic() - claimed_at < self._settings.recheck_delay_seconds / 2
             with observe.timed("s3_store"):
-                self._put_current(request, entry, provenance, rendered.body, rendered.content_type)
+                self._put_current(
+                    request,
+                    entry,
+                    provenance,
+                    rendered.body,
+                    rendered.content_type,
+                    entry_written=claimed and fresh,
+                )
             observe.add("BytesOut", len(rendered.body))
         except BaseException:
             # The budget must not keep a slot for pixels that were never
@@ -237,20 +252,28 @@ class VariantWriter:
         body: bytes,
         content_type: str,
         redirect_to: str | None = None,
+        *,
+        entry_written: bool = False,
     ) -> None:
         """Store ``request``'s object with ``provenance`` (made_from) if its original is current.
 
         The original's HEAD and a fresh write of the object's ledger entry
         go out together; only then, when the original's ETag is still the one
-        in ``provenance``, the object.
+        in ``provenance``, the object.  ``entry_written``: this invocation's
+        claim created the entry less than half of RECHECK_DELAY_SECONDS ago and
+        it has landed before the HEAD is sent: a purge that follows a change
+        after the HEAD still finds it young, so it is not written again.
         Otherwise the entry goes again and nothing is stored.
         """
         etag = provenance[SOURCE_ETAG]
-        current = S3_CALLS.submit(self._originals.head, request.key)
-        try:
-            self._store.put(entry, b"", **_LEDGER_ENTRY)
-        finally:
-            found = current.result()
+        if entry_written:
+            found = self._originals.head(request.key)
+        else:
+            current = S3_CALLS.submit(self._originals.head, request.key)
+            try:
+                self._store.put(entry, b"", **_LEDGER_ENTRY)
+            finally:
+                found = current.result()
         if found is None or found.etag != etag:
             self._store.delete(entry)  # names nothing: the object is not stored
         if found is None:

@@ -45,6 +45,13 @@ ELF_MACHINES = {62: "x86_64", 183: "aarch64"}
 WHEEL_MACHINE = {"x86_64": "x86_64", "arm64": "aarch64"}
 # pillow-heif's files in the zip: the binding, its package and its bundled libraries.
 HEIF_PATHS = ("pillow_heif", "_pillow_heif")
+# botocore and its dependencies, as the Lambda Python runtime provides them: never in the zip.
+RUNTIME_PACKAGES = frozenset(
+    {"boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six"}
+)
+RUNTIME_DISTRIBUTIONS = frozenset(
+    {"boto3", "botocore", "s3transfer", "jmespath", "python_dateutil", "urllib3", "six"}
+)
 LEGACY_MANYLINUX = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
 
 
@@ -107,6 +114,35 @@ def chalice_package(out_dir: Path, region: str, stage: str = STAGE) -> None:
         # Only the region matters to chalice package; it makes no AWS calls.
         env = {**os.environ, "AWS_DEFAULT_REGION": region}
         subprocess.run(command, cwd=ROOT, env=env, check=True)
+    drop_runtime_packages(out_dir / "deployment.zip")
+
+
+def drop_runtime_packages(zip_path: Path) -> list[str]:
+    """Remove from the zip what the Lambda runtime provides (RUNTIME_PACKAGES); what went.
+
+    chalice installs every requirement with its dependencies: the X-Ray SDK
+    brings botocore and its own, which the runtime has already (and which
+    would shadow the runtime's boto3 with a botocore of another version).
+    """
+    with zipfile.ZipFile(zip_path) as archive:
+        entries = [(info, archive.read(info)) for info in archive.infolist()]
+    kept = [(info, data) for info, data in entries if not _runtime_provided(info.filename)]
+    if len(kept) == len(entries):
+        return []
+    with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for info, data in kept:
+            archive.writestr(info, data)
+    return sorted(
+        {info.filename.split("/")[0] for info, _ in entries}
+        - {info.filename.split("/")[0] for info, _ in kept}
+    )
+
+
+def _runtime_provided(name: str) -> bool:
+    top = name.split("/")[0]
+    if top.endswith(".dist-info"):
+        return top.split("-")[0].lower() in RUNTIME_DISTRIBUTIONS
+    return top.removesuffix(".py") in RUNTIME_PACKAGES
 
 
 def cfn_lint(template: Path) -> subprocess.CompletedProcess[str]:
