@@ -439,6 +439,20 @@ def late_miss(aws: Aws, size: str, canonical: str, etag: str, body: bytes) -> An
     return store
 
 
+def test_an_overwrite_purges_both_spellings_two_first_requests_stored_of_one_output(
+    aws: Aws,
+) -> None:
+    """``100x`` and ``100x75`` of a 800×600 original, asked for at once: both are stored."""
+    aws.handle(aws.put(KEY, photo((800, 600))))
+    old_etag = aws.s3.head_object(Bucket=ORIGINALS, Key=KEY)["ETag"]
+    for size in ("100x", "100x75"):
+        late_miss(aws, size, "100x75", old_etag, b"old pixels")()
+    aws.handle(aws.put(KEY, photo((800, 600), tag_010F="another camera")))
+    for size in ("100x", "100x75"):
+        with pytest.raises(aws.s3.exceptions.ClientError):
+            aws.s3.head_object(Bucket=BUCKET, Key=f"{size}/{KEY}")
+
+
 def test_a_recheck_removes_a_variant_a_slow_miss_stored_after_the_purge(aws: Aws) -> None:
     aws.handle(aws.put(KEY, photo((1200, 900))))
     old_etag = aws.s3.head_object(Bucket=ORIGINALS, Key=KEY)["ETag"]

@@ -36,32 +36,36 @@ class Ledger:
 
     outputs: Mapping[str, str] = field(default_factory=dict)  # canonical token → stored path
     aliases: frozenset[str] = frozenset()  # paths that hold a redirect to an output
+    # Every output entry, (canonical token, path): two spellings of one output asked for
+    # at once both store theirs, and a purge must find both, not just the one served.
+    stored: frozenset[tuple[str, str]] = frozenset()
 
     @classmethod
     def from_names(cls, names: Iterable[str]) -> Ledger:
         """Read the entry names listed under :func:`original_prefix` (the prefix removed)."""
         outputs: dict[str, str] = {}
         aliases: set[str] = set()
+        stored: set[tuple[str, str]] = set()
         for name in sorted(names):
             kind, rest = name[: len(OUTPUTS)], name[len(OUTPUTS) :]
             token, separator, path = rest.partition("=")
             if kind == OUTPUTS and separator:
                 outputs.setdefault(token, path)
+                stored.add((token, path))
             elif kind == ALIASES:
                 aliases.add(rest)
-        return cls(outputs, frozenset(aliases))
+        return cls(outputs, frozenset(aliases), frozenset(stored))
 
     def with_output(self, canonical_token: str, path: str) -> Ledger:
         """This ledger once the output ``canonical_token`` is stored at ``path`` (if it wasn't)."""
         if canonical_token in self.outputs:
             return self
-        return Ledger({**self.outputs, canonical_token: path}, self.aliases)
+        outputs = {**self.outputs, canonical_token: path}
+        return Ledger(outputs, self.aliases, self.stored | {(canonical_token, path)})
 
     def entries(self, key: str) -> dict[str, str]:
         """Each stored object of ``key`` (output or redirect) → the ledger entry naming it."""
-        stored = {
-            f"{path}/{key}": output_entry(key, token, path) for token, path in self.outputs.items()
-        }
+        stored = {f"{path}/{key}": output_entry(key, token, path) for token, path in self.stored}
         stored.update({f"{path}/{key}": alias_entry(key, path) for path in self.aliases})
         return stored
 
