@@ -24,10 +24,12 @@ class Change(Enum):
     CREATED = "created"  # ObjectCreated:* (Put, Post, Copy, CompleteMultipartUpload)
     REMOVED = "removed"  # ObjectRemoved:* (Delete, DeleteMarkerCreated)
     RECHECK = "recheck"  # ours: purge again later, for misses that were still rendering
+    RECHECK_PREFIX = "recheck prefix"  # ours: every original under a prefix (a policy change)
 
 
-# The body of a recheck message; S3 never sends this shape.
+# The bodies of recheck messages; S3 never sends these shapes.
 RECHECK = "Recheck"
+RECHECK_PREFIX = "RecheckPrefix"
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,8 @@ def parse_message(record: dict[str, Any]) -> list[ObjectEvent]:
         return []
     if RECHECK in body:
         return [_recheck(body[RECHECK], message_id)]
+    if RECHECK_PREFIX in body:
+        return [_recheck_prefix(body[RECHECK_PREFIX], message_id)]
     records = body.get("Records")
     if not isinstance(records, list):
         raise MalformedEvent(f"message {message_id}: no Records")
@@ -98,6 +102,20 @@ def _recheck(item: Any, message_id: str) -> ObjectEvent:
     ):
         raise MalformedEvent(f"message {message_id}: a recheck needs a bucket and a key")
     return ObjectEvent(Change.RECHECK, item["bucket"], item["key"], "", message_id)
+
+
+def recheck_prefix_body(bucket: str, prefix: str) -> str:
+    """The message that asks for every original under a prefix to be checked again."""
+    return json.dumps({RECHECK_PREFIX: {"bucket": bucket, "prefix": prefix}})
+
+
+def _recheck_prefix(item: Any, message_id: str) -> ObjectEvent:
+    """A prefix recheck, as an event whose ``key`` is the prefix."""
+    if not isinstance(item, dict) or not all(
+        isinstance(item.get(name), str) and item[name] for name in ("bucket", "prefix")
+    ):
+        raise MalformedEvent(f"message {message_id}: a prefix recheck needs a bucket and a prefix")
+    return ObjectEvent(Change.RECHECK_PREFIX, item["bucket"], item["prefix"], "", message_id)
 
 
 def _change(event_name: str) -> Change:
