@@ -138,7 +138,8 @@ def test_the_active_copy_round_trips_with_its_marks_etags() -> None:
     active = pending.with_etags({MARK: '"e1"'})
     again = parse_document(active.to_json(), 4096, active=True)
     assert again == active
-    assert again.rules[0].watermark is not None and again.rules[0].watermark.etag == '"e1"'
+    assert again.rules[0].watermark is not None
+    assert again.rules[0].watermark.etag == '"e1"'
 
 
 def test_a_fingerprint_changes_with_every_field_and_the_marks_etag() -> None:
