@@ -42,6 +42,14 @@ ANIMATION_FRAME_BYTES = 9
 ANIMATION_SOURCE_BYTES = 13
 
 
+# A watermark is RGBA: four bytes a pixel, whichever copy.
+MARK_BYTES = 4
+# Per pixel of a scaled watermark: the resampled (premultiplied) copy, its RGBA
+# conversion, the alpha channel and its opacity-scaled copy, and the two
+# copies of the output's region an alpha composite makes.
+MARKED_BYTES = 4 + 4 + 1 + 1 + 4 + 4
+
+
 def estimated_bytes(image: Image.Image, structure: Structure, job: Job) -> int:
     """The memory model: peak bytes a render of ``job`` holds, from headers alone.
 
@@ -52,7 +60,7 @@ def estimated_bytes(image: Image.Image, structure: Structure, job: Job) -> int:
     copies and every output frame.
     """
     decoded = area(image.size)
-    decoder = structure.decoder_bytes + round(structure.decoder_bytes_per_pixel * decoded)
+    decoder = decoder_bytes(image, structure)
     canvas = area(job.geometry.canvas)
     alpha = job.frames > 1 or "A" in normal_mode(image)  # animation frames are RGBA
     encoder = canvas * OUTPUT_BYTES_PER_PIXEL[job.output.pillow][alpha]
@@ -62,6 +70,38 @@ def estimated_bytes(image: Image.Image, structure: Structure, job: Job) -> int:
     composited = area(structure.canvas or image.size)
     frames = job.frames * canvas * ANIMATION_FRAME_BYTES
     return decoder + composited * ANIMATION_SOURCE_BYTES + frames + encoder
+
+
+def decoder_bytes(image: Image.Image, structure: Structure) -> int:
+    """What the decoder holds besides the decoded pixels (preflight's figures)."""
+    return structure.decoder_bytes + round(structure.decoder_bytes_per_pixel * area(image.size))
+
+
+def mark_decode_bytes(image: Image.Image, structure: Structure) -> int:
+    """Peak bytes decoding a watermark takes: the decoder's share, the decoded pixels, an
+    8-bit or RGB step on the way, and the RGBA copy kept."""
+    pixels = area(image.size)
+    return decoder_bytes(image, structure) + pixels * (storage_bytes(image.mode) + 4 + MARK_BYTES)
+
+
+def mark_bytes(mark: tuple[int, int], box: tuple[int, int, int, int] | None, canvas: int) -> int:
+    """What marking one output adds to its render's peak (``box``: the scaled mark's place,
+    None: unmarked; ``canvas``: the output's pixels).
+
+    The decoded mark (kept for the process) and the premultiplied copy Pillow
+    resamples it in; the resampler's first pass (scaled width by the mark's
+    height); per scaled pixel, MARKED_BYTES; the output frame converted to
+    colour (grey outputs only, counted for every output).
+    """
+    if box is None:
+        return 0
+    width, height = box[2], box[3]
+    return (
+        2 * MARK_BYTES * area(mark)
+        + MARK_BYTES * width * mark[1]
+        + MARKED_BYTES * width * height
+        + MARK_BYTES * canvas
+    )
 
 
 def _resample_bytes(image: Image.Image, job: Job) -> int:
