@@ -76,7 +76,7 @@ MALFORMED = [
     (document(marked(opacity=0)), "rules[0].watermark.opacity: must be > 0 and <= 1"),
     (document(marked(opacity="0.5")), "rules[0].watermark.opacity: must be > 0 and <= 1"),
     (document(marked(opacity=True)), "rules[0].watermark.opacity: must be > 0 and <= 1"),
-    (document(marked(min_size=-1)), "rules[0].watermark.min_size: must be a whole number"),
+    (document(marked(min_size=0)), "rules[0].watermark.min_size: must be a whole number"),
     (document(marked(min_size=2.5)), "rules[0].watermark.min_size: must be a whole number"),
     (document(marked(min_size=99999)), "rules[0].watermark.min_size: must be a whole number"),
     # ETags are the activation's to record, never the uploader's.
@@ -105,12 +105,12 @@ def test_every_problem_of_a_document_is_named_at_once() -> None:
 
 def test_a_valid_document_parses_with_its_defaults() -> None:
     raw = document(
-        marked(anchor="nw", opacity=1, min_size=0),
+        marked(anchor="nw", opacity=1, min_size=1),
         {"prefix": "shop/free/", "sizes": ["300x", "640x.auto"], "formats": ["jpeg"]},
         {"prefix": "private/", "signed": True},
     )
     parsed = parse_document(raw, 4096)
-    mark = WatermarkRule(MARK, anchor="nw", opacity=1.0, min_size=0)
+    mark = WatermarkRule(MARK, anchor="nw", opacity=1.0, min_size=1)
     assert parsed.rules[0] == Rule("shop/", watermark=mark)
     free = parsed.rules[1]
     assert free.size_tokens == ("300x", "640x.auto")

@@ -227,8 +227,8 @@ class _Parser:
         width = self._number(item, "width", defaults.width, path, lambda v: 0 < v <= 1)
         opacity = self._number(item, "opacity", defaults.opacity, path, lambda v: 0 < v <= 1)
         min_size = item.get("min_size", defaults.min_size)
-        if type(min_size) is not int or not 0 <= min_size <= self._max_dimension:
-            self.fail(f"{path}.min_size", f"must be a whole number from 0 to {self._max_dimension}")
+        if type(min_size) is not int or not 1 <= min_size <= self._max_dimension:
+            self.fail(f"{path}.min_size", f"must be a whole number from 1 to {self._max_dimension}")
         etag = item.get("etag", "")
         if not isinstance(etag, str):
             self.fail(f"{path}.etag", "must be a string")

@@ -191,12 +191,12 @@ class VariantWriter:
             from chalicelib.imaging import render
 
             position = focus.position if focus is not None else None
-            marked = {}
+            mark = None
             if self._policies is not None and rule is not None and rule.watermark is not None:
-                marked["watermark"] = self._policies.watermark(rule.watermark)
+                mark = self._policies.watermark(rule.watermark)
             with observe.timed("render"):
                 rendered = render(
-                    original, request.spec, self._settings.imaging, shared, position, **marked
+                    original, request.spec, self._settings.imaging, shared, position, mark
                 )
             self._check_bytes(rendered)
             with observe.timed("s3_claim_wait"):
