@@ -27,6 +27,7 @@ from chalicelib.resize.service import ResizeService
 from chalicelib.storage import ImageStore
 from tests.support import BUCKET
 from tests.support.marks import difference_box, frames, mark_png
+from tests.support.s3_events import sqs_event_for
 from tests.test_lifecycle import ORIGINALS, Aws, photo
 
 MARK = "_policy/marks/logo.png"
@@ -255,3 +256,23 @@ def test_a_prefix_recheck_goes_through_the_queue_with_its_delay(app_env: dict[st
 def test_a_malformed_prefix_recheck_is_refused(item: Any) -> None:
     with pytest.raises(MalformedEvent):
         parse_message({"messageId": "m", "body": json.dumps({"RecheckPrefix": item})})
+
+
+def test_meta_says_whether_an_original_is_watermarked(lifecycle_app: Any, s3: Any) -> None:
+    def handled(key: str, body: bytes) -> None:
+        etag = s3.put_object(Bucket="originals", Key=key, Body=body)["ETag"]
+        event = sqs_event_for(lifecycle_app, key, etag, len(body))
+        answer = lifecycle_app.lambda_.invoke("on_original_event", event)
+        assert answer.payload == {"batchItemFailures": []}
+
+    def watermarked(key: str) -> bool:
+        return json.loads(lifecycle_app.http.get(f"/meta/{key}").body)["watermarked"]
+
+    handled("shop/a.jpg", photo((640, 480)))
+    handled("free/b.jpg", photo((640, 480)))
+    assert not watermarked("shop/a.jpg")
+    handled(MARK, mark_png())
+    handled(OTHER_MARK, mark_png())
+    handled(PENDING_KEY, document())
+    assert watermarked("shop/a.jpg")
+    assert not watermarked("free/b.jpg")

@@ -83,6 +83,11 @@ class PolicyStore:
     def rule_for(self, key: str) -> Rule | None:
         return self.active().rule_for(key)
 
+    def watermarked(self, key: str) -> bool:
+        """Whether ``key``'s outputs (at or above the rule's min_size) carry a watermark."""
+        rule = self.rule_for(key)
+        return rule is not None and rule.watermark is not None
+
     def read_active(self) -> PolicyDocument:
         """The active document as stored now (none stored: no rules)."""
         try:
