@@ -46,6 +46,9 @@ EVENTS_QUEUE_NAME = "image-events"
 # Rendered as soon as an original arrives: a gallery's thumbnail (on the focal point,
 # else the most detailed square) and common widths.
 DEFAULT_PRESET_SIZES = "160x160-cover-focus,320x,640x,1280x"
+# MAX_DIMENSION's range.
+DEFAULT_MAX_DIMENSION = 4096
+MAX_MAX_DIMENSION = 16384
 MIN_SIGNING_KEY_BYTES = 16
 MIN_UPLOAD_TOKEN_CHARS = 12
 _UPLOAD_PREFIX = re.compile(r"[a-z][a-z0-9-]{0,62}")
@@ -120,7 +123,9 @@ class Settings:
         bucket = env.get("IMAGE_BUCKET", "").strip()
         if not bucket:
             raise ConfigError("IMAGE_BUCKET is required")
-        max_dimension = _int(env, "MAX_DIMENSION", 4096, low=1, high=16384)
+        max_dimension = _int(
+            env, "MAX_DIMENSION", DEFAULT_MAX_DIMENSION, low=1, high=MAX_MAX_DIMENSION
+        )
         allowed_sizes = _allowed_sizes(env.get("ALLOWED_SIZES", ""), max_dimension)
         return cls(
             bucket=bucket,

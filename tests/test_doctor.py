@@ -39,10 +39,12 @@ CDN = "the CDN does not cache redirects"
 AUTO = "the CDN resolves .auto"
 DEAD_LETTERS = "no originals' event is stuck"
 SIGN_IN = "the sign-in issuer's discovery document"
+POLICIES = "the policy document in service"
 # What s3rver can't show (it serves and lists everything to everyone), no CDN locally,
-# no dead-letter queue unless given, and no sign-in issuer yet (tests/test_identity.py
-# checks that check against a loopback issuer).
-SKIPPED_LOCALLY = {ORIGINALS_PRIVATE, NOT_LISTABLE, CDN, AUTO, DEAD_LETTERS, SIGN_IN}
+# no dead-letter queue unless given, no sign-in issuer yet (tests/test_identity.py
+# checks that check against a loopback issuer), and no policy document
+# (tests/test_policy_events.py checks that check over moto).
+SKIPPED_LOCALLY = {ORIGINALS_PRIVATE, NOT_LISTABLE, CDN, AUTO, DEAD_LETTERS, SIGN_IN, POLICIES}
 
 
 @pytest.fixture(scope="module")

@@ -276,3 +276,44 @@ def test_meta_says_whether_an_original_is_watermarked(lifecycle_app: Any, s3: An
     handled(PENDING_KEY, document())
     assert watermarked("shop/a.jpg")
     assert not watermarked("free/b.jpg")
+
+
+def doctor_says(policies: Policies) -> tuple[str, str]:
+    from scripts.ops import doctor
+
+    target = doctor.Target(
+        bucket=BUCKET,
+        originals_bucket=ORIGINALS,
+        api_url="",
+        website_url="",
+        public_url="",
+        s3=policies.aws.s3,
+    )
+    result = doctor.policies(target)
+    return result.mark, result.detail
+
+
+def test_the_doctor_validates_the_document_in_service_and_the_uploaded_one(
+    policies: Policies,
+) -> None:
+    assert doctor_says(policies)[0] == "–"  # no policy document: skipped
+    activated(policies)
+    assert doctor_says(policies) == ("✓", "2 rule(s), 2 mark(s)")
+    policies.upload(PENDING_KEY, document(opacity=0))
+    mark, detail = doctor_says(policies)
+    assert mark == "✗"
+    assert "rules[0].watermark.opacity: must be > 0 and <= 1" in detail
+    assert "stays in service" in detail
+    policies.upload(PENDING_KEY, document())
+    policies.aws.s3.put_object(Bucket=ORIGINALS, Key=OTHER_MARK, Body=b"replaced, no event")
+    assert doctor_says(policies) == (
+        "✗",
+        f"the mark {OTHER_MARK} was replaced, not activated: its prefixes answer 409",
+    )
+    policies.aws.s3.delete_object(Bucket=ORIGINALS, Key=OTHER_MARK)
+    assert "is missing" in doctor_says(policies)[1]
+    policies.upload(OTHER_MARK, mark_png())
+    policies.aws.s3.put_object(Bucket=ORIGINALS, Key=PENDING_KEY, Body=document(opacity=0.5))
+    assert doctor_says(policies) == ("✗", f"{PENDING_KEY} is not the document in service")
+    policies.aws.s3.put_object(Bucket=ORIGINALS, Key=ACTIVE_KEY, Body=b"{}")
+    assert doctor_says(policies)[1].startswith(f"{ACTIVE_KEY} is unreadable")
