@@ -64,20 +64,26 @@ def assert_marked(
     return found
 
 
+# A JPEG is decoded near the output's size (shrink-on-load); a PNG at full size.
+SOURCES = {"jpeg": lambda: corpus.jpeg(PHOTO), "png": lambda: corpus.in_format("PNG", PHOTO)}
+
+
+@pytest.mark.parametrize("source", list(SOURCES))
 @pytest.mark.parametrize("anchor", ANCHORS)
-def test_an_inside_fit_is_marked_at_each_anchor(anchor: str) -> None:
-    assert_marked(corpus.jpeg(PHOTO), "400x", (0, 0, 400, 300), watermark(anchor=anchor))
+def test_an_inside_fit_is_marked_at_each_anchor(anchor: str, source: str) -> None:
+    assert_marked(SOURCES[source](), "400x", (0, 0, 400, 300), watermark(anchor=anchor))
 
 
+@pytest.mark.parametrize("source", list(SOURCES))
 @pytest.mark.parametrize(
     ("token", "focus"),
-    [("400x200-cover-n", None), ("400x200-cover-smart", None), ("400x200-cover-focus", (0.2, 0.3))],
+    [("400x200-cover-s", None), ("400x200-cover-smart", None), ("400x200-cover-focus", (0.2, 0.8))],
     ids=["compass", "smart", "focus"],
 )
 def test_a_cover_crop_is_marked_on_its_output(
-    token: str, focus: tuple[float, float] | None
+    token: str, focus: tuple[float, float] | None, source: str
 ) -> None:
-    assert_marked(corpus.jpeg(PHOTO), token, (0, 0, 400, 200), watermark(), focus=focus)
+    assert_marked(SOURCES[source](), token, (0, 0, 400, 200), watermark(), focus=focus)
 
 
 @pytest.mark.parametrize("anchor", ["se", "n", "w"])
@@ -248,12 +254,20 @@ def test_a_hostile_mark_is_refused_like_a_hostile_original(name: str) -> None:
 
 
 def test_the_memory_model_counts_the_mark() -> None:
+    # ~18 MiB unmarked; the mark decodes in ~11 MiB, but marking this output adds ~22.
     data, spec = corpus.jpeg(PHOTO), parse_size("1000x", 4096)
-    budget = ImagingLimits(max_render_bytes=40 * 2**20)
-    big = watermark(image=marks.mark_png((2000, 1900)), width=1.0)
+    budget = ImagingLimits(max_render_bytes=30 * 2**20)
+    big = watermark(image=marks.mark_png((1000, 1000)), width=1.0)
     render(data, spec, budget)  # within the budget unmarked
+    assert overlay.decoded_mark(big.image, budget).size == (1000, 1000)  # and the mark alone
     with pytest.raises(OriginalTooManyPixels):
         render(data, spec, budget, watermark=big)
+
+
+def test_a_mark_whose_decode_is_over_the_budget_is_refused() -> None:
+    budget = ImagingLimits(max_render_bytes=8 * 2**20)
+    with pytest.raises(OriginalTooManyPixels):
+        overlay.decoded_mark(marks.mark_png((1000, 1000)), budget)
 
 
 @pytest.mark.parametrize(
