@@ -107,7 +107,8 @@ def test_every_frame_of_an_animation_is_marked(source: str, token: str) -> None:
     assert_marked(original, token, (0, 0, 400, 200), watermark(), frames=5)
 
 
-def test_the_mark_is_scaled_once_for_every_frame(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_mark_is_scaled_once_per_output_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once for every frame of an animation, and once for the next output of that size."""
     scaled: list[tuple[int, int]] = []
     original_resize = Image.Image.resize
 
@@ -118,8 +119,13 @@ def test_the_mark_is_scaled_once_for_every_frame(monkeypatch: pytest.MonkeyPatch
 
     monkeypatch.setattr(Image.Image, "resize", spy)
     original = corpus.animated("GIF", frames=5, size=(600, 300))
-    assert render(original, parse_size("400x", 4096), watermark=watermark()).frames == 5
+    mark = watermark(image=marks.mark_png(MARK, (250, 1, 250)))  # bytes no other test scales
+    assert render(original, parse_size("400x", 4096), watermark=mark).frames == 5
     assert scaled == [(100, 50)]
+    render(corpus.jpeg(PHOTO), parse_size("400x", 4096), watermark=mark)  # a 400×300 output
+    render(corpus.jpeg(PHOTO), parse_size("200x200-pad", 4096), watermark=mark)  # unmarked
+    render(corpus.jpeg(PHOTO), parse_size("x256", 4096), watermark=mark)  # 341×256
+    assert scaled == [(100, 50), (85, 43)]
 
 
 @pytest.mark.parametrize("output", ["jpeg", "png", "webp", "avif"])
@@ -221,6 +227,12 @@ def test_a_mark_is_decoded_once_per_process_and_the_cache_is_bounded() -> None:
     for side in range(overlay.MARK_CACHE_ENTRIES):
         overlay.decoded_mark(marks.mark_png((31 + side, 20)))
     assert overlay.decoded_mark(first) is not decoded  # pushed out, decoded again
+
+
+def test_a_mark_used_at_its_own_size_stays_as_decoded() -> None:
+    data = marks.mark_png((100, 50), (251, 2, 251))  # 400x: the box is the mark's own size
+    render(corpus.jpeg(PHOTO), parse_size("400x", 4096), watermark=watermark(image=data))
+    assert overlay.decoded_mark(data).getchannel("A").getextrema() == (255, 255)
 
 
 def test_check_watermark_returns_the_marks_size() -> None:

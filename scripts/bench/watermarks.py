@@ -6,9 +6,12 @@ DIR) to 300 and 1000 px wide, each the whole miss render
 (``chalicelib.imaging.render``), unmarked and with a generated mark at the
 Watermark defaults (bottom right, a quarter of the width, opacity 0.6).  Timed
 interleaved in one process, CPU time per call, medians over rounds
-(scripts/bench/timing.py).  The mark is decoded once per process; that first
-decode (the walk, the checks, the decode) is timed apart, on fresh bytes
-each round.  The closing line: the worst ratio of marked to unmarked per size.
+(scripts/bench/timing.py).  A mark is decoded once per process and scaled
+once per output size, both kept: the timed renders reuse them, and what the
+first output of a size pays on top, scaling the mark (Lanczos, opacity), is
+timed apart; so is the mark's first decode in a process (the walk, the
+checks, the decode), on fresh bytes each round.  The closing line: the worst
+ratio of marked to unmarked per size.
 
     python -m scripts.bench.watermarks [--quick] [--photos DIR]
 """
@@ -22,6 +25,7 @@ from io import BytesIO
 from PIL import Image, ImageDraw, PngImagePlugin
 
 from chalicelib import imaging
+from chalicelib.imaging import overlay
 from chalicelib.resize.grammar import parse_size
 from scripts.bench import photos as photo_source
 from scripts.bench.timing import CPU, interleaved, median, write_summary
@@ -54,11 +58,17 @@ def sample_mark(label: str = "") -> bytes:
 
 
 def measure(data: bytes, token: str, mark: imaging.Watermark, rounds: int) -> dict[str, float]:
-    """Median CPU ms of the render of ``data`` to ``token`` without and with ``mark``."""
+    """Median CPU ms of the render of ``data`` to ``token`` without and with ``mark``, and
+    of scaling the mark for that output."""
     spec = parse_size(token, MAX_DIMENSION)
+    decoded = overlay.Mark.of(mark, imaging.ImagingLimits())
+    box = decoded.box(imaging.plan(imaging.inspect(data, spec).size, spec))
+    if box is None:
+        raise ValueError(f"{token}: the output is below the mark's min_size")
     calls = {
         "plain": partial(imaging.render, data, spec),
         "marked": partial(imaging.render, data, spec, watermark=mark),
+        "scaling": partial(overlay.scaled, decoded.image, box[2:], mark.opacity),
     }
     samples = interleaved(calls, rounds, clock=CPU)
     return {name: median(values) for name, values in samples.items()}
@@ -91,8 +101,8 @@ def main() -> int:
         print("bench: no JPEG originals", file=sys.stderr)
         return 1
     mark = imaging.Watermark(sample_mark())
-    print("| case | size | unmarked ms | watermarked ms | ratio |")
-    print("|---|---|---|---|---|")
+    print("| case | size | unmarked ms | watermarked ms | ratio | scaling the mark ms |")
+    print("|---|---|---|---|---|---|")
     worst = dict.fromkeys(TOKENS, 0.0)
     for photo in jpegs:
         data = photo.path.read_bytes()
@@ -100,8 +110,10 @@ def main() -> int:
             ms = measure(data, token, mark, rounds)
             ratio = ms["marked"] / ms["plain"]
             worst[token] = max(worst[token], ratio)
+            plain, marked, scaling = ms["plain"], ms["marked"], ms["scaling"]
             print(
-                f"| {photo.name} | {token} | {ms['plain']:.1f} | {ms['marked']:.1f} | {ratio:.2f} |"
+                f"| {photo.name} | {token} | {plain:.1f} | {marked:.1f} | {ratio:.2f} "
+                f"| {scaling:.1f} |"
             )
     decode = first_decode_ms(rounds)
     print(f"\na {MARK_SIZE[0]}×{MARK_SIZE[1]} mark's first decode in a process: {decode:.1f} ms")
