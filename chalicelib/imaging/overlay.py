@@ -30,8 +30,8 @@ from chalicelib.imaging.memory import (
     MARK_BYTES,
     check_memory,
     check_pixels,
-    mark_bytes,
     mark_decode_bytes,
+    marked_bytes,
 )
 from chalicelib.imaging.watermark import Watermark, mark_box
 
@@ -131,9 +131,11 @@ class Mark:
         """The scaled mark's place in the output canvas (left, top, width, height)."""
         return mark_box(geometry, self.image.size, self.watermark)
 
-    def cost(self, geometry: Geometry) -> int:
-        """Bytes marking an output of ``geometry`` adds to the render's peak."""
-        return mark_bytes(self.image.size, self.box(geometry), area(geometry.canvas))
+    def peak(self, render: int, geometry: Geometry, grey: bool) -> int:
+        """The peak bytes of a render taking ``render`` unmarked, marked for ``geometry``
+        (``grey``: the frame is made RGB for the mark)."""
+        recoloured = area(geometry.canvas) if grey else 0
+        return marked_bytes(render, self.image.size, self.box(geometry), recoloured)
 
     def stamp(self, geometry: Geometry) -> Stamp | None:
         """The mark scaled for this output, ready for every frame; None: unmarked."""
