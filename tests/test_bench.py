@@ -250,6 +250,6 @@ def test_the_watermark_bench_times_what_it_names() -> None:
     assert watermarks.sample_mark("a") != watermarks.sample_mark("b")  # a fresh decode each
     assert imaging.check_watermark(mark.image) == watermarks.MARK_SIZE
     ms = watermarks.measure(corpus.jpeg((1600, 1200)), "300x", mark, rounds=1)
-    assert set(ms) == {"plain", "marked", "scaling"}
+    assert set(ms) == {"plain", "marked", "scaling", "compositing"}
     with pytest.raises(ValueError, match="min_size"):
         watermarks.measure(corpus.jpeg((1600, 1200)), "200x", mark, rounds=1)
