@@ -90,13 +90,9 @@ def first_decode_ms(rounds: int) -> float:
 
 
 def main() -> int:
-    try:
-        originals, rounds = photo_source.photos_and_rounds(
-            "Time a watermarked render against the unmarked one.", ROUNDS, QUICK_ROUNDS
-        )
-    except photo_source.PhotosUnavailable as err:
-        print(f"bench: {err}", file=sys.stderr)
-        return 1
+    originals, rounds = photo_source.photos_and_rounds_or_exit(
+        "Time a watermarked render against the unmarked one.", ROUNDS, QUICK_ROUNDS
+    )
     jpegs = [
         photo
         for photo in originals
