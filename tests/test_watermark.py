@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import replace
 
 import pytest
@@ -18,7 +20,7 @@ from chalicelib.imaging import (
 )
 from chalicelib.resize.grammar import parse_size
 from scripts.bench import bomb_files as bombs
-from tests.support import corpus, marks
+from tests.support import ROOT, corpus, marks
 
 PHOTO = (1600, 1200)
 MARK = (200, 100)
@@ -297,11 +299,23 @@ def test_a_mark_whose_decode_is_over_the_budget_is_refused() -> None:
         ("min_size", 0),
         ("min_size", 2.5),
         ("min_size", True),
+        ("image", b""),
+        ("image", "mark.png"),
     ],
 )
 def test_invalid_watermark_values_name_their_field(field: str, value: object) -> None:
     with pytest.raises(ValueError, match=field):
         replace(watermark(), **{field: value})
+
+
+def test_a_watermark_is_plain_data_that_loads_no_pillow() -> None:
+    code = (
+        "import sys\n"
+        "from chalicelib.imaging import Watermark\n"
+        "Watermark(b'mark', anchor='nw', opacity=1)\n"
+        "assert 'PIL' not in sys.modules, 'Pillow was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=60)
 
 
 def test_the_defaults_are_valid() -> None:
