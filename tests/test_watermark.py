@@ -12,6 +12,7 @@ from PIL import Image
 from chalicelib.errors import OriginalTooManyPixels, ServiceError
 from chalicelib.imaging import (
     ImagingLimits,
+    SharedDecode,
     Watermark,
     check_watermark,
     containers,
@@ -213,6 +214,16 @@ def test_outputs_below_min_size_are_not_marked(token: str, marked: bool) -> None
     assert (body != render(data, spec).body) is marked
 
 
+def test_sizes_marked_from_a_shared_decode_are_the_bytes_of_separate_renders() -> None:
+    # 400x of a 400×300 PNG is the shared decode itself: marking it must not mark the others.
+    data, mark = corpus.in_format("PNG", (400, 300)), watermark()
+    tokens = ["400x", "300x", "400x.webp", "x256"]
+    shared = SharedDecode()
+    together = [render(data, parse_size(t, 4096), shared=shared, watermark=mark) for t in tokens]
+    apart = [render(data, parse_size(t, 4096), watermark=mark) for t in tokens]
+    assert [r.body for r in together] == [r.body for r in apart]
+
+
 @pytest.mark.parametrize("case", corpus.CASES, ids=lambda case: case.name)
 def test_no_watermark_renders_the_same_bytes(case: corpus.Case) -> None:
     spec = parse_size(case.token, 4096)
@@ -281,7 +292,7 @@ def test_the_memory_model_counts_the_mark() -> None:
 def test_a_mark_whose_decode_is_over_the_budget_is_refused() -> None:
     budget = ImagingLimits(max_render_bytes=8 * 2**20)
     with pytest.raises(OriginalTooManyPixels):
-        overlay.decoded_mark(marks.mark_png((1000, 1000)), budget)
+        check_watermark(marks.mark_png((1000, 1000)), budget)
 
 
 @pytest.mark.parametrize(
