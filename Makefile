@@ -69,15 +69,16 @@ $(BENCH_STAMP): requirements-bench.txt $(PY_STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt
 	touch $@
 
-# The pipeline table (scripts/bench/pipeline.py), smart crops and placeholders, then miss/hit
-# timing through the local stack.
+# The pipeline table (scripts/bench/pipeline.py), smart crops and placeholders, watermarks,
+# then miss/hit timing through the local stack.
 # BENCH_ARGS="--quick" for fewer rounds, "--photos DIR" for your own JPEGs.
 # Then one miss through the handler in-process, broken down (scripts/bench/miss_harness.py).
-# It ends with nine lines, each measured in this run (scripts/bench/summary.py).
+# It ends with ten lines, each measured in this run (scripts/bench/summary.py).
 bench: install $(BENCH_STAMP)
 	rm -f .local/bench/*.summary
 	$(BIN)/python -m scripts.bench.pipeline $(BENCH_ARGS)
 	$(BIN)/python -m scripts.bench.crops $(BENCH_ARGS)
+	$(BIN)/python -m scripts.bench.watermarks $(BENCH_ARGS)
 	$(BIN)/python -m scripts.bench.bombs $(BENCH_ARGS)
 	$(BIN)/python -m scripts.bench.stack $(BENCH_ARGS)
 	$(BIN)/python -m scripts.bench.miss_harness $(BENCH_ARGS)

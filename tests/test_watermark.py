@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import replace
 
 import pytest
@@ -10,6 +12,7 @@ from PIL import Image
 from chalicelib.errors import OriginalTooManyPixels, ServiceError
 from chalicelib.imaging import (
     ImagingLimits,
+    SharedDecode,
     Watermark,
     check_watermark,
     containers,
@@ -18,7 +21,7 @@ from chalicelib.imaging import (
 )
 from chalicelib.resize.grammar import parse_size
 from scripts.bench import bomb_files as bombs
-from tests.support import corpus, marks
+from tests.support import ROOT, corpus, marks
 
 PHOTO = (1600, 1200)
 MARK = (200, 100)
@@ -64,20 +67,26 @@ def assert_marked(
     return found
 
 
+# A JPEG is decoded near the output's size (shrink-on-load); a PNG at full size.
+SOURCES = {"jpeg": lambda: corpus.jpeg(PHOTO), "png": lambda: corpus.in_format("PNG", PHOTO)}
+
+
+@pytest.mark.parametrize("source", list(SOURCES))
 @pytest.mark.parametrize("anchor", ANCHORS)
-def test_an_inside_fit_is_marked_at_each_anchor(anchor: str) -> None:
-    assert_marked(corpus.jpeg(PHOTO), "400x", (0, 0, 400, 300), watermark(anchor=anchor))
+def test_an_inside_fit_is_marked_at_each_anchor(anchor: str, source: str) -> None:
+    assert_marked(SOURCES[source](), "400x", (0, 0, 400, 300), watermark(anchor=anchor))
 
 
+@pytest.mark.parametrize("source", list(SOURCES))
 @pytest.mark.parametrize(
     ("token", "focus"),
-    [("400x200-cover-n", None), ("400x200-cover-smart", None), ("400x200-cover-focus", (0.2, 0.3))],
+    [("400x200-cover-s", None), ("400x200-cover-smart", None), ("400x200-cover-focus", (0.2, 0.8))],
     ids=["compass", "smart", "focus"],
 )
 def test_a_cover_crop_is_marked_on_its_output(
-    token: str, focus: tuple[float, float] | None
+    token: str, focus: tuple[float, float] | None, source: str
 ) -> None:
-    assert_marked(corpus.jpeg(PHOTO), token, (0, 0, 400, 200), watermark(), focus=focus)
+    assert_marked(SOURCES[source](), token, (0, 0, 400, 200), watermark(), focus=focus)
 
 
 @pytest.mark.parametrize("anchor", ["se", "n", "w"])
@@ -101,7 +110,8 @@ def test_every_frame_of_an_animation_is_marked(source: str, token: str) -> None:
     assert_marked(original, token, (0, 0, 400, 200), watermark(), frames=5)
 
 
-def test_the_mark_is_scaled_once_for_every_frame(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_mark_is_scaled_once_per_output_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once for every frame of an animation, and once for the next output of that size."""
     scaled: list[tuple[int, int]] = []
     original_resize = Image.Image.resize
 
@@ -112,8 +122,13 @@ def test_the_mark_is_scaled_once_for_every_frame(monkeypatch: pytest.MonkeyPatch
 
     monkeypatch.setattr(Image.Image, "resize", spy)
     original = corpus.animated("GIF", frames=5, size=(600, 300))
-    assert render(original, parse_size("400x", 4096), watermark=watermark()).frames == 5
+    mark = watermark(image=marks.mark_png(MARK, (250, 1, 250)))  # bytes no other test scales
+    assert render(original, parse_size("400x", 4096), watermark=mark).frames == 5
     assert scaled == [(100, 50)]
+    render(corpus.jpeg(PHOTO), parse_size("400x", 4096), watermark=mark)  # a 400×300 output
+    render(corpus.jpeg(PHOTO), parse_size("200x200-pad", 4096), watermark=mark)  # unmarked
+    render(corpus.jpeg(PHOTO), parse_size("x256", 4096), watermark=mark)  # 341×256
+    assert scaled == [(100, 50), (85, 43)]
 
 
 @pytest.mark.parametrize("output", ["jpeg", "png", "webp", "avif"])
@@ -199,6 +214,16 @@ def test_outputs_below_min_size_are_not_marked(token: str, marked: bool) -> None
     assert (body != render(data, spec).body) is marked
 
 
+def test_sizes_marked_from_a_shared_decode_are_the_bytes_of_separate_renders() -> None:
+    # 400x of a 400×300 PNG is the shared decode itself: marking it must not mark the others.
+    data, mark = corpus.in_format("PNG", (400, 300)), watermark()
+    tokens = ["400x", "300x", "400x.webp", "x256"]
+    shared = SharedDecode()
+    together = [render(data, parse_size(t, 4096), shared=shared, watermark=mark) for t in tokens]
+    apart = [render(data, parse_size(t, 4096), watermark=mark) for t in tokens]
+    assert [r.body for r in together] == [r.body for r in apart]
+
+
 @pytest.mark.parametrize("case", corpus.CASES, ids=lambda case: case.name)
 def test_no_watermark_renders_the_same_bytes(case: corpus.Case) -> None:
     spec = parse_size(case.token, 4096)
@@ -215,6 +240,12 @@ def test_a_mark_is_decoded_once_per_process_and_the_cache_is_bounded() -> None:
     for side in range(overlay.MARK_CACHE_ENTRIES):
         overlay.decoded_mark(marks.mark_png((31 + side, 20)))
     assert overlay.decoded_mark(first) is not decoded  # pushed out, decoded again
+
+
+def test_a_mark_used_at_its_own_size_stays_as_decoded() -> None:
+    data = marks.mark_png((100, 50), (251, 2, 251))  # 400x: the box is the mark's own size
+    render(corpus.jpeg(PHOTO), parse_size("400x", 4096), watermark=watermark(image=data))
+    assert overlay.decoded_mark(data).getchannel("A").getextrema() == (255, 255)
 
 
 def test_check_watermark_returns_the_marks_size() -> None:
@@ -248,12 +279,20 @@ def test_a_hostile_mark_is_refused_like_a_hostile_original(name: str) -> None:
 
 
 def test_the_memory_model_counts_the_mark() -> None:
-    data, spec = corpus.jpeg(PHOTO), parse_size("1000x", 4096)
+    # ~29 MiB unmarked; the mark decodes in ~11 MiB, but marking this output adds ~18.
+    data, spec = corpus.jpeg(PHOTO), parse_size("1600x", 4096)
     budget = ImagingLimits(max_render_bytes=40 * 2**20)
-    big = watermark(image=marks.mark_png((2000, 1900)), width=1.0)
+    big = watermark(image=marks.mark_png((1000, 1000)), width=1.0)
     render(data, spec, budget)  # within the budget unmarked
+    assert overlay.decoded_mark(big.image, budget).size == (1000, 1000)  # and the mark alone
     with pytest.raises(OriginalTooManyPixels):
         render(data, spec, budget, watermark=big)
+
+
+def test_a_mark_whose_decode_is_over_the_budget_is_refused() -> None:
+    budget = ImagingLimits(max_render_bytes=8 * 2**20)
+    with pytest.raises(OriginalTooManyPixels):
+        check_watermark(marks.mark_png((1000, 1000)), budget)
 
 
 @pytest.mark.parametrize(
@@ -271,11 +310,23 @@ def test_the_memory_model_counts_the_mark() -> None:
         ("min_size", 0),
         ("min_size", 2.5),
         ("min_size", True),
+        ("image", b""),
+        ("image", "mark.png"),
     ],
 )
 def test_invalid_watermark_values_name_their_field(field: str, value: object) -> None:
     with pytest.raises(ValueError, match=field):
         replace(watermark(), **{field: value})
+
+
+def test_a_watermark_is_plain_data_that_loads_no_pillow() -> None:
+    code = (
+        "import sys\n"
+        "from chalicelib.imaging import Watermark\n"
+        "Watermark(b'mark', anchor='nw', opacity=1)\n"
+        "assert 'PIL' not in sys.modules, 'Pillow was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=60)
 
 
 def test_the_defaults_are_valid() -> None:

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 
 HIGH_BIT_DEPTH = frozenset({"I", "F", "I;16", "I;16L", "I;16B", "I;16N"})
+# Normal modes (see normal_mode) without colour.
+GREY_MODES = frozenset({"L", "LA", "I"})
 
 
 # The memory model (see estimated_bytes), measured with scripts/bench/bombs.py's
@@ -44,10 +46,12 @@ ANIMATION_SOURCE_BYTES = 13
 
 # A watermark is RGBA: four bytes a pixel, whichever copy.
 MARK_BYTES = 4
-# Per pixel of a scaled watermark: the resampled (premultiplied) copy, its RGBA
-# conversion, the alpha channel and its opacity-scaled copy, and the two
-# copies of the output's region an alpha composite makes.
-MARKED_BYTES = 4 + 4 + 1 + 1 + 4 + 4
+# Scaling a mark, per pixel of the scaled copy: Pillow's premultiplied result,
+# its RGBA conversion, the alpha channel and its opacity-scaled copy.
+SCALING_BYTES = 4 + 4 + 1 + 1
+# Compositing, per pixel of the scaled copy: the copy itself (kept), and the
+# two copies of the output's region an alpha composite makes.
+COMPOSITING_BYTES = 4 + 4 + 4
 
 
 def estimated_bytes(image: Image.Image, structure: Structure, job: Job) -> int:
@@ -84,24 +88,28 @@ def mark_decode_bytes(image: Image.Image, structure: Structure) -> int:
     return decoder_bytes(image, structure) + pixels * (storage_bytes(image.mode) + 4 + MARK_BYTES)
 
 
-def mark_bytes(mark: tuple[int, int], box: tuple[int, int, int, int] | None, canvas: int) -> int:
-    """What marking one output adds to its render's peak (``box``: the scaled mark's place,
-    None: unmarked; ``canvas``: the output's pixels).
+def marked_bytes(
+    render: int,
+    mark: tuple[int, int],
+    box: tuple[int, int, int, int] | None,
+    recoloured: int,
+) -> int:
+    """A render's peak (``render`` bytes unmarked) with a mark of size ``mark`` placed at
+    ``box`` (None: unmarked); ``recoloured``: pixels of grey output made RGB for the mark.
 
-    The decoded mark (kept for the process) and the premultiplied copy Pillow
-    resamples it in; the resampler's first pass (scaled width by the mark's
-    height); per scaled pixel, MARKED_BYTES; the output frame converted to
-    colour (grey outputs only, counted for every output).
+    The larger of two moments.  Scaling, before the original is decoded: the
+    decoded mark, the premultiplied copy Pillow resamples it in, the
+    resampler's first pass (scaled width by the mark's height), SCALING_BYTES
+    per scaled pixel.  Compositing, at the render's peak: the decoded mark
+    and the scaled copy (both kept for the process), the composite's copies,
+    the recoloured frame.
     """
     if box is None:
-        return 0
-    width, height = box[2], box[3]
-    return (
-        2 * MARK_BYTES * area(mark)
-        + MARK_BYTES * width * mark[1]
-        + MARKED_BYTES * width * height
-        + MARK_BYTES * canvas
-    )
+        return render
+    scaled = area(box[2:])  # type: ignore[arg-type]
+    scaling = 2 * MARK_BYTES * area(mark) + MARK_BYTES * box[2] * mark[1] + SCALING_BYTES * scaled
+    compositing = MARK_BYTES * area(mark) + COMPOSITING_BYTES * scaled + MARK_BYTES * recoloured
+    return max(scaling, render + compositing)
 
 
 def _resample_bytes(image: Image.Image, job: Job) -> int:

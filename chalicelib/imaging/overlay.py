@@ -1,11 +1,13 @@
-"""Watermarks onto rendered frames: each mark decoded once per process, scaled once per output.
+"""Watermarks onto rendered frames: each mark decoded once per process, scaled once per size.
 
 A mark file gets the checks an original gets (the container walk, the pixel
-and memory limits, typed 4xx on broken bytes), decoded to RGBA upright.  The
-decoded marks are kept, a few per process, keyed by a hash of their bytes.
-For one output the mark is scaled once (Lanczos, from the mark's own size,
+and memory limits, typed 4xx on broken bytes), decoded to RGBA upright.  For
+an output size the mark is scaled once (Lanczos, from the mark's own size,
 alpha premultiplied as Pillow resamples RGBA), its alpha multiplied by the
-opacity, then composited over each frame after resize, upright, sRGB and pad.
+opacity; that copy is composited over each frame after resize, upright,
+sRGB and pad.  Both the decoded marks and the scaled copies are kept for the
+process, a few of each within a byte budget, keyed by a hash of the mark's
+bytes: the next output of the same size reuses its copy.
 """
 
 from __future__ import annotations
@@ -25,38 +27,68 @@ from chalicelib.imaging.geometry import Geometry, area
 from chalicelib.imaging.limits import ImagingLimits
 from chalicelib.imaging.memory import (
     HIGH_BIT_DEPTH,
+    MARK_BYTES,
     check_memory,
     check_pixels,
-    mark_bytes,
     mark_decode_bytes,
+    marked_bytes,
 )
 from chalicelib.imaging.watermark import Watermark, mark_box
 
 # A mark's pixels, at most: enough for a mark as wide as a 4096 px output at
-# width 0.5; with MARK_CACHE_ENTRIES it bounds what the cache keeps (64 MiB).
+# width 0.5.  What the process keeps besides any render (docs/limits.md): the
+# decoded marks (MARK_CACHE_ENTRIES, 64 MiB at most) and scaled copies
+# (SCALED_CACHE_BYTES).
 MAX_MARK_PIXELS = 4_000_000
 MARK_CACHE_ENTRIES = 4
+SCALED_CACHE_ENTRIES = 32
+SCALED_CACHE_BYTES = 16 * 2**20
 # Modes whose pixels composite as they are; anything else is made RGB(A) first.
 _COMPOSITED_MODES = ("RGB", "RGBA")
 
-_cache: OrderedDict[tuple[bytes, ImagingLimits], Image.Image] = OrderedDict()
-_cache_lock = threading.Lock()
+
+class _Kept:
+    """Images kept for the process: least recently used out first, within a count and bytes."""
+
+    def __init__(self, entries: int, max_bytes: int) -> None:
+        self._images: OrderedDict[object, Image.Image] = OrderedDict()
+        self._entries, self._max_bytes, self._bytes = entries, max_bytes, 0
+        self._lock = threading.Lock()
+
+    def get(self, key: object) -> Image.Image | None:
+        with self._lock:
+            image = self._images.get(key)
+            if image is not None:
+                self._images.move_to_end(key)
+            return image
+
+    def put(self, key: object, image: Image.Image) -> None:
+        size = MARK_BYTES * area(image.size)
+        with self._lock:
+            if size > self._max_bytes or key in self._images:
+                return
+            self._images[key] = image
+            self._bytes += size
+            while len(self._images) > self._entries or self._bytes > self._max_bytes:
+                _, dropped = self._images.popitem(last=False)
+                self._bytes -= MARK_BYTES * area(dropped.size)
+
+
+_decoded = _Kept(MARK_CACHE_ENTRIES, MARK_CACHE_ENTRIES * MAX_MARK_PIXELS * MARK_BYTES)
+_scaled = _Kept(SCALED_CACHE_ENTRIES, SCALED_CACHE_BYTES)
 
 
 def decoded_mark(data: bytes, limits: ImagingLimits | None = None) -> Image.Image:
     """The mark in ``data`` as upright RGBA, decoded once per process (don't modify it)."""
-    limits = limits or ImagingLimits()
-    key = (hashlib.sha256(data).digest(), limits)
-    with _cache_lock:
-        mark = _cache.get(key)
-        if mark is not None:
-            _cache.move_to_end(key)
-            return mark
-    mark = _decode(data, limits)
-    with _cache_lock:
-        _cache[key] = mark
-        while len(_cache) > MARK_CACHE_ENTRIES:
-            _cache.popitem(last=False)
+    return _decoded_mark(hashlib.sha256(data).digest(), data, limits or ImagingLimits())
+
+
+def _decoded_mark(digest: bytes, data: bytes, limits: ImagingLimits) -> Image.Image:
+    key = (digest, limits)
+    mark = _decoded.get(key)
+    if mark is None:
+        mark = _decode(data, limits)
+        _decoded.put(key, mark)
     return mark
 
 
@@ -88,18 +120,22 @@ class Mark:
 
     watermark: Watermark
     image: Image.Image
+    digest: bytes  # of the mark file's bytes
 
     @classmethod
     def of(cls, watermark: Watermark, limits: ImagingLimits) -> Mark:
-        return cls(watermark, decoded_mark(watermark.image, limits))
+        digest = hashlib.sha256(watermark.image).digest()
+        return cls(watermark, _decoded_mark(digest, watermark.image, limits), digest)
 
     def box(self, geometry: Geometry) -> tuple[int, int, int, int] | None:
         """The scaled mark's place in the output canvas (left, top, width, height)."""
         return mark_box(geometry, self.image.size, self.watermark)
 
-    def cost(self, geometry: Geometry) -> int:
-        """Bytes marking an output of ``geometry`` adds to the render's peak."""
-        return mark_bytes(self.image.size, self.box(geometry), area(geometry.canvas))
+    def peak(self, render: int, geometry: Geometry, grey: bool) -> int:
+        """The peak bytes of a render taking ``render`` unmarked, marked for ``geometry``
+        (``grey``: the frame is made RGB for the mark)."""
+        recoloured = area(geometry.canvas) if grey else 0
+        return marked_bytes(render, self.image.size, self.box(geometry), recoloured)
 
     def stamp(self, geometry: Geometry) -> Stamp | None:
         """The mark scaled for this output, ready for every frame; None: unmarked."""
@@ -107,15 +143,21 @@ class Mark:
         if box is None:
             return None
         left, top, width, height = box
-        scaled = self.image
-        if scaled.size != (width, height):
-            scaled = scaled.resize((width, height), Image.Resampling.LANCZOS)
-        if self.watermark.opacity < 1:
-            if scaled is self.image:
-                scaled = scaled.copy()  # the cached mark stays as decoded
-            opacity = self.watermark.opacity
-            scaled.putalpha(scaled.getchannel("A").point([round(v * opacity) for v in range(256)]))
-        return Stamp(scaled, (left, top))
+        key = (self.digest, (width, height), self.watermark.opacity)
+        image = _scaled.get(key)
+        if image is None:
+            image = scaled(self.image, (width, height), self.watermark.opacity)
+            _scaled.put(key, image)
+        return Stamp(image, (left, top))
+
+
+def scaled(mark: Image.Image, size: tuple[int, int], opacity: float) -> Image.Image:
+    """An RGBA ``mark`` resampled to ``size`` (Lanczos), its alpha multiplied by ``opacity``;
+    always a new image."""
+    image = mark.resize(size, Image.Resampling.LANCZOS) if mark.size != size else mark.copy()
+    if opacity < 1:
+        image.putalpha(image.getchannel("A").point([round(v * opacity) for v in range(256)]))
+    return image
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ from chalicelib.imaging.geometry import (
 )
 from chalicelib.imaging.limits import ImagingLimits
 from chalicelib.imaging.memory import (
+    GREY_MODES,
     HIGH_BIT_DEPTH,
     check_memory,
     check_pixels,
@@ -149,21 +150,24 @@ def _plan_job(
     """Every frame if the output can animate and the budgets allow; else the first, still."""
     output = output_format(image.format, spec)
     animation = Job(output, plan(image.size, spec, focus), _frame_count(image, structure, output))
-    if animation.frames > 1 and _within_animation_budget(
-        image, structure, animation, limits, _marking(mark, animation)
-    ):
+    if animation.frames > 1 and _within_animation_budget(image, structure, animation, limits, mark):
         return animation
     orientation = exif.read(image, original, structure).orientation
     size = swap(image.size) if orientation in exif.SWAPPING else image.size
     still = Job(output, plan(size, spec, focus), orientation=orientation)
     shrink_on_load(image, still.stored_geometry)  # only changes what will be decoded
-    check_memory(estimated_bytes(image, structure, still) + _marking(mark, still), limits)
+    check_memory(_peak(image, structure, still, mark), limits)
     return still
 
 
-def _marking(mark: Mark | None, job: Job) -> int:
-    """Bytes the watermark adds to ``job``'s peak, once: its scaled copy serves every frame."""
-    return 0 if mark is None else mark.cost(job.geometry)
+def _peak(image: Image.Image, structure: containers.Structure, job: Job, mark: Mark | None) -> int:
+    """The memory model's estimate of ``job``'s peak, with its mark (scaled once for every
+    frame; a grey still is made RGB for it)."""
+    estimate = estimated_bytes(image, structure, job)
+    if mark is None:
+        return estimate
+    grey = job.frames == 1 and normal_mode(image) in GREY_MODES
+    return mark.peak(estimate, job.geometry, grey)
 
 
 def _frame_count(image: Image.Image, structure: containers.Structure, output: OutputFormat) -> int:
@@ -185,13 +189,13 @@ def _within_animation_budget(
     structure: containers.Structure,
     job: Job,
     limits: ImagingLimits,
-    marking: int,
+    mark: Mark | None,
 ) -> bool:
     """Over budget the first frame is served still: the page shows a picture, and
     one request can't buy minutes of CPU or gigabytes of frames."""
     canvas = area(structure.canvas or image.size)  # a GIF's grows with every frame's extent
     pixels = job.frames * max(canvas, area(job.geometry.canvas))
-    estimate = estimated_bytes(image, structure, job) + marking
+    estimate = _peak(image, structure, job, mark)
     if (
         job.frames > limits.max_frames
         or pixels > limits.max_animation_pixels

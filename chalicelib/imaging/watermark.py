@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from chalicelib.imaging.geometry import COMPASS, Geometry, Position, centred_offset
+from chalicelib.imaging.limits import ImagingLimits
 from chalicelib.resize.grammar import Anchor
 
 # Where a mark may sit in the output's content box, as fractions of its spare room.
@@ -82,11 +83,12 @@ def mark_box(
     return left, top, size[0], size[1]
 
 
-def check_watermark(image: bytes) -> tuple[int, int]:
+def check_watermark(image: bytes, limits: ImagingLimits | None = None) -> tuple[int, int]:
     """Validate a mark file as an original is (container walk, limits, decode): its size.
 
-    A hostile or broken file raises the typed 4xx an original would.
+    A hostile or broken file raises the typed 4xx an original would.  The
+    decoded mark is kept, as a render would keep it.
     """
     from chalicelib.imaging import overlay  # Pillow loads only when a mark is looked at
 
-    return overlay.decoded_mark(image).size
+    return overlay.decoded_mark(image, limits).size

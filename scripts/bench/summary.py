@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The closing lines of `make bench`: each benchmark's summary, measured in this run.
 
-pipeline.py, crops.py, stack.py, miss_harness.py and bytes_per_view.py write theirs
+pipeline.py, crops.py, watermarks.py, stack.py, miss_harness.py and bytes_per_view.py write theirs
 to .local/bench/*.summary; `make bench` removes those files before it starts, so
 a line printed here is from this run or the run fails.
 
@@ -18,7 +18,7 @@ from scripts.bench.timing import SUMMARY_DIR
 ROOT = Path(__file__).resolve().parents[2]
 
 
-ORDER = ("pipeline", "crops", "stack", "harness", "views")
+ORDER = ("pipeline", "crops", "watermarks", "stack", "harness", "views")
 
 
 def main() -> int:
