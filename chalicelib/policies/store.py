@@ -171,7 +171,7 @@ class PolicyStore:
             ]
             try:
                 found = self._originals.get_original(key, MAX_WATERMARK_BYTES)
-                check_watermark(found.body)
+                check_watermark(found.body, self._settings.imaging)
             except OriginalNotFound:
                 errors.extend(f"{path}: no image {key!r} in the originals bucket" for path in paths)
                 continue
