@@ -317,3 +317,16 @@ def test_the_doctor_validates_the_document_in_service_and_the_uploaded_one(
     assert doctor_says(policies) == ("✗", f"{PENDING_KEY} is not the document in service")
     policies.aws.s3.put_object(Bucket=ORIGINALS, Key=ACTIVE_KEY, Body=b"{}")
     assert doctor_says(policies)[1].startswith(f"{ACTIVE_KEY} is unreadable")
+
+
+def test_an_active_document_deleted_or_altered_by_hand_is_restored(policies: Policies) -> None:
+    activated(policies)
+    active = policies.active()
+    made = policies.made()
+    assert policies.aws.handle(policies.aws.delete(ACTIVE_KEY)) == []
+    assert policies.active() == active
+    assert policies.made() == made  # the same rules: nothing purged
+    assert policies.upload(ACTIVE_KEY, b'{"version": 1, "rules": []}') == []
+    assert policies.active() == active
+    assert policies.upload(ACTIVE_KEY, b"not json") == []
+    assert policies.active() == active

@@ -69,7 +69,7 @@ from chalicelib.originals.events import Change, MalformedEvent, ObjectEvent, par
 from chalicelib.originals.metadata import MetadataStore, OriginalRecord, State, tombstone
 from chalicelib.originals.notify import Notifier
 from chalicelib.originals.purge import Purger, Rechecker
-from chalicelib.policies.document import ACTIVE_KEY, PENDING_KEY, POLICY_ROOT, PolicyDocument
+from chalicelib.policies.document import PENDING_KEY, POLICY_ROOT, PolicyDocument
 from chalicelib.resize.grammar import variant_url_template
 from chalicelib.resize.service import ResizeService
 from chalicelib.storage import ImageStore, ObjectInfo
@@ -91,7 +91,6 @@ class Outcome(Enum):
     RECHECKED = "rechecked"  # variants checked against the original once more
     POLICY_ACTIVATED = "policy activated"  # the uploaded document (or a mark) is now in service
     POLICY_REJECTED = "policy rejected"  # invalid: the active document stays as it was
-    IGNORED = "ignored"  # the active document's own write
 
 
 class LostRace(StorageUnavailable):
@@ -244,10 +243,10 @@ class OriginalLifecycle:
         An invalid document is reported (log, notification) and never replaces the
         active one.  The originals under every prefix whose rule changed lose the
         variants made under another rule, now and once more after the last cached
-        copy of the old document has expired (Settings.policy_recheck_delay).
+        copy of the old document has expired (Settings.policy_recheck_delay).  The
+        active document's own events activate too: the write that made it changes
+        nothing, and a copy deleted or altered by hand is restored.
         """
-        if event.key == ACTIVE_KEY:
-            return Outcome.IGNORED
         activation = self._policies.activate()
         if activation.rejected:
             log.warning("policy document rejected: %s", "; ".join(activation.errors))

@@ -135,9 +135,13 @@ class PolicyStore:
         """Validate the uploaded document; only if valid, make it active with its marks' ETags.
 
         A deleted upload makes an empty document active.  Each watermark image is
-        read and checked as an original would be.
+        read and checked as an original would be.  An active copy altered by hand
+        into something unreadable counts as no rules (every rule has changed).
         """
-        before = self.read_active()
+        try:
+            before = self.read_active()
+        except Misconfigured:
+            before = EMPTY
         try:
             pending = self._read_pending()
             after = pending.with_etags(self._marks_etags(pending))
