@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
@@ -143,14 +144,20 @@ def test_a_sideways_jpeg_is_marked_upright(orientation: int) -> None:
 
 
 @pytest.mark.parametrize(
-    "original",
-    [corpus.swapped_primaries_jpeg, corpus.cmyk_jpeg],
-    ids=["other primaries", "cmyk"],
+    ("original", "height"),
+    [
+        (corpus.swapped_primaries_jpeg, 200),  # composited before sRGB, magenta would turn cyan
+        (corpus.display_p3_jpeg, 225),
+        (corpus.cmyk_jpeg, 200),
+    ],
+    ids=["other primaries", "display p3", "cmyk"],
 )
-def test_the_mark_keeps_its_colours_on_a_colour_managed_source(original: object) -> None:
-    data = original()  # type: ignore[operator]
+def test_the_mark_keeps_its_colours_on_a_colour_managed_source(
+    original: Callable[[], bytes], height: int
+) -> None:
+    data = original()
     mark = watermark(opacity=1.0, anchor="c")
-    (box,) = assert_marked(data, "300x", (0, 0, 300, 200), mark)
+    (box,) = assert_marked(data, "300x", (0, 0, 300, height), mark)
     centre = ((box[0] + box[2]) // 2, (box[1] + box[3]) // 2)
     image = corpus.opened(render(data, parse_size("300x", 4096), watermark=mark).body)
     assert _close(image.convert("RGB").getpixel(centre), marks.MAGENTA)
