@@ -285,6 +285,19 @@ def test_a_hostile_mark_is_refused_like_a_hostile_original(name: str) -> None:
         assert 400 <= info.value.status < 500
 
 
+@pytest.mark.parametrize(
+    ("size", "limits"),
+    [((2001, 2000), ImagingLimits()), ((101, 100), ImagingLimits(max_source_pixels=10_000))],
+    ids=["the mark cap", "an original's cap"],
+)
+def test_a_mark_over_either_pixel_cap_is_refused(
+    size: tuple[int, int], limits: ImagingLimits
+) -> None:
+    check_watermark(marks.mark_png((size[0] - 1, size[1])), limits)
+    with pytest.raises(OriginalTooManyPixels, match="the watermark has"):
+        check_watermark(marks.mark_png(size), limits)
+
+
 def test_the_memory_model_counts_the_mark() -> None:
     # ~29 MiB unmarked; the mark decodes in ~11 MiB, but marking this output adds ~18.
     data, spec = corpus.jpeg(PHOTO), parse_size("1600x", 4096)
