@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
@@ -143,14 +144,20 @@ def test_a_sideways_jpeg_is_marked_upright(orientation: int) -> None:
 
 
 @pytest.mark.parametrize(
-    "original",
-    [corpus.swapped_primaries_jpeg, corpus.cmyk_jpeg],
-    ids=["other primaries", "cmyk"],
+    ("original", "height"),
+    [
+        (corpus.swapped_primaries_jpeg, 200),  # composited before sRGB, magenta would turn cyan
+        (corpus.display_p3_jpeg, 225),
+        (corpus.cmyk_jpeg, 200),
+    ],
+    ids=["other primaries", "display p3", "cmyk"],
 )
-def test_the_mark_keeps_its_colours_on_a_colour_managed_source(original: object) -> None:
-    data = original()  # type: ignore[operator]
+def test_the_mark_keeps_its_colours_on_a_colour_managed_source(
+    original: Callable[[], bytes], height: int
+) -> None:
+    data = original()
     mark = watermark(opacity=1.0, anchor="c")
-    (box,) = assert_marked(data, "300x", (0, 0, 300, 200), mark)
+    (box,) = assert_marked(data, "300x", (0, 0, 300, height), mark)
     centre = ((box[0] + box[2]) // 2, (box[1] + box[3]) // 2)
     image = corpus.opened(render(data, parse_size("300x", 4096), watermark=mark).body)
     assert _close(image.convert("RGB").getpixel(centre), marks.MAGENTA)
@@ -276,6 +283,19 @@ def test_a_hostile_mark_is_refused_like_a_hostile_original(name: str) -> None:
             attempt()
         assert info.value.code == code
         assert 400 <= info.value.status < 500
+
+
+@pytest.mark.parametrize(
+    ("size", "limits"),
+    [((2001, 2000), ImagingLimits()), ((101, 100), ImagingLimits(max_source_pixels=10_000))],
+    ids=["the mark cap", "an original's cap"],
+)
+def test_a_mark_over_either_pixel_cap_is_refused(
+    size: tuple[int, int], limits: ImagingLimits
+) -> None:
+    check_watermark(marks.mark_png((size[0] - 1, size[1])), limits)
+    with pytest.raises(OriginalTooManyPixels, match="the watermark has"):
+        check_watermark(marks.mark_png(size), limits)
 
 
 def test_the_memory_model_counts_the_mark() -> None:

@@ -29,16 +29,15 @@ from chalicelib.imaging.memory import (
     HIGH_BIT_DEPTH,
     MARK_BYTES,
     check_memory,
-    check_pixels,
     mark_decode_bytes,
     marked_bytes,
 )
 from chalicelib.imaging.watermark import Watermark, mark_box
 
-# A mark's pixels, at most: enough for a mark as wide as a 4096 px output at
-# width 0.5.  What the process keeps besides any render (docs/limits.md): the
-# decoded marks (MARK_CACHE_ENTRIES, 64 MiB at most) and scaled copies
-# (SCALED_CACHE_BYTES).
+# A mark's pixels, at most (and never more than an original's): 2000² is half
+# the width of a 4096 px output; wider outputs scale it up.  What the process
+# keeps besides any render (docs/limits.md): the decoded marks
+# (MARK_CACHE_ENTRIES, 64 MiB at most) and scaled copies (SCALED_CACHE_BYTES).
 MAX_MARK_PIXELS = 4_000_000
 MARK_CACHE_ENTRIES = 4
 SCALED_CACHE_ENTRIES = 32
@@ -97,11 +96,11 @@ def _decode(data: bytes, limits: ImagingLimits) -> Image.Image:
     structure = containers.walk(data, limits.max_frames)
     check_memory(structure.decoder_bytes, limits)
     with opened(data) as image:
-        check_pixels(image.size, limits)
-        if area(image.size) > MAX_MARK_PIXELS:
+        most = min(MAX_MARK_PIXELS, limits.max_source_pixels)
+        if area(image.size) > most:
             raise OriginalTooManyPixels(
                 f"the watermark has {image.size[0]}×{image.size[1]} pixels, over the limit of "
-                f"{MAX_MARK_PIXELS}"
+                f"{most}"
             )
         check_memory(mark_decode_bytes(image, structure), limits)
         orientation = exif.read(image, data, structure).orientation
