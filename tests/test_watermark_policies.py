@@ -310,3 +310,22 @@ def test_the_active_document_is_cached_for_policy_cache_seconds(app_env: dict[st
         assert store.rule_for(PROTECTED) is None  # still the cached (empty) document
         now[0] += stack.settings.policy_cache_seconds + Settings.policy_cache_seconds
         assert store.rule_for(PROTECTED) is not None
+
+
+def test_a_mark_is_read_once_per_etag(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    reads: list[str] = []
+    real = ImageStore.get_original
+
+    def counted(store: ImageStore, key: str, max_bytes: int) -> Any:
+        reads.append(key)
+        return real(store, key, max_bytes)
+
+    monkeypatch.setattr(ImageStore, "get_original", counted)
+    for token in ("300x", "400x", "500x"):
+        stack.miss(token, PROTECTED)
+    assert reads.count(MARK_KEY) == 1
+    assert not stack.activate(policy(), mark_png((100, 100), GREY)).rejected
+    reads.clear()
+    for token in ("600x", "700x"):
+        stack.miss(token, PROTECTED)
+    assert reads.count(MARK_KEY) == 1  # the new version, once

@@ -66,7 +66,7 @@ class PolicyStore:
         self._clock = clock
         self._lock = threading.Lock()
         self._cached: tuple[float, PolicyDocument] | None = None
-        self._marks: dict[tuple[str, str], bytes] = {}
+        self._marks: dict[str, tuple[str, bytes]] = {}  # mark key → (ETag, bytes): the latest
 
     def active(self) -> PolicyDocument:
         """The active document, read again once POLICY_CACHE_SECONDS have passed."""
@@ -102,9 +102,9 @@ class PolicyStore:
 
     def mark(self, watermark: WatermarkRule) -> bytes:
         """A watermark image's bytes, read once per ETag; missing: misconfigured (fail closed)."""
-        cached = self._marks.get((watermark.key, watermark.etag))
-        if cached is not None:
-            return cached
+        cached = self._marks.get(watermark.key)
+        if cached is not None and cached[0] == watermark.etag:
+            return cached[1]
         try:
             found = self._originals.get_original(watermark.key, MAX_WATERMARK_BYTES)
         except OriginalNotFound as err:
@@ -115,7 +115,7 @@ class PolicyStore:
                 "the watermark of this image is being replaced; ask again shortly",
                 f"{watermark.key}: active {watermark.etag}, stored {found.etag}",
             )
-        self._marks[(watermark.key, watermark.etag)] = found.body
+        self._marks[watermark.key] = (found.etag, found.body)
         return found.body
 
     def watermark(self, rule: WatermarkRule) -> Watermark:
