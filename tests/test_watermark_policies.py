@@ -153,6 +153,9 @@ SHAPES = [
     "300x.webp",
     "300x-q60.webp",
     "300x.avif",
+    "300x-q50.avif",
+    "400x300-pad.png",
+    "x300@2x.webp",
     "300x300-cover-ne@2x-q70.webp",
     "256x",  # the threshold itself: its longer side is min_size
 ]
