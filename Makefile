@@ -69,20 +69,21 @@ $(BENCH_STAMP): requirements-bench.txt $(PY_STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt
 	touch $@
 
-# The pipeline table (scripts/bench/pipeline.py), smart crops and placeholders, then miss/hit
-# timing through the local stack.
+# The pipeline table (scripts/bench/pipeline.py), smart crops and placeholders, watermarks,
+# then miss/hit timing through the local stack.
 # BENCH_ARGS="--quick" for fewer rounds, "--photos DIR" for your own JPEGs.
 # Then one miss through the handler in-process, broken down (scripts/bench/miss_harness.py),
-# and a cold start's CPU (scripts/bench/cold_start.py; BENCH_ARGS="--baseline DIR" compares
+# and a cold start's CPU (scripts/bench/cold_start.py; BASELINE=DIR compares
 # with another checkout). It ends with the lines each measured in this run (scripts/bench/summary.py).
 bench: install $(BENCH_STAMP)
 	rm -f .local/bench/*.summary
 	$(BIN)/python -m scripts.bench.pipeline $(BENCH_ARGS)
 	$(BIN)/python -m scripts.bench.crops $(BENCH_ARGS)
+	$(BIN)/python -m scripts.bench.watermarks $(BENCH_ARGS)
 	$(BIN)/python -m scripts.bench.bombs $(BENCH_ARGS)
 	$(BIN)/python -m scripts.bench.stack $(BENCH_ARGS)
 	$(BIN)/python -m scripts.bench.miss_harness $(BENCH_ARGS)
-	$(BIN)/python -m scripts.bench.cold_start $(BENCH_ARGS)
+	$(BIN)/python -m scripts.bench.cold_start $(BENCH_ARGS) $(if $(BASELINE),--baseline $(BASELINE))
 	$(BIN)/python -m scripts.bench.quality $(BENCH_ARGS)
 	$(BIN)/python -m scripts.bench.bytes_per_view $(BENCH_ARGS)
 	@$(BIN)/python -m scripts.bench.summary

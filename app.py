@@ -97,7 +97,12 @@ def _meta(**key_segments: str) -> Response:
     key = parse_key(_segments(key_segments))
     observe.note(key=key)
     record = _live_record(key)
-    return Response(body=record.public(), status_code=200, headers=dict(NO_STORE))
+    return Response(body=_marked(record.public()), status_code=200, headers=dict(NO_STORE))
+
+
+def _marked(view: dict[str, Any]) -> dict[str, Any]:
+    """A record's view and whether its prefix's policy watermarks it (docs/watermarks.md)."""
+    return {**view, "watermarked": wiring.get_service().policies.watermarked(view["key"])}
 
 
 def _live_record(key: str) -> OriginalRecord:
@@ -219,13 +224,15 @@ def _list_uploads() -> Response:
     query = app.current_request.query_params or {}
     if "key" in query:
         return Response(
-            body=_owned(uploader, query["key"]).owned(), status_code=200, headers=dict(NO_STORE)
+            body=_marked(_owned(uploader, query["key"]).owned()),
+            status_code=200,
+            headers=dict(NO_STORE),
         )
     limit, cursor = parse_list_request(query)
     records, next_cursor = wiring.get_metadata_store().list_for(uploader, limit, cursor)
     usage = wiring.get_metadata_store().usage(uploader)
     body = {
-        "uploads": [record.owned() for record in records],
+        "uploads": [_marked(record.owned()) for record in records],
         "next_cursor": next_cursor,
         "usage": {"bytes": usage.bytes, "originals": usage.originals},
     }

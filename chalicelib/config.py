@@ -33,6 +33,11 @@ VISIBILITY_PER_FUNCTION_TIMEOUT = 6
 # a second purge this much later (past the longer timeout, with a margin) finds
 # it.  SQS delays a message by at most 900 s.
 DEFAULT_RECHECK_DELAY_SECONDS = max(API_TIMEOUT_SECONDS, EVENTS_TIMEOUT_SECONDS) + 30
+# A warm function reads the active policy document again after this long (docs/watermarks.md).
+DEFAULT_POLICY_CACHE_SECONDS = 30
+MAX_POLICY_CACHE_SECONDS = 600
+# SQS delays a message by at most this much.
+MAX_SQS_DELAY_SECONDS = 900
 # A lossy variant of a photo at its format's highest quality takes 0.2–0.35 bytes a
 # pixel, of noise 1–2.7 (scripts/bench/quality.py): past this, it is refused.
 DEFAULT_VARIANT_BYTES_PER_PIXEL = 1
@@ -41,6 +46,9 @@ EVENTS_QUEUE_NAME = "image-events"
 # Rendered as soon as an original arrives: a gallery's thumbnail (on the focal point,
 # else the most detailed square) and common widths.
 DEFAULT_PRESET_SIZES = "160x160-cover-focus,320x,640x,1280x"
+# MAX_DIMENSION's range.
+DEFAULT_MAX_DIMENSION = 4096
+MAX_MAX_DIMENSION = 16384
 MIN_SIGNING_KEY_BYTES = 16
 MIN_UPLOAD_TOKEN_CHARS = 12
 _UPLOAD_PREFIX = re.compile(r"[a-z][a-z0-9-]{0,62}")
@@ -90,6 +98,15 @@ class Settings:
     events_queue_url: str = ""
     recheck_delay_seconds: int = DEFAULT_RECHECK_DELAY_SECONDS
     trace_aws_calls: bool = False  # X-Ray subsegments for every AWS call (docs/operations.md)
+    policy_cache_seconds: int = DEFAULT_POLICY_CACHE_SECONDS
+
+    @property
+    def policy_recheck_delay(self) -> int:
+        """When to purge again after a policy change: past every cached copy and its last render."""
+        return min(
+            MAX_SQS_DELAY_SECONDS,
+            max(self.recheck_delay_seconds, self.policy_cache_seconds + API_TIMEOUT_SECONDS),
+        )
 
     @property
     def variant_cache_control(self) -> str:
@@ -107,7 +124,9 @@ class Settings:
         bucket = env.get("IMAGE_BUCKET", "").strip()
         if not bucket:
             raise ConfigError("IMAGE_BUCKET is required")
-        max_dimension = _int(env, "MAX_DIMENSION", 4096, low=1, high=16384)
+        max_dimension = _int(
+            env, "MAX_DIMENSION", DEFAULT_MAX_DIMENSION, low=1, high=MAX_MAX_DIMENSION
+        )
         allowed_sizes = _allowed_sizes(env.get("ALLOWED_SIZES", ""), max_dimension)
         return cls(
             bucket=bucket,
@@ -179,7 +198,18 @@ class Settings:
             cdn_distribution_id=_distribution_id(env.get("CDN_DISTRIBUTION_ID", "")),
             events_queue_url=env.get("EVENTS_QUEUE_URL", "").strip(),
             recheck_delay_seconds=_int(
-                env, "RECHECK_DELAY_SECONDS", DEFAULT_RECHECK_DELAY_SECONDS, low=0, high=900
+                env,
+                "RECHECK_DELAY_SECONDS",
+                DEFAULT_RECHECK_DELAY_SECONDS,
+                low=0,
+                high=MAX_SQS_DELAY_SECONDS,
+            ),
+            policy_cache_seconds=_int(
+                env,
+                "POLICY_CACHE_SECONDS",
+                DEFAULT_POLICY_CACHE_SECONDS,
+                low=0,
+                high=MAX_POLICY_CACHE_SECONDS,
             ),
             trace_aws_calls=_bool(env, "TRACE_AWS_CALLS"),
         )

@@ -436,6 +436,7 @@ function showFacts(meta) {
     ['Taken', humanDate(meta.taken_at)],
     ['Camera', [meta.camera_make, meta.camera_model].filter(Boolean).join(' ')],
     ['Uploaded', humanDate(meta.created_at)],
+    ['Watermark', meta.watermarked ? 'yes, on sizes its policy marks' : ''],
   ];
   const list = $('item-facts');
   for (const [name, value] of facts) {
@@ -720,6 +721,14 @@ async function loadUploads(fromStart) {
   }
 }
 
+// The prefix's policy marks this original's larger outputs (docs/watermarks.md).
+function watermarkLabel() {
+  const label = document.createElement('span');
+  label.className = 'watermark-label';
+  label.textContent = 'watermarked';
+  return label;
+}
+
 function uploadEntry(record) {
   const item = document.createElement('li');
   const button = document.createElement('button');
@@ -755,6 +764,7 @@ function uploadEntry(record) {
   const facts = record.state === 'rejected' ? `rejected (${record.error_code})` : `${record.width}×${record.height} ${record.format}`;
   detail.textContent = `${facts}, ${formatBytes(record.bytes)}, ${humanDate(record.created_at)}`;
   text.append(name, detail);
+  if (record.watermarked) text.append(watermarkLabel());
   button.append(text);
   button.addEventListener('click', () => {
     location.hash = `key=${encodeURIComponent(record.key)}`;

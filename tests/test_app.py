@@ -318,11 +318,13 @@ def test_meta_shows_strangers_what_a_page_needs_and_the_owner_everything(
     etag = s3.put_object(Bucket="originals", Key=key, Body=body, Metadata=metadata)["ETag"]
     lifecycle_app.lambda_.invoke("on_original_event", sqs_event_for(lifecycle_app, key, etag, 1))
     stranger = json.loads(lifecycle_app.http.get(f"/meta/{key}").body)
-    # The placeholders and the focal point: what a page paints and places the image by.
+    # The placeholders and the focal point: what a page paints and places the image by;
+    # whether its prefix's policy watermarks it (docs/watermarks.md).
     assert set(stranger) == {
         *("key", "state", "format", "width", "height", "frames", "presets"),
-        *("blurhash", "dominant_color", "focus"),
+        *("blurhash", "dominant_color", "focus", "watermarked"),
     }
+    assert stranger["watermarked"] is False
     assert stranger["focus"] == "0.25,0.75"
     owner = lifecycle_app.http.get(
         f"/uploads?key={quote(key)}", headers={"Authorization": "Bearer a-dev-token-long-enough"}

@@ -20,7 +20,7 @@ from PIL import Image
 
 from chalicelib import imaging
 from chalicelib.imaging import encoders, geometry, pipeline
-from scripts.bench import photos
+from scripts.bench import photos, watermarks
 from scripts.bench import pipeline as bench
 from scripts.local import proxy as latency_proxy
 from tests.support import corpus
@@ -243,3 +243,13 @@ def test_the_harness_breakdown_leaves_the_untimed_rest() -> None:
     assert parts["rest (the function's own)"] == 6.0
     assert parts["encode (inside render)"] == 5.0
     assert parts["handler minus render"] == 51.0
+
+
+def test_the_watermark_bench_times_what_it_names() -> None:
+    mark = imaging.Watermark(watermarks.sample_mark("a"))
+    assert watermarks.sample_mark("a") != watermarks.sample_mark("b")  # a fresh decode each
+    assert imaging.check_watermark(mark.image) == watermarks.MARK_SIZE
+    ms = watermarks.measure(corpus.jpeg((1600, 1200)), "300x", mark, rounds=1)
+    assert set(ms) == {"plain", "marked", "scaling", "compositing"}
+    with pytest.raises(ValueError, match="min_size"):
+        watermarks.measure(corpus.jpeg((1600, 1200)), "200x", mark, rounds=1)

@@ -73,6 +73,8 @@ def test_allowed_sizes_are_parsed_with_the_url_grammar() -> None:
         {**BASE, "MAX_RENDER_MIB": "63"},
         {**BASE, "MAX_RENDER_MIB": "10241"},
         {**BASE, "MAX_RENDER_MIB": "1.5"},
+        {**BASE, "POLICY_CACHE_SECONDS": "601"},
+        {**BASE, "POLICY_CACHE_SECONDS": "-1"},
     ],
 )
 def test_bad_settings_fail_loudly(env: dict[str, str]) -> None:
@@ -108,3 +110,17 @@ def test_the_function_timeouts_are_the_packaged_stacks_and_the_recheck_outlasts_
     assert prod["lambda_functions"]["on_original_event"]["lambda_timeout"] == EVENTS_TIMEOUT_SECONDS
     assert Settings.from_env(BASE).recheck_delay_seconds == DEFAULT_RECHECK_DELAY_SECONDS
     assert max(API_TIMEOUT_SECONDS, EVENTS_TIMEOUT_SECONDS) < DEFAULT_RECHECK_DELAY_SECONDS
+
+
+def test_the_policy_cache_is_read_and_the_policy_recheck_outlasts_it() -> None:
+    from chalicelib.config import (
+        API_TIMEOUT_SECONDS,
+        DEFAULT_POLICY_CACHE_SECONDS,
+        DEFAULT_RECHECK_DELAY_SECONDS,
+    )
+
+    assert Settings.from_env(BASE).policy_cache_seconds == DEFAULT_POLICY_CACHE_SECONDS
+    settings = Settings.from_env({**BASE, "POLICY_CACHE_SECONDS": "300"})
+    assert settings.policy_cache_seconds == 300
+    assert settings.policy_recheck_delay == 300 + API_TIMEOUT_SECONDS
+    assert Settings.from_env(BASE).policy_recheck_delay == DEFAULT_RECHECK_DELAY_SECONDS

@@ -42,9 +42,11 @@ SIGN_IN = "the sign-in issuer's discovery document"
 HOSTED_UI = "the hosted UI"
 SIGN_IN_CLIENT = "the page's app client"
 AUTHORIZER = "the API's authorizer"
+POLICIES = "the policy document in service"
 # What s3rver can't show (it serves and lists everything to everyone), no CDN locally,
-# no dead-letter queue unless given, and no sign-in issuer or user pool yet
-# (tests/test_identity.py checks those checks against a loopback issuer and moto).
+# no dead-letter queue unless given, no sign-in issuer or user pool yet
+# (tests/test_identity.py checks those checks against a loopback issuer and moto), and
+# no policy document (tests/test_policy_events.py checks that check over moto).
 SKIPPED_LOCALLY = {
     ORIGINALS_PRIVATE,
     NOT_LISTABLE,
@@ -55,6 +57,7 @@ SKIPPED_LOCALLY = {
     HOSTED_UI,
     SIGN_IN_CLIENT,
     AUTHORIZER,
+    POLICIES,
 }
 
 

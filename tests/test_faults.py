@@ -19,6 +19,8 @@ import requests
 from botocore.awsrequest import AWSResponse
 
 from chalicelib import wiring
+from chalicelib.policies.document import ACTIVE_KEY, EMPTY
+from chalicelib.policies.store import PolicyStore
 from tests.support import BUCKET, corpus
 
 
@@ -36,6 +38,12 @@ def fault_client(app_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> It
     with Client(app, stage_name="local") as client:
         yield client
     wiring.reset()
+
+
+@pytest.fixture
+def policies_known(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The policy document already cached (no rules): a miss's first round is its look-ups."""
+    monkeypatch.setattr(PolicyStore, "active", lambda _self: EMPTY)
 
 
 def assert_unavailable(response: Any) -> None:
@@ -97,7 +105,7 @@ class _Hanging:
 
 
 def test_hanging_storage_times_out_with_bounded_retries(
-    fault_client: Any, monkeypatch: pytest.MonkeyPatch
+    fault_client: Any, monkeypatch: pytest.MonkeyPatch, policies_known: None
 ) -> None:
     hanging = _Hanging()
     try:
@@ -112,8 +120,28 @@ def test_hanging_storage_times_out_with_bounded_retries(
 
 
 def test_throttling_storage_is_retried_then_503(
+    fault_client: Any, monkeypatch: pytest.MonkeyPatch, policies_known: None
+) -> None:
+    seen = _throttled(fault_client, monkeypatch)
+    requests_seen = Counter(seen)
+    assert requests_seen["HEAD /images/100x/a.jpg"] == 2  # S3_MAX_ATTEMPTS each
+    assert requests_seen["GET /images/a.jpg"] == 2  # the original: one GET, no HEAD
+    listing = [r for r in requests_seen if r.startswith("GET /images?list-type=2")]
+    assert len(listing) == 1
+    assert requests_seen[listing[0]] == 2
+    assert sum(requests_seen.values()) == 6
+
+
+def test_an_unreadable_policy_document_is_a_503_before_anything_else(
     fault_client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Fail closed: with the prefix rules unknown, nothing is made (it might need a mark)."""
+    seen = _throttled(fault_client, monkeypatch)
+    assert Counter(seen) == {f"GET /images/{ACTIVE_KEY}": 2}
+
+
+def _throttled(fault_client: Any, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every S3 request answered 503; the requests one miss made."""
     seen: list[str] = []
 
     class SlowDown(BaseHTTPRequestHandler):
@@ -134,13 +162,7 @@ def test_throttling_storage_is_retried_then_503(
         monkeypatch.setenv("S3_ENDPOINT_URL", f"http://127.0.0.1:{server.server_port}")
         wiring.reset()
         assert_unavailable(fault_client.http.get("/resize/100x/a.jpg"))
-        requests_seen = Counter(seen)
-        assert requests_seen["HEAD /images/100x/a.jpg"] == 2  # S3_MAX_ATTEMPTS each
-        assert requests_seen["GET /images/a.jpg"] == 2  # the original: one GET, no HEAD
-        listing = [r for r in requests_seen if r.startswith("GET /images?list-type=2")]
-        assert len(listing) == 1
-        assert requests_seen[listing[0]] == 2
-        assert sum(requests_seen.values()) == 6
+        return seen
     finally:
         server.shutdown()
         server.server_close()

@@ -460,7 +460,10 @@ def test_the_events_function_may_delete_variants_never_originals(
         "arn:aws:s3:::pics/*"
     }
     originals = {action for action, resource in granted if "pics-originals" in resource}
-    assert originals == {"s3:GetObject", "s3:ListBucket"}
+    assert originals == {"s3:GetObject", "s3:ListBucket", "s3:PutObject"}
+    # It writes one object there: the policy document it activated (docs/watermarks.md).
+    writes = {resource for action, resource in granted if action == "s3:PutObject"}
+    assert writes == {"arn:aws:s3:::pics/*", "arn:aws:s3:::pics-originals/_policy/active.json"}
     assert ("sns:Publish", str({"Ref": "EventsTopic"})) in granted
     # Lambda's poller needs the first three; the handler sends its own delayed rechecks.
     assert {action for action, _ in granted if action.startswith("sqs:")} == {

@@ -4,7 +4,9 @@ Modules, cheapest first: ``limits`` (the policy as plain data), ``formats``
 and ``geometry`` (pure), ``containers`` (walks a file's structure before any
 decoder runs), ``memory`` (the measured model of a render's peak),
 ``pipeline`` (decode, orient, colour, resize), ``encoders``, ``webp`` (still
-WebP scaled by libwebp) and ``facts`` (what an original is).
+WebP scaled by libwebp), ``watermark`` (a mark as plain data, and where it
+sits), ``overlay`` (marks composited onto outputs) and ``facts`` (what an
+original is).
 
 The names below load their module, and so Pillow, on first use: a request
 refused before there is an original to look at never imports it.
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
     from chalicelib.imaging.geometry import canonical_spec, fitted_size, plan
     from chalicelib.imaging.limits import ImagingLimits
     from chalicelib.imaging.pipeline import SharedDecode, Source, inspect, render
+    from chalicelib.imaging.watermark import Watermark, check_watermark
 
 __all__ = [
     "CONTENT_TYPES",
@@ -30,7 +33,9 @@ __all__ = [
     "Rendered",
     "SharedDecode",
     "Source",
+    "Watermark",
     "canonical_spec",
+    "check_watermark",
     "describe",
     "fitted_size",
     "inspect",
@@ -45,7 +50,9 @@ _HOMES = {
     "Rendered": "encoders",
     "SharedDecode": "pipeline",
     "Source": "pipeline",
+    "Watermark": "watermark",
     "canonical_spec": "geometry",
+    "check_watermark": "watermark",
     "describe": "facts",
     "fitted_size": "geometry",
     "inspect": "pipeline",

@@ -219,6 +219,11 @@ def reducing_gap(box: tuple[float, float, float, float], size: tuple[int, int]) 
     return 1.0 if whole else 2.0
 
 
+def centred_offset(inner: tuple[int, int], outer: tuple[int, int]) -> tuple[int, int]:
+    """Where an ``inner`` size sits centred in an ``outer`` one (a pad's content in its canvas)."""
+    return (outer[0] - inner[0]) // 2, (outer[1] - inner[1]) // 2
+
+
 def area(size: tuple[int, int]) -> int:
     """Pixels in a ``(width, height)``."""
     return size[0] * size[1]

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 
 HIGH_BIT_DEPTH = frozenset({"I", "F", "I;16", "I;16L", "I;16B", "I;16N"})
+# Normal modes (see normal_mode) without colour.
+GREY_MODES = frozenset({"L", "LA", "I"})
 
 
 # The memory model (see estimated_bytes), measured with scripts/bench/bombs.py's
@@ -42,6 +44,16 @@ ANIMATION_FRAME_BYTES = 9
 ANIMATION_SOURCE_BYTES = 13
 
 
+# A watermark is RGBA: four bytes a pixel, whichever copy.
+MARK_BYTES = 4
+# Scaling a mark, per pixel of the scaled copy: Pillow's premultiplied result,
+# its RGBA conversion, the alpha channel and its opacity-scaled copy.
+SCALING_BYTES = 4 + 4 + 1 + 1
+# Compositing, per pixel of the scaled copy: the copy itself (kept), and the
+# two copies of the output's region an alpha composite makes.
+COMPOSITING_BYTES = 4 + 4 + 4
+
+
 def estimated_bytes(image: Image.Image, structure: Structure, job: Job) -> int:
     """The memory model: peak bytes a render of ``job`` holds, from headers alone.
 
@@ -52,7 +64,7 @@ def estimated_bytes(image: Image.Image, structure: Structure, job: Job) -> int:
     copies and every output frame.
     """
     decoded = area(image.size)
-    decoder = structure.decoder_bytes + round(structure.decoder_bytes_per_pixel * decoded)
+    decoder = decoder_bytes(image, structure)
     canvas = area(job.geometry.canvas)
     alpha = job.frames > 1 or "A" in normal_mode(image)  # animation frames are RGBA
     encoder = canvas * OUTPUT_BYTES_PER_PIXEL[job.output.pillow][alpha]
@@ -62,6 +74,42 @@ def estimated_bytes(image: Image.Image, structure: Structure, job: Job) -> int:
     composited = area(structure.canvas or image.size)
     frames = job.frames * canvas * ANIMATION_FRAME_BYTES
     return decoder + composited * ANIMATION_SOURCE_BYTES + frames + encoder
+
+
+def decoder_bytes(image: Image.Image, structure: Structure) -> int:
+    """What the decoder holds besides the decoded pixels (preflight's figures)."""
+    return structure.decoder_bytes + round(structure.decoder_bytes_per_pixel * area(image.size))
+
+
+def mark_decode_bytes(image: Image.Image, structure: Structure) -> int:
+    """Peak bytes decoding a watermark takes: the decoder's share, the decoded pixels, an
+    8-bit or RGB step on the way, and the RGBA copy kept."""
+    pixels = area(image.size)
+    return decoder_bytes(image, structure) + pixels * (storage_bytes(image.mode) + 4 + MARK_BYTES)
+
+
+def marked_bytes(
+    render: int,
+    mark: tuple[int, int],
+    box: tuple[int, int, int, int] | None,
+    recoloured: int,
+) -> int:
+    """A render's peak (``render`` bytes unmarked) with a mark of size ``mark`` placed at
+    ``box`` (None: unmarked); ``recoloured``: pixels of grey output made RGB for the mark.
+
+    The larger of two moments.  Scaling, before the original is decoded: the
+    decoded mark, the premultiplied copy Pillow resamples it in, the
+    resampler's first pass (scaled width by the mark's height), SCALING_BYTES
+    per scaled pixel.  Compositing, at the render's peak: the decoded mark
+    and the scaled copy (both kept for the process), the composite's copies,
+    the recoloured frame.
+    """
+    if box is None:
+        return render
+    scaled = area(box[2:])  # type: ignore[arg-type]
+    scaling = 2 * MARK_BYTES * area(mark) + MARK_BYTES * box[2] * mark[1] + SCALING_BYTES * scaled
+    compositing = MARK_BYTES * area(mark) + COMPOSITING_BYTES * scaled + MARK_BYTES * recoloured
+    return max(scaling, render + compositing)
 
 
 def _resample_bytes(image: Image.Image, job: Job) -> int:

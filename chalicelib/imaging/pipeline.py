@@ -1,7 +1,7 @@
 """The decode pipeline: original bytes in, a variant's frames out, each step a no-op when idle.
 
 open → plan the geometry → shrink on load (JPEG; still WebP through libwebp) → normalise the mode →
-resize (with the crop box) → upright (EXIF) → sRGB → pad → encode.
+resize (with the crop box) → upright (EXIF) → sRGB → pad → watermark (overlay.py) → encode.
 Resizing comes before rotation and colour conversion, so those touch few pixels.
 Pure: no I/O, no settings lookups.
 """
@@ -32,6 +32,7 @@ from chalicelib.imaging.geometry import (
     Job,
     Position,
     area,
+    centred_offset,
     plan,
     reducing_gap,
     scaled_decode_size,
@@ -39,12 +40,15 @@ from chalicelib.imaging.geometry import (
 )
 from chalicelib.imaging.limits import ImagingLimits
 from chalicelib.imaging.memory import (
+    GREY_MODES,
     HIGH_BIT_DEPTH,
     check_memory,
     check_pixels,
     estimated_bytes,
     normal_mode,
 )
+from chalicelib.imaging.overlay import Mark, Stamp
+from chalicelib.imaging.watermark import Watermark
 from chalicelib.resize.grammar import OutputFormat, ResizeSpec
 
 log = logging.getLogger(__name__)
@@ -97,31 +101,41 @@ def render(
     limits: ImagingLimits | None = None,
     shared: SharedDecode | None = None,
     focus: Position | None = None,
+    watermark: Watermark | None = None,
 ) -> Rendered:
     """Resize an encoded image to ``spec`` and encode it (``shared``: across sizes of it;
-    ``focus``: the original's focal point, x and y fractions of the upright image)."""
+    ``focus``: the original's focal point, x and y fractions of the upright image;
+    ``watermark``: composited onto every frame of outputs at least its ``min_size``)."""
     limits = limits or ImagingLimits()
-    with _checked(original, spec, limits, focus) as (image, job, _):
+    mark = Mark.of(watermark, limits) if watermark is not None else None
+    with _checked(original, spec, limits, focus, mark) as (image, job, _):
+        stamp = mark.stamp(job.geometry) if mark is not None else None
         if job.frames > 1:
-            return _render_animation(image, job, spec, limits)
-        return _render_still(original, image, job, spec, limits, shared)
+            return _render_animation(image, job, spec, limits, stamp)
+        return _render_still(original, image, job, spec, limits, shared, stamp)
 
 
 @contextmanager
 def _checked(
-    original: bytes, spec: ResizeSpec, limits: ImagingLimits, focus: Position | None
+    original: bytes,
+    spec: ResizeSpec,
+    limits: ImagingLimits,
+    focus: Position | None,
+    mark: Mark | None = None,
 ) -> Iterator[tuple[Image.Image, Job, containers.Structure]]:
     """The original opened and its job planned, once every check before decoding has passed.
 
     Cheapest first: the container walk (which refuses what Pillow would
     parse for seconds), the decoder buffers allocated when opening (a WebP's
-    canvas), the header's size, then the memory the whole render would take.
+    canvas), the header's size, then the memory the whole render would take,
+    with its watermark (``mark``: already checked and decoded).
     """
     structure = containers.walk(original, limits.max_frames)
     check_memory(structure.decoder_bytes, limits)
     with opened(original) as image:
         check_pixels(image.size, limits)
-        yield image, _plan_job(original, image, structure, spec, limits, focus), structure
+        job = _plan_job(original, image, structure, spec, limits, focus, mark)
+        yield image, job, structure
 
 
 def _plan_job(
@@ -131,18 +145,29 @@ def _plan_job(
     spec: ResizeSpec,
     limits: ImagingLimits,
     focus: Position | None,
+    mark: Mark | None,
 ) -> Job:
     """Every frame if the output can animate and the budgets allow; else the first, still."""
     output = output_format(image.format, spec)
     animation = Job(output, plan(image.size, spec, focus), _frame_count(image, structure, output))
-    if animation.frames > 1 and _within_animation_budget(image, structure, animation, limits):
+    if animation.frames > 1 and _within_animation_budget(image, structure, animation, limits, mark):
         return animation
     orientation = exif.read(image, original, structure).orientation
     size = swap(image.size) if orientation in exif.SWAPPING else image.size
     still = Job(output, plan(size, spec, focus), orientation=orientation)
     shrink_on_load(image, still.stored_geometry)  # only changes what will be decoded
-    check_memory(estimated_bytes(image, structure, still), limits)
+    check_memory(_peak(image, structure, still, mark), limits)
     return still
+
+
+def _peak(image: Image.Image, structure: containers.Structure, job: Job, mark: Mark | None) -> int:
+    """The memory model's estimate of ``job``'s peak, with its mark (scaled once for every
+    frame; a grey still is made RGB for it)."""
+    estimate = estimated_bytes(image, structure, job)
+    if mark is None:
+        return estimate
+    grey = job.frames == 1 and normal_mode(image) in GREY_MODES
+    return mark.peak(estimate, job.geometry, grey)
 
 
 def _frame_count(image: Image.Image, structure: containers.Structure, output: OutputFormat) -> int:
@@ -160,13 +185,17 @@ def source_frames(image: Image.Image, structure: containers.Structure) -> int:
 
 
 def _within_animation_budget(
-    image: Image.Image, structure: containers.Structure, job: Job, limits: ImagingLimits
+    image: Image.Image,
+    structure: containers.Structure,
+    job: Job,
+    limits: ImagingLimits,
+    mark: Mark | None,
 ) -> bool:
     """Over budget the first frame is served still: the page shows a picture, and
     one request can't buy minutes of CPU or gigabytes of frames."""
     canvas = area(structure.canvas or image.size)  # a GIF's grows with every frame's extent
     pixels = job.frames * max(canvas, area(job.geometry.canvas))
-    estimate = estimated_bytes(image, structure, job)
+    estimate = _peak(image, structure, job, mark)
     if (
         job.frames > limits.max_frames
         or pixels > limits.max_animation_pixels
@@ -190,6 +219,7 @@ def _render_still(
     spec: ResizeSpec,
     limits: ImagingLimits,
     shared: SharedDecode | None,
+    stamp: Stamp | None,
 ) -> Rendered:
     # An embedded profile, else one for the colour space a HEIF's nclx box names.
     icc_profile = image.info.get("icc_profile") or colour.nclx_icc(image.info.get("nclx_profile"))
@@ -200,11 +230,13 @@ def _render_still(
     frame = exif.upright(frame, job.orientation)
     frame = to_srgb(frame, icc_profile)
     frame = pad(frame, job.geometry.canvas, limits.background)
+    if stamp is not None:
+        frame = stamp.onto(frame)
     return encode([frame], job.output, spec, limits.background)
 
 
 def _render_animation(
-    image: Image.Image, job: Job, spec: ResizeSpec, limits: ImagingLimits
+    image: Image.Image, job: Job, spec: ResizeSpec, limits: ImagingLimits, stamp: Stamp | None
 ) -> Rendered:
     geometry = job.geometry
     frames: list[Image.Image] = []
@@ -215,6 +247,8 @@ def _render_animation(
         rgba = _first_canvas(frame, geometry.source)
         geometry = placed(rgba, geometry)  # smart: chosen on the first frame, kept for all
         resized = pad(resample(rgba, geometry), geometry.canvas, limits.background)
+        if stamp is not None:
+            resized = stamp.onto(resized)
         duration = int(frame.info.get("duration", 0))
         if frames and _same_pixels(frames[-1], resized):
             durations[-1] += duration  # one frame shown for both (encoders choke on repeats)
@@ -363,7 +397,7 @@ def pad(
     """
     if image.size == canvas:
         return image
-    offset = ((canvas[0] - image.size[0]) // 2, (canvas[1] - image.size[1]) // 2)
+    offset = centred_offset(image.size, canvas)
     if image.mode == "I" and len(set(background)) == 1:
         padded = Image.new("I", canvas, background[0] * 257)
         padded.paste(image, offset)

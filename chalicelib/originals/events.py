@@ -24,10 +24,12 @@ class Change(Enum):
     CREATED = "created"  # ObjectCreated:* (Put, Post, Copy, CompleteMultipartUpload)
     REMOVED = "removed"  # ObjectRemoved:* (Delete, DeleteMarkerCreated)
     RECHECK = "recheck"  # ours: purge again later, for misses that were still rendering
+    RECHECK_PREFIX = "recheck prefix"  # ours: every original under a prefix (a policy change)
 
 
-# The body of a recheck message; S3 never sends this shape.
+# The bodies of recheck messages; S3 never sends these shapes.
 RECHECK = "Recheck"
+RECHECK_PREFIX = "RecheckPrefix"
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,9 @@ def parse_message(record: dict[str, Any]) -> list[ObjectEvent]:
     if body.get("Event") == "s3:TestEvent":
         return []
     if RECHECK in body:
-        return [_recheck(body[RECHECK], message_id)]
+        return [_recheck(body[RECHECK], message_id, Change.RECHECK, "key")]
+    if RECHECK_PREFIX in body:
+        return [_recheck(body[RECHECK_PREFIX], message_id, Change.RECHECK_PREFIX, "prefix")]
     records = body.get("Records")
     if not isinstance(records, list):
         raise MalformedEvent(f"message {message_id}: no Records")
@@ -92,12 +96,18 @@ def recheck_body(bucket: str, key: str) -> str:
     return json.dumps({RECHECK: {"bucket": bucket, "key": key}})
 
 
-def _recheck(item: Any, message_id: str) -> ObjectEvent:
+def _recheck(item: Any, message_id: str, change: Change, field: str) -> ObjectEvent:
+    """A recheck of one key (``field`` "key") or of every original under a prefix ("prefix")."""
     if not isinstance(item, dict) or not all(
-        isinstance(item.get(name), str) and item[name] for name in ("bucket", "key")
+        isinstance(item.get(name), str) and item[name] for name in ("bucket", field)
     ):
-        raise MalformedEvent(f"message {message_id}: a recheck needs a bucket and a key")
-    return ObjectEvent(Change.RECHECK, item["bucket"], item["key"], "", message_id)
+        raise MalformedEvent(f"message {message_id}: a {change.value} needs a bucket and a {field}")
+    return ObjectEvent(change, item["bucket"], item[field], "", message_id)
+
+
+def recheck_prefix_body(bucket: str, prefix: str) -> str:
+    """The message that asks for every original under a prefix to be checked again."""
+    return json.dumps({RECHECK_PREFIX: {"bucket": bucket, "prefix": prefix}})
 
 
 def _change(event_name: str) -> Change:

@@ -14,6 +14,10 @@ nothing to do:
 * **recheck** (our own delayed message, sent with each of the above) → purge
   once more: a miss that read the old original just before it changed can
   store its variant after the first purge, at most a function timeout later.
+* **a key under ``_policy/``** (the policy document or a watermark image) →
+  activate the document if valid (chalicelib/policies/store.py) → purge every
+  original under each prefix whose rule changed → a delayed prefix recheck.
+  Such keys are never originals: no presets, no record.
 
 S3 delivers at least once and in any order.  The record's sequencer makes
 each event count once: a redelivered one finds itself applied; a late
@@ -42,6 +46,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
@@ -64,6 +69,7 @@ from chalicelib.originals.events import Change, MalformedEvent, ObjectEvent, par
 from chalicelib.originals.metadata import MetadataStore, OriginalRecord, State, tombstone
 from chalicelib.originals.notify import Notifier
 from chalicelib.originals.purge import Purger, Rechecker
+from chalicelib.policies.document import PENDING_KEY, POLICY_ROOT, PolicyDocument
 from chalicelib.resize.grammar import variant_url_template
 from chalicelib.resize.service import ResizeService
 from chalicelib.storage import ImageStore, ObjectInfo
@@ -83,6 +89,8 @@ class Outcome(Enum):
     STALE = "stale"  # a newer event of the key was applied first
     SUPERSEDED = "superseded"  # the object changed again since; that event will do the work
     RECHECKED = "rechecked"  # variants checked against the original once more
+    POLICY_ACTIVATED = "policy activated"  # the uploaded document (or a mark) is now in service
+    POLICY_REJECTED = "policy rejected"  # invalid: the active document stays as it was
 
 
 class LostRace(StorageUnavailable):
@@ -142,6 +150,7 @@ class OriginalLifecycle:
         self._purger = purger
         self._notifier = notifier
         self._rechecker = rechecker
+        self._policies = service.policies
 
     def handle_batch(self, records: list[dict[str, Any]], context: Any = None) -> dict[str, Any]:
         """A Lambda SQS batch: every message handled; the failed ones reported for redelivery.
@@ -173,6 +182,11 @@ class OriginalLifecycle:
     def handle(self, event: ObjectEvent, budget: TimeBudget | None = None) -> Outcome:
         if event.change is Change.RECHECK:
             return self._recheck(event)
+        if event.change is Change.RECHECK_PREFIX:
+            self._purge_prefixes([event.key], self._policies.read_active())
+            return Outcome.RECHECKED
+        if event.key.startswith(POLICY_ROOT):
+            return self._policy_changed(event)
         previous = self._metadata.get(event.key)
         if previous is not None and previous.sequencer >= event.sequencer:
             return self._already_seen(previous, event)
@@ -186,7 +200,12 @@ class OriginalLifecycle:
         info = self._originals.head(event.key)
         if info is None or (event.etag is not None and info.etag != event.etag):
             return Outcome.SUPERSEDED
-        self._purger.purge(event.key, keep_etag=info.etag, keep_focus=current_focus(info))
+        self._purger.purge(
+            event.key,
+            keep_etag=info.etag,
+            keep_focus=current_focus(info),
+            keep_policy=self._policies.read_active().fingerprint_for(event.key),
+        )
         try:
             version = Version(info, self._uploader(event.key, info))
             record = self._processed(event, version, budget)
@@ -203,13 +222,56 @@ class OriginalLifecycle:
         self._purge_against_current(event.key)
         return Outcome.RECHECKED
 
-    def _purge_against_current(self, key: str) -> None:
-        """Keep only what the original stored now made (nothing, when there is none)."""
+    def _purge_against_current(self, key: str, policies: PolicyDocument | None = None) -> None:
+        """Keep only what the original stored now made under the policy in service now
+        (nothing, when there is no original)."""
         current = self._originals.head(key)
         if current is None:
             self._purger.purge(key, keep_etag=None)
-        else:
-            self._purger.purge(key, keep_etag=current.etag, keep_focus=current_focus(current))
+            return
+        document = policies if policies is not None else self._policies.read_active()
+        self._purger.purge(
+            key,
+            keep_etag=current.etag,
+            keep_focus=current_focus(current),
+            keep_policy=document.fingerprint_for(key),
+        )
+
+    def _policy_changed(self, event: ObjectEvent) -> Outcome:
+        """The policy document or a watermark image changed: activate, purge what it changes.
+
+        An invalid document is reported (log, notification) and never replaces the
+        active one.  The originals under every prefix whose rule changed lose the
+        variants made under another rule, now and once more after the last cached
+        copy of the old document has expired (Settings.policy_recheck_delay).  The
+        active document's own events activate too: the write that made it changes
+        nothing, and a copy deleted or altered by hand is restored.
+        """
+        activation = self._policies.activate()
+        if activation.rejected:
+            log.warning("policy document rejected: %s", "; ".join(activation.errors))
+            self._notify_policy(Outcome.POLICY_REJECTED, errors=list(activation.errors))
+            return Outcome.POLICY_REJECTED
+        if self._rechecker is not None:
+            for prefix in activation.changed:
+                self._rechecker.schedule_prefix(
+                    event.bucket, prefix, self._settings.policy_recheck_delay
+                )
+        self._purge_prefixes(activation.changed, activation.after)
+        log.info("policy document active; changed prefixes: %s", list(activation.changed))
+        self._notify_policy(Outcome.POLICY_ACTIVATED, changed_prefixes=list(activation.changed))
+        return Outcome.POLICY_ACTIVATED
+
+    def _purge_prefixes(self, prefixes: Iterable[str], policies: PolicyDocument) -> None:
+        """Every original under ``prefixes``, purged against itself and ``policies``."""
+        for prefix in prefixes:
+            for name in self._originals.list_all(prefix):
+                self._purge_against_current(prefix + name, policies)
+
+    def _notify_policy(self, outcome: Outcome, **details: Any) -> None:
+        if self._notifier is not None:
+            state = outcome.value.replace(" ", "_")
+            self._notifier.publish({"key": PENDING_KEY, "state": state, **details})
 
     def _processed(
         self, event: ObjectEvent, version: Version, budget: TimeBudget

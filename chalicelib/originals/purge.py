@@ -1,5 +1,5 @@
 """Purging: delete every stored variant of an original not made from its current version
-(its ETag, and for focus crops its focal point).
+(its ETag, for focus crops its focal point, and the fingerprint of its prefix's policy).
 
 Variants and their ledger entries go from the variants bucket; their exact
 paths are invalidated at the CDN; a delayed recheck through the events queue
@@ -19,7 +19,8 @@ from chalicelib import observe
 from chalicelib.aws import aws_errors
 from chalicelib.config import DEFAULT_RECHECK_DELAY_SECONDS
 from chalicelib.focus import NO_FOCUS, SOURCE_FOCUS
-from chalicelib.originals.events import recheck_body
+from chalicelib.originals.events import recheck_body, recheck_prefix_body
+from chalicelib.policies.document import NO_POLICY, SOURCE_POLICY
 from chalicelib.resize.grammar import public_url
 from chalicelib.resize.ledger import Ledger, original_prefix
 from chalicelib.resize.variants import SOURCE_ETAG
@@ -50,9 +51,16 @@ class Purger:
         self._in_flight_seconds = in_flight_seconds
         self._clock = clock
 
-    def purge(self, key: str, keep_etag: str | None, keep_focus: str = NO_FOCUS) -> list[str]:
-        """Delete what isn't from ``keep_etag`` (None: everything), and focus crops not from
-        ``keep_focus`` (see focus_tag); the variant keys removed."""
+    def purge(
+        self,
+        key: str,
+        keep_etag: str | None,
+        keep_focus: str = NO_FOCUS,
+        keep_policy: str = NO_POLICY,
+    ) -> list[str]:
+        """Delete what isn't from ``keep_etag`` (None: everything), focus crops not from
+        ``keep_focus`` (see focus_tag), and what wasn't made under the prefix rule whose
+        fingerprint is ``keep_policy``; the variant keys removed."""
         prefix = original_prefix(key)
         listed = self._variants.list_all(prefix)
         if not listed:
@@ -68,7 +76,10 @@ class Purger:
             variant
             for variant, info in found.items()
             if info is not None
-            and (keep_etag is None or not _made_from(info.metadata, keep_etag, keep_focus))
+            and (
+                keep_etag is None
+                or not _made_from(info.metadata, keep_etag, keep_focus, keep_policy)
+            )
         ]
         kept = {entries[variant] for variant, info in found.items() if info is not None}
         kept = (kept - {entries[variant] for variant in stale}) | in_flight
@@ -84,9 +95,13 @@ class Purger:
         return self._clock() - written.timestamp() > self._in_flight_seconds
 
 
-def _made_from(metadata: Mapping[str, str], etag: str, focus: str) -> bool:
-    """Whether a variant's recorded inputs are the original's current ones."""
-    return metadata.get(SOURCE_ETAG) == etag and metadata.get(SOURCE_FOCUS, focus) == focus
+def _made_from(metadata: Mapping[str, str], etag: str, focus: str, policy: str) -> bool:
+    """Whether a variant's recorded inputs are the original's current ones (and its rule)."""
+    return (
+        metadata.get(SOURCE_ETAG) == etag
+        and metadata.get(SOURCE_FOCUS, focus) == focus
+        and metadata.get(SOURCE_POLICY, NO_POLICY) == policy
+    )
 
 
 class CdnInvalidator:
@@ -127,4 +142,13 @@ class Rechecker:
                 QueueUrl=self._queue_url,
                 MessageBody=recheck_body(bucket, key),
                 DelaySeconds=self._delay_seconds,
+            )
+
+    def schedule_prefix(self, bucket: str, prefix: str, delay_seconds: int) -> None:
+        """Every original under ``prefix`` purged once more (after a policy change)."""
+        with aws_errors("the events queue"):
+            self._client.send_message(
+                QueueUrl=self._queue_url,
+                MessageBody=recheck_prefix_body(bucket, prefix),
+                DelaySeconds=delay_seconds,
             )

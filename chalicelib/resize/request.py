@@ -1,7 +1,8 @@
 """A request for a variant, parsed and checked against the policy before any I/O.
 
 Path segments become one :class:`VariantRequest`; the signature, the key
-rules, ``ALLOWED_SIZES`` (and its snapping) and S3's key length are checked
+rules, ``ALLOWED_SIZES`` and a prefix policy's sizes and signing (and snapping) and
+S3's key length are checked
 here, purely: nothing in this module reads a bucket or decodes a byte.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from chalicelib.config import Settings
 from chalicelib.errors import (
@@ -17,9 +19,11 @@ from chalicelib.errors import (
     InvalidSize,
     NonCanonicalSize,
     NotAVariantUrl,
+    SignatureRequired,
     SizeNotAllowed,
     VariantOfVariant,
 )
+from chalicelib.policies.document import POLICY_ROOT
 from chalicelib.resize.grammar import (
     MAX_KEY_BYTES,
     MAX_TOKEN_CHARS,
@@ -31,6 +35,9 @@ from chalicelib.resize.grammar import (
 )
 from chalicelib.resize.ledger import LEDGER_ROOT, longest_entry_bytes
 from chalicelib.resize.signing import require_signature_segment, sign, verify
+
+if TYPE_CHECKING:
+    from chalicelib.policies.document import Rule
 
 # What the website rule sends when a URL has no size (or no key) in it.
 NO_SIZE = "the URL has no size: URLs look like /<size>/<key>, e.g. /300x200/photos/cat.jpg"
@@ -82,8 +89,12 @@ class RequestPolicy:
         check_fits(request)
         return request
 
-    def check(self, request: VariantRequest) -> VariantRequest | None:
-        """Signature, key and size rules, before any I/O; a snapped request to redirect to."""
+    def check(self, request: VariantRequest, rule: Rule | None = None) -> VariantRequest | None:
+        """Signature, key and size rules, before any I/O; a snapped request to redirect to.
+
+        ``rule``: the policy of the original's prefix, whose sizes and signing apply
+        on top of the deployment's (its formats are checked once the output is known).
+        """
         if request.signature is not None:
             verify(
                 request.signature,
@@ -92,16 +103,25 @@ class RequestPolicy:
                 self._settings.signing_keys,
                 self._clock(),
             )
+        elif rule is not None and rule.signed:
+            raise SignatureRequired(
+                f"URLs of originals under {rule.prefix!r} must be signed, and this deployment "
+                "has no SIGNING_KEYS to sign them with"
+            )
         first_segment = request.key.split("/", 1)[0]
         if _is_size_token(first_segment, self._settings.max_dimension):
             raise VariantOfVariant(
                 f"{request.key!r} is itself a variant; ask for a size of the original instead"
             )
-        if request.key.startswith(LEDGER_ROOT):
-            raise InvalidKey(f"keys under {LEDGER_ROOT!r} are reserved")
-        allowed = self._settings.allowed_sizes
-        if allowed is None or request.spec in allowed:
-            return None
+        if request.key.startswith((LEDGER_ROOT, POLICY_ROOT)):
+            raise InvalidKey(f"keys under {LEDGER_ROOT!r} and {POLICY_ROOT!r} are reserved")
+        for allowed in (self._settings.allowed_sizes, rule.sizes if rule else None):
+            if allowed is not None and request.spec not in allowed:
+                return self._snapped(request, allowed)
+        return None
+
+    def _snapped(self, request: VariantRequest, allowed: frozenset[ResizeSpec]) -> VariantRequest:
+        """The nearest allowed request (SNAP_TO_ALLOWED_SIZES), else SizeNotAllowed."""
         nearest = (
             nearest_allowed(request.spec, allowed) if self._settings.snap_to_allowed_sizes else None
         )

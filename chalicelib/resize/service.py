@@ -17,8 +17,15 @@ from typing import TYPE_CHECKING
 
 from chalicelib import observe
 from chalicelib.config import Settings
-from chalicelib.errors import RedirectLoop, VariantBudgetExhausted, VariantTooLarge
+from chalicelib.errors import (
+    RedirectLoop,
+    SignatureRequired,
+    SizeNotAllowed,
+    VariantBudgetExhausted,
+    VariantTooLarge,
+)
 from chalicelib.focus import FocalPoint, stored_focus
+from chalicelib.policies.store import PolicyStore
 from chalicelib.resize.grammar import ResizeSpec, public_url
 from chalicelib.resize.ledger import Ledger
 from chalicelib.resize.negotiate import AVIF, Traits, candidates, concrete, negotiate
@@ -60,13 +67,18 @@ class ResizeService:
         store: ImageStore,
         originals: ImageStore | None = None,
         clock: Callable[[], float] = time.time,
+        policies: PolicyStore | None = None,
     ) -> None:
         self._settings = settings
         self._store = store  # variants and their ledger: the public website bucket
         self._originals = originals or store  # private, or the same bucket
         self._clock = clock
         self.policy = RequestPolicy(settings, clock)
-        self._writer = VariantWriter(settings, store, self._originals, self.policy.signed)
+        # The prefix rules, read from the originals bucket (docs/watermarks.md).
+        self.policies = policies or PolicyStore(self._originals, settings)
+        self._writer = VariantWriter(
+            settings, store, self._originals, self.policy.signed, self.policies
+        )
 
     def resize(self, size_text: str, key_segments: list[str], accept: str | None = None) -> str:
         """Create the variant (unless it exists) and return the public URL to redirect to."""
@@ -78,7 +90,7 @@ class ResizeService:
         """Where to send the browser; a ``.auto`` size is negotiated from ``accept`` first."""
         request = self.policy.parse([size_text, *key_segments])
         observe.note(key=request.key, size=request.spec.token)
-        snapped = self.policy.check(request)
+        snapped = self.policy.check(request, self.policies.rule_for(request.key))
         if snapped is not None:
             observe.note(outcome=observe.SNAPPED)
             return Redirect(self.public_url(snapped.variant_key))
@@ -128,6 +140,7 @@ class ResizeService:
         from chalicelib.imaging import SharedDecode  # Pillow: there is an original
 
         ledger = self._writer.read_ledger(key)
+        rule = self.policies.rule_for(key)
         urls: dict[str, str] = {}
         shared = shared or SharedDecode()  # a PNG's pixels, say, are decoded once for all
         for spec, token in self._concrete_presets(original, specs):
@@ -135,15 +148,16 @@ class ResizeService:
                 before_each()
             request = self.policy.signed(VariantRequest(spec, key))
             check_fits(request)
-            self.policy.check(request)
             try:
+                if self.policy.check(request, rule) is not None:
+                    continue  # a prefix's sizes snap it elsewhere: not a preset of this original
                 made = self._writer.make(
                     request, original, etag, ledger, keep_stored=True, shared=shared, focus=focus
                 )
             except VariantBudgetExhausted:
                 break
-            except VariantTooLarge:
-                continue  # its first request answers why
+            except (VariantTooLarge, SizeNotAllowed, SignatureRequired):
+                continue  # its first request answers why (a prefix's policy may refuse it)
             ledger = made.recorded_in(ledger, key)
             urls[token] = self.public_url(made.key)
         observe.add("PresetsRendered", len(urls))
@@ -193,7 +207,7 @@ class ResizeService:
         spec = concrete(request.spec, negotiate(accept, traits), traits.format)
         target = self.policy.signed(VariantRequest(spec, request.key))
         check_fits(target)
-        self.policy.check(target)
+        self.policy.check(target, self.policies.rule_for(request.key))
         ledger_now = Ledger.from_names(ledger.result())
         made = self._writer.make(
             target,

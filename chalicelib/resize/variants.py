@@ -4,7 +4,8 @@ A request's output is either rendered and stored under its own URL, or,
 when another spelling already made the same pixels, stored as a website
 redirect to them.  Every object written here carries the ETag of the
 original it was made from (``x-amz-meta-source-etag``), a ``-cover-focus``
-one also the focal point (``x-amz-meta-source-focus``), and every one is
+one also the focal point (``x-amz-meta-source-focus``), one under a prefix
+policy that rule's fingerprint (``x-amz-meta-source-policy``), and every one is
 named by a ledger entry, so a purge finds them all.
 
 Nothing is stored from an original that is no longer current: right before
@@ -31,12 +32,14 @@ from chalicelib.config import Settings
 from chalicelib.errors import (
     OriginalChanged,
     OriginalNotFound,
+    SizeNotAllowed,
     StorageUnavailable,
     VariantBudgetExhausted,
     VariantTooLarge,
 )
 from chalicelib.focus import SOURCE_FOCUS, FocalPoint, focus_tag
-from chalicelib.imaging.formats import is_own_format  # plain data, no Pillow
+from chalicelib.imaging.formats import is_own_format, output_format  # plain data, no Pillow
+from chalicelib.policies.document import SOURCE_POLICY
 from chalicelib.resize.grammar import (
     OUTPUT_FORMATS,
     Anchor,
@@ -51,6 +54,8 @@ from chalicelib.storage import S3_CALLS, ImageStore, started
 
 if TYPE_CHECKING:  # imaging imports Pillow: a 4xx must not pay for it
     from chalicelib.imaging import Rendered, SharedDecode
+    from chalicelib.policies.document import Rule
+    from chalicelib.policies.store import PolicyStore
 
 # The outputs whose size a quality sets (grammar.OUTPUT_FORMATS: those with a default quality).
 LOSSY_CONTENT_TYPES = frozenset(
@@ -88,11 +93,13 @@ class VariantWriter:
         store: ImageStore,
         originals: ImageStore,
         signed: Callable[[VariantRequest], VariantRequest] = lambda request: request,
+        policies: PolicyStore | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
         self._originals = originals  # whose current version a variant must be made from
         self._signed = signed  # a request under the current signing key (RequestPolicy.signed)
+        self._policies = policies  # the prefix rules: watermark, formats (None: no rules)
 
     def read_ledger(self, key: str) -> Ledger:
         """The ledger of ``key``, in one LIST request."""
@@ -122,10 +129,12 @@ class VariantWriter:
         is taken as made (a miss renders it again: its first render may have
         failed after claiming the entry).  ``focus``: the original's focal point.
         """
-        provenance = made_from(request, etag, focus)
+        rule = self._policies.rule_for(request.key) if self._policies is not None else None
+        provenance = made_from(request, etag, focus, rule)
         from chalicelib.imaging import canonical_spec, inspect  # Pillow: only once there is work
 
         source = inspect(original, request.spec, self._settings.imaging)
+        check_format(rule, output_format(source.format, request.spec).name)
         stored_as = _stored_spelling(request.spec, source.format, source.frames)
         if stored_as is not None:
             target = self._signed(VariantRequest(stored_as, request.key))
@@ -145,7 +154,7 @@ class VariantWriter:
                 self._store_redirect(request, target_key, ledger, provenance)
             return Made(target_key, canonical)
         self._check_budget(canonical, ledger)
-        self._render_and_store(request, canonical, original, provenance, shared, focus)
+        self._render_and_store(request, canonical, original, provenance, shared, focus, rule)
         return Made(request.variant_key, canonical)
 
     def _check_budget(self, canonical_token: str, ledger: Ledger) -> None:
@@ -169,11 +178,13 @@ class VariantWriter:
         provenance: dict[str, str],
         shared: SharedDecode | None = None,
         focus: FocalPoint | None = None,
+        rule: Rule | None = None,
     ) -> None:
         """Claim the output in the ledger first, so concurrent requests count it, then make it.
 
         The variant records the ETag of the original it was made from: a purge
         after an overwrite keeps exactly the variants made from the new one.
+        Under a rule with a watermark, the mark is part of the render.
         """
         entry = output_entry(request.key, canonical, request.path)
         # The claim's PUT is under way before rendering starts and has landed
@@ -184,8 +195,13 @@ class VariantWriter:
             from chalicelib.imaging import render
 
             position = focus.position if focus is not None else None
+            mark = None
+            if self._policies is not None and rule is not None and rule.watermark is not None:
+                mark = self._policies.watermark(rule.watermark)
             with observe.timed("render"):
-                rendered = render(original, request.spec, self._settings.imaging, shared, position)
+                rendered = render(
+                    original, request.spec, self._settings.imaging, shared, position, mark
+                )
             self._check_bytes(rendered)
             with observe.timed("s3_claim_wait"):
                 claimed = claim.result()
@@ -293,13 +309,26 @@ class VariantWriter:
         )
 
 
-def made_from(request: VariantRequest, etag: str, focus: FocalPoint | None) -> dict[str, str]:
-    """The metadata naming a variant's inputs: the original's ETag, and for ``-cover-focus``
-    the focal point (a purge compares both with the original's)."""
+def made_from(
+    request: VariantRequest, etag: str, focus: FocalPoint | None, rule: Rule | None = None
+) -> dict[str, str]:
+    """The metadata naming a variant's inputs: the original's ETag, for ``-cover-focus``
+    the focal point, under a prefix rule its fingerprint (a purge compares each with now's)."""
     provenance = {SOURCE_ETAG: etag}
     if request.spec.anchor is Anchor.FOCUS:
         provenance[SOURCE_FOCUS] = focus_tag(focus)
+    if rule is not None:
+        provenance[SOURCE_POLICY] = rule.fingerprint
     return provenance
+
+
+def check_format(rule: Rule | None, output: str) -> None:
+    """A prefix rule's formats, checked once the output's format is known."""
+    if rule is not None and rule.formats is not None and output not in rule.formats:
+        allowed = ", ".join(sorted(rule.formats))
+        raise SizeNotAllowed(
+            f"{output} is not allowed for originals under {rule.prefix!r}; allowed: {allowed}"
+        )
 
 
 def _stored_spelling(spec: ResizeSpec, source_format: str, frames: int) -> ResizeSpec | None:

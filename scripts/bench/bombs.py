@@ -13,7 +13,8 @@ seconds is stopped, and reported with its peak so far.
 
 Then the mutation sweep (scripts/bench/mutations.py): ``--sweep`` cuts and as
 many seeded mutants of one small original per input format, each through
-``inspect``, ``render`` and ``describe``, in a child per code version; it
+``inspect``, ``render``, ``describe`` and (where the code has it)
+``check_watermark``, in a child per code version; it
 prints the outcomes, every kind of escape (an exception that is not a 4xx:
 the service's 500) and the slowest case.
 
@@ -177,6 +178,7 @@ def sweep_child(root: str, per_seed: str) -> dict[str, object]:
     report = mutations.sweep(int(per_seed), keep=0)
     return {
         "cases": report.cases,
+        "calls": list(mutations.CALLS),
         "outcomes": dict(report.outcomes.most_common()),
         "escapes": dict(report.escape_kinds.most_common()),
         "wall_s": time.perf_counter() - start,
@@ -199,7 +201,7 @@ def sweep_lines(label: str, report: dict[str, object]) -> list[str]:
         return [f"{label}: the sweep failed: {report['failed']}"]
     escapes = report["escapes"] or "none"
     return [
-        f"{label}: {report['cases']} cases × inspect, render, describe in "
+        f"{label}: {report['cases']} cases × {', '.join(report['calls'])} in "
         f"{float(report['wall_s']):.1f} s (slowest call {float(report['worst_s']) * 1000:.0f} ms, "
         f"{report['worst_case']}; peak {float(report['peak_mib']):.0f} MiB)",
         f"  outcomes: {report['outcomes']}",

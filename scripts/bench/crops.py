@@ -62,13 +62,9 @@ def measure_placeholder(data: bytes, rounds: int) -> dict[str, float]:
 
 
 def main() -> int:
-    try:
-        originals, rounds = photo_source.photos_and_rounds(
-            "Time -cover-smart against -cover, and placeholders.", ROUNDS, QUICK_ROUNDS
-        )
-    except photo_source.PhotosUnavailable as err:
-        print(f"bench: {err}", file=sys.stderr)
-        return 1
+    originals, rounds = photo_source.photos_and_rounds_or_exit(
+        "Time -cover-smart against -cover, and placeholders.", ROUNDS, QUICK_ROUNDS
+    )
     print("| case | box | centre ms | smart ms | smart/centre |")
     print("|---|---|---|---|---|")
     ratios = []

@@ -5,7 +5,7 @@ with the metadata a camera or an editor writes: EXIF with an orientation and a
 GPS block, ICC, XMP, text), cut at evenly spaced points and mutated a few bytes
 at a time by a seeded generator (bit flips, boundary values over 1, 2 and 4
 bytes, deleted, repeated and inserted spans).  Each case goes through
-``inspect``, ``render`` and ``describe`` in-process; ``sweep`` counts the
+``inspect``, ``render``, ``describe`` and ``check_watermark`` in-process; ``sweep`` counts the
 outcomes and keeps the first few escapes (any exception that is not a
 ``ServiceError``, or a ``ServiceError`` that is not a 4xx).
 
@@ -28,6 +28,7 @@ from io import BytesIO
 
 from PIL import Image, ImageCms, ImageDraw
 
+from chalicelib import imaging
 from chalicelib.errors import ServiceError
 from chalicelib.imaging import ImagingLimits, describe, inspect, render
 from chalicelib.resize.grammar import parse_size
@@ -205,6 +206,10 @@ CALLS: dict[str, Callable[[bytes], object]] = {
     "render": lambda data: [render(data, spec, SWEEP_LIMITS) for spec in SPECS],
     "describe": lambda data: describe(data, SWEEP_LIMITS, with_gps=True),
 }
+# The file as a watermark, where the code swept has them (bombs.py --before REV may not).
+_check_watermark = getattr(imaging, "check_watermark", None)
+if _check_watermark is not None:
+    CALLS["check_watermark"] = lambda data: _check_watermark(data, SWEEP_LIMITS)
 
 
 def outcome_of(call: Callable[[bytes], object], data: bytes) -> tuple[str, bool]:

@@ -87,6 +87,17 @@ def photos_and_rounds(description: str, rounds: int, quick_rounds: int) -> tuple
     return get_photos(photos_dir_from(args.photos)), quick_rounds if args.quick else rounds
 
 
+def photos_and_rounds_or_exit(
+    description: str, rounds: int, quick_rounds: int
+) -> tuple[list[Photo], int]:
+    """photos_and_rounds; without photos to time, exit 1 once stderr has said why."""
+    try:
+        return photos_and_rounds(description, rounds, quick_rounds)
+    except PhotosUnavailable as err:
+        print(f"bench: {err}", file=sys.stderr)
+        raise SystemExit(1) from err
+
+
 def get_photos(user_dir: Path | None = None, cache_dir: Path = DEFAULT_DIR) -> list[Photo]:
     """The user's JPEGs when a directory is given, else the Debian photo and its derivatives."""
     if user_dir is not None:

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """The closing lines of `make bench`: each benchmark's summary, measured in this run.
 
-pipeline.py, crops.py, stack.py, miss_harness.py, cold_start.py and
-bytes_per_view.py write theirs to .local/bench/*.summary; `make bench`
+pipeline.py, crops.py, watermarks.py, stack.py, miss_harness.py, cold_start.py
+and bytes_per_view.py write theirs to .local/bench/*.summary; `make bench`
 removes those files before it starts, so a line printed here is from this
 run or the run fails.
 
@@ -19,7 +19,7 @@ from scripts.bench.timing import SUMMARY_DIR
 ROOT = Path(__file__).resolve().parents[2]
 
 
-ORDER = ("pipeline", "crops", "stack", "harness", "cold", "views")
+ORDER = ("pipeline", "crops", "watermarks", "stack", "harness", "cold", "views")
 
 
 def main() -> int:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from io import BytesIO
 
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 ORIENTATION_RIGHT_TOP = 6  # stored on its side; viewers rotate it 90° clockwise
 
@@ -50,3 +51,39 @@ def sample_originals() -> dict[str, tuple[bytes, str]]:
         ),
         "samples/logos/badge.png": (badge(), "image/png"),
     }
+
+
+# make run's sample policy (docs/watermarks.md): one prefix whose outputs carry a mark.
+WATERMARKED_PREFIX = "samples/watermarked/"
+SAMPLE_MARK_KEY = "_policy/marks/sample.png"
+SAMPLE_MIN_SIZE = 256
+
+
+def watermark(size: tuple[int, int] = (600, 200)) -> bytes:
+    """A semi-transparent mark: white text on a dark rounded band, transparent around it."""
+    image = Image.new("RGBA", size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(image)
+    width, height = size
+    draw.rounded_rectangle((4, 4, width - 4, height - 4), radius=height // 4, fill=(0, 0, 0, 140))
+    text = "SAMPLE"
+    font = ImageFont.load_default(size=height // 2)
+    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+    position = ((width - (right - left)) // 2 - left, (height - (bottom - top)) // 2 - top)
+    draw.text(position, text, font=font, fill=(255, 255, 255, 230))
+    buffer = BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def sample_policy() -> bytes:
+    """The policy document make run uploads: a mark on WATERMARKED_PREFIX."""
+    rule = {
+        "prefix": WATERMARKED_PREFIX,
+        "watermark": {"key": SAMPLE_MARK_KEY, "min_size": SAMPLE_MIN_SIZE},
+    }
+    return json.dumps({"version": 1, "rules": [rule]}, indent=2).encode()
+
+
+def watermarked_originals() -> dict[str, tuple[bytes, str]]:
+    """Key → (bytes, content type) of the originals under the sample policy's prefix."""
+    return {f"{WATERMARKED_PREFIX}photo.jpg": (photo((1600, 1200)), "image/jpeg")}

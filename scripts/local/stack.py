@@ -51,9 +51,18 @@ from botocore.config import Config
 
 from chalicelib.config import EVENTS_TIMEOUT_SECONDS
 from chalicelib.identity import DISCOVERY_PATH
+from chalicelib.policies.document import PENDING_KEY
 from scripts.local import aws, records
 from scripts.local.lambda_poller import visibility_for
-from scripts.local.samples import sample_originals
+from scripts.local.samples import (
+    SAMPLE_MARK_KEY,
+    SAMPLE_MIN_SIZE,
+    WATERMARKED_PREFIX,
+    sample_originals,
+    sample_policy,
+    watermark,
+    watermarked_originals,
+)
 from scripts.ops.configure_bucket import configure_bucket, configure_originals
 from scripts.ops.publish_page import INDEX_KEY, local_config, publish_page
 
@@ -498,6 +507,17 @@ class LocalStack:
             self.put_original(key, body, content_type)
         return list(sample_originals())
 
+    def upload_sample_policy(self) -> list[str]:
+        """The generated mark, then the policy document, then its originals: their keys.
+
+        The events pipeline activates the document (docs/watermarks.md).
+        """
+        self.put_original(SAMPLE_MARK_KEY, watermark(), "image/png")
+        self.put_original(PENDING_KEY, sample_policy(), "application/json")
+        for key, (body, content_type) in watermarked_originals().items():
+            self.put_original(key, body, content_type)
+        return list(watermarked_originals())
+
     def stop(self) -> None:
         (self.data_dir / STATE_FILE).unlink(missing_ok=True)
         for name in reversed(list(self._processes)):
@@ -597,6 +617,7 @@ def main() -> int:
     with stack:
         since = records.sizes(records.log_paths(stack.data_dir))
         keys = stack.upload_samples()
+        marked = stack.upload_sample_policy()
         example = stack.data_dir / "example.jpg"
         example.write_bytes(sample_originals()[keys[0]][0])
         print(f"\nPage: {stack.page_url}  (sign in, upload a photo)")
@@ -617,6 +638,9 @@ def main() -> int:
         print("Open in a browser, or follow with curl -L:\n")
         presets = stack.app_process_env().get("PRESET_SIZES", "")
         for line in example_urls(stack.public_url, keys, presets):
+            print(line)
+        print(f"\nWatermarked (policy {PENDING_KEY}, prefix {WATERMARKED_PREFIX}):\n")
+        for line in watermarked_urls(stack.public_url, marked):
             print(line)
         print(
             f"\n  curl -sSL -o /dev/null -w '%{{http_code}} %{{url_effective}}\\n' "
@@ -645,6 +669,18 @@ def example_urls(public_url: str, keys: list[str], preset_sizes: str) -> list[st
     pairs += [(keys[0], token) for token in stored[:1]]
     notes = {size: PRESET_NOTE if size in stored else MISS_NOTE for _, size in pairs}
     return [f"  {public_url}/{size}/{quote(key)}\n      ({notes[size]})" for key, size in pairs]
+
+
+def watermarked_urls(public_url: str, keys: list[str]) -> list[str]:
+    """The sample policy's originals: a size that carries the mark and one below its threshold."""
+    return [
+        f"  {public_url}/{size}/{quote(key)}\n      ({note})"
+        for key in keys
+        for size, note in (
+            ("800x", f"watermarked: {SAMPLE_MARK_KEY}"),
+            ("200x", f"not watermarked: under min_size {SAMPLE_MIN_SIZE}"),
+        )
+    ]
 
 
 def preset_tokens(preset_sizes: str) -> list[str]:

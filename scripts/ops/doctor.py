@@ -35,8 +35,16 @@ import requests
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.config import CDN_MAX_AGE_SECONDS
+from chalicelib.config import CDN_MAX_AGE_SECONDS, MAX_MAX_DIMENSION
 from chalicelib.identity import DISCOVERY_PATH
+from chalicelib.policies.document import (
+    ACTIVE_KEY,
+    EMPTY,
+    PENDING_KEY,
+    InvalidPolicy,
+    PolicyDocument,
+    parse_document,
+)
 from chalicelib.resize.ledger import original_prefix
 from scripts.local.stack import DEFAULT_DATA_DIR, STATE_FILE
 from scripts.ops import monitoring
@@ -443,6 +451,67 @@ def api_authorizer(target: Target) -> Result:
     return passed(", ".join(pools))
 
 
+@check("the policy document in service is valid, and is the one uploaded, with its marks")
+def policies(target: Target) -> Result:
+    """docs/watermarks.md: _policy/active.json is what the functions read."""
+    active_raw, pending_raw = (_object(target, key) for key in (ACTIVE_KEY, PENDING_KEY))
+    if active_raw is None and pending_raw is None:
+        return Result(SKIP, "", f"skipped: no {PENDING_KEY} (no per-prefix policies)")
+    fix = f"upload a corrected {PENDING_KEY} (docs/watermarks.md); its errors are listed above"
+    try:
+        # The deployment's MAX_DIMENSION is not known here: sizes are checked up to its maximum.
+        active = (
+            EMPTY
+            if active_raw is None
+            else parse_document(active_raw, MAX_MAX_DIMENSION, active=True)
+        )
+    except InvalidPolicy as err:
+        return failed(f"{ACTIVE_KEY} is unreadable, every miss fails: {err}", fix)
+    try:
+        pending = EMPTY if pending_raw is None else parse_document(pending_raw, MAX_MAX_DIMENSION)
+    except InvalidPolicy as err:
+        return failed(f"{PENDING_KEY} was refused (the previous one stays in service): {err}", fix)
+    problems = _mark_problems(target, active)
+    if problems:
+        return failed("; ".join(problems), fix)
+    if pending.with_etags(_etags(active)).to_json() != active.to_json():
+        return failed(
+            f"{PENDING_KEY} is not the document in service",
+            "see the events function's log and the dead-letter queue: the upload's event "
+            "was not handled (yet)",
+        )
+    return passed(f"{len(active.rules)} rule(s), {len(active.watermark_keys())} mark(s)")
+
+
+def _object(target: Target, key: str) -> bytes | None:
+    try:
+        found = target.s3.get_object(Bucket=target.originals_bucket, Key=key)
+    except ClientError as err:
+        if err.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            return None
+        raise
+    return found["Body"].read()
+
+
+def _etags(document: PolicyDocument) -> dict[str, str]:
+    return {rule.watermark.key: rule.watermark.etag for rule in document.rules if rule.watermark}
+
+
+def _mark_problems(target: Target, active: PolicyDocument) -> list[str]:
+    """Each mark the active document names must be there, as the version it recorded."""
+    problems = []
+    for key, etag in sorted(_etags(active).items()):
+        try:
+            found = target.s3.head_object(Bucket=target.originals_bucket, Key=key)["ETag"]
+        except ClientError:
+            found = None
+        if found is None:
+            problems.append(f"the mark {key} is missing: its prefixes answer 500")
+        elif found != etag:
+            problems.append(f"the mark {key} was replaced, not activated: its prefixes answer 409")
+    return problems
+
+
 CHECKS = [
     website_hosting,
     routing_rule,
@@ -459,6 +528,7 @@ CHECKS = [
     hosted_ui,
     sign_in_client,
     api_authorizer,
+    policies,
 ]
 
 

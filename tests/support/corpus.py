@@ -164,6 +164,14 @@ def swapped_primaries_jpeg() -> bytes:
     return encode(Image.new("RGB", (300, 200), RED), "JPEG", quality=95, icc_profile=profile)
 
 
+def display_p3_jpeg(size: tuple[int, int] = (400, 300)) -> bytes:
+    """Quadrants tagged Display P3 (its primaries adapted to D50, as ICC profiles store them)."""
+    profile = rgb_matrix_profile(
+        red=(0.5151, 0.2412, -0.0011), green=(0.2920, 0.6922, 0.0419), blue=(0.1571, 0.0666, 0.7841)
+    )
+    return encode(quadrants(size), "JPEG", quality=95, icc_profile=profile)
+
+
 def animated(fmt: str, frames: int = 5, size: tuple[int, int] = (200, 100)) -> bytes:
     """Frames of distinct solid colours, durations 100, 120, 140 ms..., looping 3 times."""
     colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (0, 255, 255), (255, 0, 255)]
