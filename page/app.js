@@ -116,17 +116,22 @@ function s3Sentence(status, xml, form) {
 }
 
 // Why an original was rejected, in words (the record has only the code).
+// Why a file was refused: [a few words for the list, the sentence for its own view].
 const REJECTIONS = {
-  unsupported_format: 'This file is not an image the service can read, whatever its name says (for example a PDF renamed .jpg).',
-  invalid_image: 'This image is damaged and can’t be decoded.',
-  empty_original: 'This file is empty.',
-  original_too_many_bytes: 'This file is too large to process.',
-  original_too_many_pixels: 'This image has too many pixels to process.',
-  original_too_complex: 'This image would take too much memory to process.',
+  unsupported_format: ['not an image', 'This file is not an image the service can read, whatever its name says (for example a PDF renamed .jpg).'],
+  invalid_image: ['damaged', 'This image is damaged and can’t be decoded.'],
+  empty_original: ['empty', 'This file is empty.'],
+  original_too_many_bytes: ['too large', 'This file is too large to process.'],
+  original_too_many_pixels: ['too many pixels', 'This image has too many pixels to process.'],
+  original_too_complex: ['too complex', 'This image would take too much memory to process.'],
 };
 
 function rejectionSentence(code) {
-  return REJECTIONS[code] || `The service could not make any size of this file (${code || 'no reason given'}).`;
+  return REJECTIONS[code]?.[1] || `The service could not make any size of this file (${code || 'no reason given'}).`;
+}
+
+function rejectionWords(code) {
+  return REJECTIONS[code]?.[0] || 'no size can be made';
 }
 
 // --- sign in -----------------------------------------------------------------
@@ -761,7 +766,7 @@ function uploadEntry(record) {
   name.textContent = fileName(record.key);
   const detail = document.createElement('span');
   detail.className = 'hint';
-  const facts = record.state === 'rejected' ? `rejected (${record.error_code})` : `${record.width}×${record.height} ${record.format}`;
+  const facts = record.state === 'rejected' ? `can’t be used: ${rejectionWords(record.error_code)}` : `${record.width}×${record.height} ${record.format}`;
   detail.textContent = `${facts}, ${formatBytes(record.bytes)}, ${humanDate(record.created_at)}`;
   text.append(name, detail);
   if (record.watermarked) text.append(watermarkLabel());

@@ -468,7 +468,7 @@ def test_a_pdf_renamed_jpg_shows_why_it_was_rejected(
     assert "not an image the service can read" in error.inner_text()
     assert page.locator("#gallery figure").count() == 0
     assert (
-        "rejected (unsupported_format)"
+        "be used: not an image"
         in page.locator(f"#upload-list button[data-key='{key}']").inner_text()
     )
     assert broken_images(page) == []
