@@ -92,14 +92,14 @@ class VariantWriter:
         settings: Settings,
         store: ImageStore,
         originals: ImageStore,
-        signed: Callable[[VariantRequest], VariantRequest] = lambda request: request,
-        policies: PolicyStore | None = None,
+        signed: Callable[[VariantRequest], VariantRequest],
+        policies: PolicyStore,
     ) -> None:
         self._settings = settings
         self._store = store
         self._originals = originals  # whose current version a variant must be made from
         self._signed = signed  # a request under the current signing key (RequestPolicy.signed)
-        self._policies = policies  # the prefix rules: watermark, formats (None: no rules)
+        self._policies = policies  # the prefix rules: watermark, formats
 
     def read_ledger(self, key: str) -> Ledger:
         """The ledger of ``key``, in one LIST request."""
@@ -129,7 +129,7 @@ class VariantWriter:
         is taken as made (a miss renders it again: its first render may have
         failed after claiming the entry).  ``focus``: the original's focal point.
         """
-        rule = self._policies.rule_for(request.key) if self._policies is not None else None
+        rule = self._policies.rule_for(request.key)
         provenance = made_from(request, etag, focus, rule)
         from chalicelib.imaging import canonical_spec, inspect  # Pillow: only once there is work
 
@@ -196,7 +196,7 @@ class VariantWriter:
 
             position = focus.position if focus is not None else None
             mark = None
-            if self._policies is not None and rule is not None and rule.watermark is not None:
+            if rule is not None and rule.watermark is not None:
                 mark = self._policies.watermark(rule.watermark)
             with observe.timed("render"):
                 rendered = render(
