@@ -18,7 +18,8 @@ signatures contain ``=``, so an output entry splits unambiguously.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 
 LEDGER_ROOT = "_variants/"
 OUTPUTS = "o/"
@@ -34,34 +35,38 @@ MAX_CANONICAL_TOKEN_CHARS = 40
 class Ledger:
     """What is stored for one original: where each distinct output lives, and the redirects."""
 
-    outputs: Mapping[str, str] = field(default_factory=dict)  # canonical token → stored path
-    aliases: frozenset[str] = frozenset()  # paths that hold a redirect to an output
     # Every output entry, (canonical token, path): two spellings of one output asked for
     # at once both store theirs, and a purge must find both, not just the one served.
     stored: frozenset[tuple[str, str]] = frozenset()
+    aliases: frozenset[str] = frozenset()  # paths that hold a redirect to an output
 
     @classmethod
     def from_names(cls, names: Iterable[str]) -> Ledger:
         """Read the entry names listed under :func:`original_prefix` (the prefix removed)."""
-        outputs: dict[str, str] = {}
-        aliases: set[str] = set()
         stored: set[tuple[str, str]] = set()
-        for name in sorted(names):
+        aliases: set[str] = set()
+        for name in names:
             kind, rest = name[: len(OUTPUTS)], name[len(OUTPUTS) :]
             token, separator, path = rest.partition("=")
             if kind == OUTPUTS and separator:
-                outputs.setdefault(token, path)
                 stored.add((token, path))
             elif kind == ALIASES:
                 aliases.add(rest)
-        return cls(outputs, frozenset(aliases), frozenset(stored))
+        return cls(frozenset(stored), frozenset(aliases))
+
+    @cached_property
+    def outputs(self) -> Mapping[str, str]:
+        """Canonical token → the path that serves it: of several, the first in listing order."""
+        outputs: dict[str, str] = {}
+        for token, path in sorted(self.stored):
+            outputs.setdefault(token, path)
+        return outputs
 
     def with_output(self, canonical_token: str, path: str) -> Ledger:
         """This ledger once the output ``canonical_token`` is stored at ``path`` (if it wasn't)."""
         if canonical_token in self.outputs:
             return self
-        outputs = {**self.outputs, canonical_token: path}
-        return Ledger(outputs, self.aliases, self.stored | {(canonical_token, path)})
+        return Ledger(self.stored | {(canonical_token, path)}, self.aliases)
 
     def entries(self, key: str) -> dict[str, str]:
         """Each stored object of ``key`` (output or redirect) → the ledger entry naming it."""
