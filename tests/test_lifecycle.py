@@ -575,8 +575,12 @@ def test_a_slow_miss_whose_claim_a_purge_released_is_still_in_the_ledger(
 def test_a_preset_of_an_original_replaced_meanwhile_is_not_stored_nor_rejected(
     aws: Aws, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Replaced during a render that outlasts the original's check (a quicker one's variant
+    is stored and the replacement's purge removes it: tests/test_service.py)."""
     from chalicelib import imaging
+    from chalicelib.resize import variants
 
+    monkeypatch.setattr(variants, "ORIGINAL_CHECK_MAX_AGE_SECONDS", 0.0)
     created = aws.put(KEY, photo((1200, 900)))
     render = imaging.render
     replaced: list[dict[str, Any]] = []

@@ -23,11 +23,13 @@ from chalicelib.errors import (
     VariantBudgetExhausted,
     VariantTooLarge,
 )
+from chalicelib.resize import variants
 from chalicelib.resize.grammar import parse_size
 from chalicelib.resize.ledger import original_prefix
 from chalicelib.resize.request import nearest_allowed
 from chalicelib.resize.service import ResizeService
 from chalicelib.resize.signing import sign
+from chalicelib.resize.variants import SOURCE_ETAG
 from chalicelib.storage import ImageStore
 from tests.support import BUCKET, PUBLIC_URL, corpus
 
@@ -459,10 +461,28 @@ def changing_the_original(s3: Any, monkeypatch: pytest.MonkeyPatch, step: str, c
     monkeypatch.setattr(imaging, step, slow)
 
 
+def checking_the_original(
+    monkeypatch: pytest.MonkeyPatch, original: str, before: Any = None, after: Any = None
+) -> None:
+    """The original's HEADs (the check before a write) run ``before`` first, ``after`` last."""
+    head = ImageStore.head
+
+    def checked(self: ImageStore, key: str) -> Any:
+        if key == original and before is not None:
+            before()
+        found = head(self, key)
+        if key == original and after is not None:
+            after()
+        return found
+
+    monkeypatch.setattr(ImageStore, "head", checked)
+
+
 @pytest.mark.parametrize(
     ("change", "error"),
     [("overwrite", OriginalChanged), ("delete", OriginalNotFound)],
 )
+@pytest.mark.parametrize("when", ["before the check", "during a long render"])
 def test_a_miss_whose_original_changed_meanwhile_stores_nothing(
     s3: Any,
     settings: Settings,
@@ -470,21 +490,72 @@ def test_a_miss_whose_original_changed_meanwhile_stores_nothing(
     monkeypatch: pytest.MonkeyPatch,
     change: str,
     error: type[Exception],
+    when: str,
 ) -> None:
+    """Changed before the check sent with the claim, or while a render outlasts that check."""
+
     def overwrite() -> None:
         s3.put_object(Bucket=BUCKET, Key=original, Body=corpus.jpeg((300, 300)))
 
     def delete() -> None:
         s3.delete_object(Bucket=BUCKET, Key=original)
 
+    act = {"overwrite": overwrite, "delete": delete}[change]
     before = keys(s3) - {original}
-    changing_the_original(
-        s3, monkeypatch, "render", {"overwrite": overwrite, "delete": delete}[change]
-    )
+    if when == "before the check":
+        checking_the_original(monkeypatch, original, before=act)
+    else:  # every render is older than the check's max age: it checks again
+        monkeypatch.setattr(variants, "ORIGINAL_CHECK_MAX_AGE_SECONDS", 0.0)
+        changing_the_original(s3, monkeypatch, "render", act)
     with pytest.raises(error) as info:
         make_service(s3, settings).resize("100x", original.split("/"))
     assert info.value.status == {"overwrite": 409, "delete": 404}[change]  # type: ignore[attr-defined]
     assert keys(s3) - {original} == before  # no variant, and its claim given back
+
+
+def test_a_quick_miss_checks_its_original_while_rendering(
+    s3: Any, settings: Settings, original: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check goes with the claim, so a miss's only S3 call after its render is the write."""
+    events: list[str] = []
+    head, put_new, render = ImageStore.head, ImageStore.put_new, imaging.render
+
+    def recorded_head(self: ImageStore, key: str) -> Any:
+        events.append("original checked" if key == original else "variant looked up")
+        return head(self, key)
+
+    def recorded_put(self: ImageStore, key: str, *args: Any, **kwargs: Any) -> bool:
+        events.append("claim" if key.startswith("_variants/") else "variant")
+        return put_new(self, key, *args, **kwargs)
+
+    def recorded_render(*args: Any, **kwargs: Any) -> Any:
+        rendered = render(*args, **kwargs)
+        events.append("rendered")
+        return rendered
+
+    monkeypatch.setattr(ImageStore, "head", recorded_head)
+    monkeypatch.setattr(ImageStore, "put_new", recorded_put)
+    monkeypatch.setattr(imaging, "render", recorded_render)
+    make_service(s3, settings).resize("100x", original.split("/"))
+    assert events[-2:] == ["rendered", "variant"]
+    assert sorted(events[:-2]) == ["claim", "original checked", "variant looked up"]
+
+
+def test_a_change_after_a_recent_check_is_left_to_the_recheck(
+    s3: Any, settings: Settings, original: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Within ORIGINAL_CHECK_MAX_AGE_SECONDS of its check a variant is stored, with its entry
+    and the ETag it was made from: the overwrite's purge or its recheck finds it."""
+    made_from = s3.head_object(Bucket=BUCKET, Key=original)["ETag"]
+    checking_the_original(
+        monkeypatch,
+        original,
+        after=lambda: s3.put_object(Bucket=BUCKET, Key=original, Body=corpus.jpeg((300, 300))),
+    )
+    make_service(s3, settings).resize("100x", original.split("/"))
+    stored = s3.head_object(Bucket=BUCKET, Key=f"100x/{original}")["Metadata"]
+    assert stored[SOURCE_ETAG] == made_from != s3.head_object(Bucket=BUCKET, Key=original)["ETag"]
+    assert any(key.startswith(original_prefix(original)) for key in keys(s3))
 
 
 def test_a_miss_writes_the_ledger_entry_its_claim_just_made_once(

@@ -8,21 +8,24 @@ one also the focal point (``x-amz-meta-source-focus``), one under a prefix
 policy that rule's fingerprint (``x-amz-meta-source-policy``), and every one is
 named by a ledger entry, so a purge finds them all.
 
-Nothing is stored from an original that is no longer current: right before
-each write, the original's HEAD must still give the ETag the pixels were
-made from, and the object's ledger entry has been written within this
-invocation by then: by the claim that created it (under half of
-RECHECK_DELAY_SECONDS before), or again in the HEAD's round trip (a purge
-keeps a young entry whose object isn't stored yet as a write in flight).
-An overwrite or delete that lands after that HEAD finds the object, at the
-latest, in the recheck RECHECK_DELAY_SECONDS later
-(docs/lifecycle.md).
+Nothing is stored from an original that is no longer current: the
+original's HEAD goes out with the ledger claim, before the render, and the
+object is stored only if it still gives the ETag the pixels are made from.
+Should that answer be older than ORIGINAL_CHECK_MAX_AGE_SECONDS by the time
+the render is done (or the claim not this request's), the HEAD goes again,
+with a fresh write of the entry, right before the write.  Either way the
+object's ledger entry was written within this invocation, under half of
+RECHECK_DELAY_SECONDS before (a purge keeps a young entry whose object isn't
+stored yet as a write in flight).  An overwrite or delete that lands after
+the check finds the object, at the latest, in the recheck
+RECHECK_DELAY_SECONDS later (docs/lifecycle.md).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import wait
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -50,7 +53,7 @@ from chalicelib.resize.grammar import (
 from chalicelib.resize.ledger import Ledger, alias_entry, original_prefix, output_entry
 from chalicelib.resize.negotiate import AVIF, WEBP, concrete
 from chalicelib.resize.request import VariantRequest
-from chalicelib.storage import S3_CALLS, ImageStore, started
+from chalicelib.storage import S3_CALLS, ImageStore, ObjectInfo, started
 
 if TYPE_CHECKING:  # imaging imports Pillow: a 4xx must not pay for it
     from chalicelib.imaging import Rendered, SharedDecode
@@ -70,6 +73,10 @@ _LEDGER_ENTRY = {"content_type": "application/octet-stream", "cache_control": "n
 _LEDGER_PAGE = 1000
 # Below this, a variant's bytes are not capped by its pixels (headers dominate a small one).
 VARIANT_BYTES_FLOOR = 64 * 1024
+# The original's HEAD sent with the claim overlaps the render, saving a miss a
+# round trip; it still counts as the check right before the write while this
+# recent (a longer render checks again): a change within it is the recheck's.
+ORIGINAL_CHECK_MAX_AGE_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -187,10 +194,12 @@ class VariantWriter:
         Under a rule with a watermark, the mark is part of the render.
         """
         entry = output_entry(request.key, canonical, request.path)
-        # The claim's PUT is under way before rendering starts and has landed
-        # before the variant is stored; its round trip overlaps the render.
-        claimed_at = time.monotonic()
+        # The claim's PUT and the original's HEAD are under way before rendering
+        # starts and have landed before the variant is stored; their round trip
+        # overlaps the render.
+        checked_at = time.monotonic()
         claim = started(self._store.put_new, entry, b"", **_LEDGER_ENTRY)
+        check = started(self._originals.head, request.key)
         try:
             from chalicelib.imaging import render
 
@@ -204,28 +213,35 @@ class VariantWriter:
                 )
             self._check_bytes(rendered)
             with observe.timed("s3_claim_wait"):
-                claimed = claim.result()
-            # A claim this young still counts as written just now (a second write
-            # would add an S3 call's CPU to every miss): the rest of the in-flight
-            # window covers the HEAD and the PUT that follow.
-            fresh = time.monotonic() - claimed_at < self._settings.recheck_delay_seconds / 2
+                claimed, found = claim.result(), check.result()
+            age = time.monotonic() - checked_at
             with observe.timed("s3_store"):
-                self._put_current(
-                    request,
-                    entry,
-                    provenance,
-                    rendered.body,
-                    rendered.content_type,
-                    entry_written=claimed and fresh,
-                )
+                if claimed and age < self._check_max_age:
+                    self._put_if_current(
+                        request, entry, provenance, found, rendered.body, rendered.content_type
+                    )
+                else:  # a long render, or another request's claim: check and write again
+                    self._put_current(
+                        request, entry, provenance, rendered.body, rendered.content_type
+                    )
             observe.add("BytesOut", len(rendered.body))
         except BaseException:
+            wait([check])  # nothing keeps calling S3 after the answer
             # The budget must not keep a slot for pixels that were never
             # stored; if S3 is down too, the slot stays (a lost slot, not data).
             with suppress(StorageUnavailable):
                 if claim.result():
                     self._store.delete(entry)
             raise
+
+    @property
+    def _check_max_age(self) -> float:
+        """How old the original's check and the claim may be when the variant is stored.
+
+        Under half of RECHECK_DELAY_SECONDS too: a purge must still find the
+        claim young (docs/lifecycle.md).
+        """
+        return min(ORIGINAL_CHECK_MAX_AGE_SECONDS, self._settings.recheck_delay_seconds / 2)
 
     def _check_bytes(self, rendered: Rendered) -> None:
         """A lossy variant over MAX_VARIANT_BYTES_PER_PIXEL (0: no cap) is refused, not stored.
@@ -268,28 +284,36 @@ class VariantWriter:
         body: bytes,
         content_type: str,
         redirect_to: str | None = None,
-        *,
-        entry_written: bool = False,
     ) -> None:
         """Store ``request``'s object with ``provenance`` (made_from) if its original is current.
 
         The original's HEAD and a fresh write of the object's ledger entry
         go out together; only then, when the original's ETag is still the one
-        in ``provenance``, the object.  ``entry_written``: this invocation's
-        claim created the entry less than half of RECHECK_DELAY_SECONDS ago and
-        it has landed before the HEAD is sent: a purge that follows a change
-        after the HEAD still finds it young, so it is not written again.
-        Otherwise the entry goes again and nothing is stored.
+        in ``provenance``, the object.
+        """
+        current = S3_CALLS.submit(self._originals.head, request.key)
+        try:
+            self._store.put(entry, b"", **_LEDGER_ENTRY)
+        finally:
+            found = current.result()
+        self._put_if_current(request, entry, provenance, found, body, content_type, redirect_to)
+
+    def _put_if_current(
+        self,
+        request: VariantRequest,
+        entry: str,
+        provenance: dict[str, str],
+        found: ObjectInfo | None,
+        body: bytes,
+        content_type: str,
+        redirect_to: str | None = None,
+    ) -> None:
+        """Store the object if ``found`` (the original's HEAD) has the ETag in ``provenance``.
+
+        Otherwise its ledger entry is removed, nothing is stored, and the
+        answer says the original changed or went.
         """
         etag = provenance[SOURCE_ETAG]
-        if entry_written:
-            found = self._originals.head(request.key)
-        else:
-            current = S3_CALLS.submit(self._originals.head, request.key)
-            try:
-                self._store.put(entry, b"", **_LEDGER_ENTRY)
-            finally:
-                found = current.result()
         if found is None or found.etag != etag:
             self._store.delete(entry)  # names nothing: the object is not stored
         if found is None:
