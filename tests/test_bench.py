@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import BytesIO
@@ -218,6 +219,23 @@ def test_latency_proxy_forwards_every_method_and_records_it(upstream: str) -> No
         ("DELETE", "/b/k"),
     ]
     assert latency_proxy.sequential_round_trips(calls) == 4  # one after another
+
+
+def test_the_latency_proxy_answers_after_its_latency_with_the_servers_work_inside_it(
+    upstream: str,
+) -> None:
+    """S3's own work is part of its latency: a server slower than it shows only its own time."""
+
+    def slow(proxy: latency_proxy.Proxy, request: latency_proxy.Request) -> latency_proxy.Answer:
+        time.sleep(0.4)
+        return proxy.forward(request)
+
+    with requests.Session() as http:
+        for behaviour in (latency_proxy.passthrough, slow):
+            with latency_proxy.Proxy(upstream, behaviour, latency=0.4) as proxy:
+                assert http.get(f"{proxy.url}/b/k").content == b"GET /b/k "
+                [call] = proxy.take_calls()
+            assert 0.4 <= call.end - call.start < 0.7, behaviour  # not 0.8: one, not both
 
 
 def test_the_harness_event_reaches_the_resize_route_as_api_gateway_sends_it(

@@ -20,8 +20,8 @@ and into the app's render, called directly in this process on the same bytes
 right after each miss, versus everything else (S3 round trips, HTTP, routing).
 
 A second stack then puts the app's S3 calls behind scripts/local/proxy.py,
-which delays each by 20 ms (as a network round trip to S3 would; loopback
-has none), and reports the API hop (the function's part of a miss), the
+which answers each 20 ms after it arrived, s3rver's own work included (as S3
+on AWS would; loopback has no latency), and reports the API hop (the function's part of a miss), the
 render, and how many S3 calls ran one after another.  Its median of API hop
 minus render is the last line, written to .local/bench/ for `make bench`'s
 summary as well.
@@ -182,7 +182,7 @@ def latency_summary(series: dict[int, Samples]) -> str:
 
 
 def report_latency(series: dict[int, Samples]) -> None:
-    print(f"\nEvery S3 call of the app delayed by {S3_LATENCY_MS} ms (latency proxy):")
+    print(f"\nEvery S3 call answered {S3_LATENCY_MS} ms after it was sent (latency proxy):")
     print("| what | n | median | p90 |")
     print("|---|---|---|---|")
     for side, samples in series.items():

@@ -1,9 +1,11 @@
 """An HTTP proxy in front of s3rver: adds a network's latency, or answers as S3 or a CDN would.
 
 S3 on AWS is a network round trip away; s3rver on loopback is not.  With a
-``latency``, every request waits that long before it reaches s3rver, and
-every call is recorded, so a miss shows how many round trips it makes one
-after another (:func:`sequential_round_trips`; ``make bench``).
+``latency``, every call is answered that long after it arrived, s3rver's own
+work included (S3's own work is part of its latency on AWS too): only what
+s3rver takes beyond it shows.  Every call is recorded, so a miss shows how
+many round trips it makes one after another (:func:`sequential_round_trips`;
+``make bench``).
 
 s3rver serves every object to anonymous users and ignores bucket policies,
 so "private bucket" and "public but not listable" can't be configured on it.
@@ -116,7 +118,7 @@ def cdn(cache_everything: bool) -> Behaviour:
 
 
 class Proxy:
-    """Serves on a free port: waits ``latency`` seconds, then answers with ``behaviour``."""
+    """Serves on a free port: answers with ``behaviour``, no sooner than ``latency`` seconds."""
 
     def __init__(
         self, upstream: str, behaviour: Behaviour = passthrough, latency: float = 0.0
@@ -241,8 +243,9 @@ def _handler(proxy: Proxy) -> Any:
             headers = {k: v for k, v in self.headers.items() if k.lower() not in DROPPED_HEADERS}
             if body:
                 headers["Content-Length"] = str(len(body))
-            time.sleep(proxy.latency)
+            due = time.monotonic() + proxy.latency
             answer = proxy.behaviour(proxy, Request(self.command, self.path, headers, body))
+            time.sleep(max(0.0, due - time.monotonic()))
             self.send_response(answer.status)
             for name, value in answer.headers.items():
                 if name.lower() != "content-length":
