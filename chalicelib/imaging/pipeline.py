@@ -12,7 +12,7 @@ import logging
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from io import BytesIO
 from typing import Any
 
@@ -69,6 +69,8 @@ class Source:
     size: tuple[int, int]  # what render() plans with for the spec: upright for stills
     alpha: bool = False  # an alpha channel or a transparent colour
     frames: int = 1  # as the walk counts them (an animation's, whatever the output)
+    # The container walk, so a render of these bytes need not walk them again.
+    structure: containers.Structure | None = field(default=None, repr=False, compare=False)
 
 
 def inspect(original: bytes, spec: ResizeSpec, limits: ImagingLimits | None = None) -> Source:
@@ -79,6 +81,7 @@ def inspect(original: bytes, spec: ResizeSpec, limits: ImagingLimits | None = No
             job.geometry.source,
             alpha="A" in normal_mode(image),
             frames=source_frames(image, structure),
+            structure=structure,
         )
 
 
@@ -102,13 +105,16 @@ def render(
     shared: SharedDecode | None = None,
     focus: Position | None = None,
     watermark: Watermark | None = None,
+    inspected: Source | None = None,
 ) -> Rendered:
     """Resize an encoded image to ``spec`` and encode it (``shared``: across sizes of it;
     ``focus``: the original's focal point, x and y fractions of the upright image;
-    ``watermark``: composited onto every frame of outputs at least its ``min_size``)."""
+    ``watermark``: composited onto every frame of outputs at least its ``min_size``;
+    ``inspected``: what inspect() said of these same bytes, whose walk is then reused)."""
     limits = limits or ImagingLimits()
     mark = Mark.of(watermark, limits) if watermark is not None else None
-    with _checked(original, spec, limits, focus, mark) as (image, job, _):
+    walked = inspected.structure if inspected is not None else None
+    with _checked(original, spec, limits, focus, mark, walked) as (image, job, _):
         stamp = mark.stamp(job.geometry) if mark is not None else None
         if job.frames > 1:
             return _render_animation(image, job, spec, limits, stamp)
@@ -122,6 +128,7 @@ def _checked(
     limits: ImagingLimits,
     focus: Position | None,
     mark: Mark | None = None,
+    walked: containers.Structure | None = None,
 ) -> Iterator[tuple[Image.Image, Job, containers.Structure]]:
     """The original opened and its job planned, once every check before decoding has passed.
 
@@ -130,7 +137,7 @@ def _checked(
     canvas), the header's size, then the memory the whole render would take,
     with its watermark (``mark``: already checked and decoded).
     """
-    structure = containers.walk(original, limits.max_frames)
+    structure = walked if walked is not None else containers.walk(original, limits.max_frames)
     check_memory(structure.decoder_bytes, limits)
     with opened(original) as image:
         check_pixels(image.size, limits)

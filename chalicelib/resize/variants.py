@@ -56,7 +56,7 @@ from chalicelib.resize.request import VariantRequest
 from chalicelib.storage import S3_CALLS, ImageStore, ObjectInfo, started
 
 if TYPE_CHECKING:  # imaging imports Pillow: a 4xx must not pay for it
-    from chalicelib.imaging import Rendered, SharedDecode
+    from chalicelib.imaging import Rendered, SharedDecode, Source
     from chalicelib.policies.document import Rule
     from chalicelib.policies.store import PolicyStore
 
@@ -161,7 +161,9 @@ class VariantWriter:
                 self._store_redirect(request, target_key, ledger, provenance)
             return Made(target_key, canonical)
         self._check_budget(canonical, ledger)
-        self._render_and_store(request, canonical, original, provenance, shared, focus, rule)
+        self._render_and_store(
+            request, canonical, original, source, provenance, shared, focus, rule
+        )
         return Made(request.variant_key, canonical)
 
     def _check_budget(self, canonical_token: str, ledger: Ledger) -> None:
@@ -182,6 +184,7 @@ class VariantWriter:
         request: VariantRequest,
         canonical: str,
         original: bytes,
+        source: Source,
         provenance: dict[str, str],
         shared: SharedDecode | None = None,
         focus: FocalPoint | None = None,
@@ -209,7 +212,7 @@ class VariantWriter:
                 mark = self._policies.watermark(rule.watermark)
             with observe.timed("render"):
                 rendered = render(
-                    original, request.spec, self._settings.imaging, shared, position, mark
+                    original, request.spec, self._settings.imaging, shared, position, mark, source
                 )
             self._check_bytes(rendered)
             with observe.timed("s3_claim_wait"):
