@@ -24,7 +24,8 @@ T = TypeVar("T")
 # GET) are independent; made concurrently they cost one S3 round trip instead
 # of three, and the ledger claim's PUT overlaps the render.  Threads start on
 # first use and are kept (boto3 clients are thread-safe).
-S3_CALLS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="s3-call")
+S3_WORKERS = 8
+S3_CALLS = ThreadPoolExecutor(max_workers=S3_WORKERS, thread_name_prefix="s3-call")
 # S3 says "this object is not there" with any of these error codes.
 _MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
 # A conditional write lost: the object exists (412) or another write is under way (409).

@@ -2,7 +2,9 @@
 
 Nothing is imported or built at import time: a health check loads neither
 boto3 nor Pillow, and a request refused before any I/O (a 4xx) builds no S3
-client, since the service's stores reach the client through LazyClient.
+client, since the service's stores reach the client through LazyClient.  The
+resize service's stores call S3 through chalicelib/lean_s3.py (a miss's calls
+without botocore's per-call CPU); uploads and everything else use boto3.
 Tests can swap any piece by calling :func:`reset`.  A lock makes the first
 build happen once: `chalice local` serves requests on threads, and boto3's
 default session is not safe to build clients from concurrently.
@@ -97,7 +99,7 @@ def get_service() -> ResizeService:
     from chalicelib.storage import ImageStore
 
     settings = get_settings()
-    client = LazyClient()
+    client = LazyClient(get_miss_client)
     return ResizeService(
         settings, ImageStore(client, settings.bucket), ImageStore(client, settings.originals)
     )
@@ -110,11 +112,29 @@ def get_uploads() -> UploadService:
     return UploadService(get_settings(), LazyClient())
 
 
+@_built_once
+def get_miss_client() -> Any:
+    """The resize service's S3 client: a LeanS3Client over get_s3_client's.
+
+    With TRACE_AWS_CALLS it is get_s3_client's itself: X-Ray's patch of
+    botocore sees only botocore's calls, and a traced miss should show all.
+    """
+    settings = get_settings()
+    if settings.trace_aws_calls:
+        return get_s3_client()
+    from chalicelib.lean_s3 import LeanS3Client
+
+    return LeanS3Client(get_s3_client(), get_session().get_credentials(), settings)
+
+
 class LazyClient:
-    """The S3 client, built on the first call made through it (get_s3_client)."""
+    """An S3 client built on the first call made through it (by ``build``)."""
+
+    def __init__(self, build: Callable[[], Any] = get_s3_client) -> None:
+        self._build = build
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(get_s3_client(), name)
+        return getattr(self._build(), name)
 
 
 def aws_client(service: str) -> Any:
@@ -243,6 +263,7 @@ def reset() -> None:
         get_settings,
         get_session,
         get_s3_client,
+        get_miss_client,
         get_service,
         get_uploads,
         get_metadata_store,

@@ -47,13 +47,32 @@ def s3(app_env: dict[str, str]) -> Iterator[Any]:
         yield client
 
 
+@pytest.fixture(scope="session")
+def moto_url() -> Iterator[str]:
+    """moto's S3 over HTTP, in this process: it shares its buckets with ``mock_aws``."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
 @pytest.fixture
-def client(s3: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """chalice.test.Client over the real app, its S3 calls answered by moto."""
+def client(s3: Any, moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """chalice.test.Client over the real app, its S3 calls answered by moto.
+
+    ``mock_aws`` answers botocore's calls in-process; the miss path's
+    LeanS3Client sends real HTTP, so it is pointed at moto's server instead.
+    """
     from chalice.test import Client
 
     from app import app
+    from chalicelib import lean_s3
 
+    lean = functools.partial(lean_s3.LeanS3Client, endpoint_url=moto_url)
+    monkeypatch.setattr(lean_s3, "LeanS3Client", lean)
     wiring.reset()
     with Client(app, stage_name="local") as test_client:
         yield test_client

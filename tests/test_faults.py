@@ -1,7 +1,7 @@
 """Storage faults: S3 failing mid-request, hanging, throttling, or stopped altogether.
 
 botocore's Stubber covers the storage layer's error mapping (test_storage.py);
-here the whole app meets the faults.
+here the whole app meets the faults, through the miss path's LeanS3Client.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 import requests
-from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ClientError
 
 from chalicelib import wiring
+from chalicelib.lean_s3 import LeanS3Client
 from chalicelib.policies.document import ACTIVE_KEY, EMPTY
 from chalicelib.policies.store import PolicyStore
 from tests.support import BUCKET, corpus
@@ -53,24 +54,27 @@ def assert_unavailable(response: Any) -> None:
     assert "Location" not in response.headers
 
 
-def test_put_failing_after_a_good_read_stores_nothing_and_answers_503(s3: Any, client: Any) -> None:
+def test_put_failing_after_a_good_read_stores_nothing_and_answers_503(
+    s3: Any, client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """S3 answers 503 mid-request: the original was read, the variant's PUT fails."""
     s3.put_object(Bucket=BUCKET, Key="a.jpg", Body=corpus.jpeg((400, 300)))
     failed_puts: list[str] = []
+    put = LeanS3Client.put_object  # the miss path's client (chalicelib/lean_s3.py)
 
-    def slow_down(params: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
-        if "/_variants/" in params["url_path"]:
-            return None  # the ledger entry is written; only the variant's PUT fails
-        failed_puts.append(params["url_path"])
+    def slow_down(self: LeanS3Client, **params: Any) -> dict[str, Any]:
+        if params["Key"].startswith("_variants/"):
+            return put(self, **params)  # the ledger entry is written; only the variant's PUT fails
+        failed_puts.append(params["Key"])
         error = {
             "Error": {"Code": "SlowDown", "Message": "Reduce your request rate."},
             "ResponseMetadata": {"HTTPStatusCode": 503},
         }
-        return AWSResponse("", 503, {}, None), error
+        raise ClientError(error, "PutObject")  # type: ignore[arg-type]
 
-    wiring.get_s3_client().meta.events.register("before-call.s3.PutObject", slow_down)
+    monkeypatch.setattr(LeanS3Client, "put_object", slow_down)
     assert_unavailable(client.http.get("/resize/100x/a.jpg"))
-    assert failed_puts == ["/100x/a.jpg"]
+    assert failed_puts == ["100x/a.jpg"]
     # The ledger entry claimed before rendering is given back: no slot for nothing.
     keys = {item["Key"] for item in s3.list_objects_v2(Bucket=BUCKET)["Contents"]}
     assert keys == {"a.jpg"}
