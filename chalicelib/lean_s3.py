@@ -37,6 +37,12 @@ from chalicelib.wiring import timestamp
 
 _S3 = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 _META = "x-amz-meta-"
+_HEADERS: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "Content-Length": ("ContentLength", int),
+    "ETag": ("ETag", str),
+    "Last-Modified": ("LastModified", timestamp),
+    "Content-Type": ("ContentType", str),
+}
 _USER_AGENT = f"image-resizer-lean-s3 botocore/{botocore.__version__}"
 # botocore's own standard-mode checks (5xx, timeouts, connection errors,
 # throttling codes, 429) and backoff; no operation model, so no modeled errors.
@@ -230,20 +236,16 @@ class _Body:
 
 
 def _object_answer(response: Any) -> dict[str, Any]:
-    """head_object's answer from the headers (HEAD and GET alike)."""
+    """head_object's answer from the headers (HEAD and GET alike); an absent header, no key."""
     headers = response.headers
     answer = {
-        "ContentLength": int(headers.get("Content-Length", 0)),
-        "ETag": headers.get("ETag", ""),
-        "LastModified": timestamp(headers.get("Last-Modified")),
-        "Metadata": {
-            name[len(_META) :].lower(): value
-            for name, value in headers.items()
-            if name.lower().startswith(_META)
-        },
+        field: parse(headers[name]) for name, (field, parse) in _HEADERS.items() if name in headers
     }
-    if "Content-Type" in headers:
-        answer["ContentType"] = headers["Content-Type"]
+    answer["Metadata"] = {
+        name[len(_META) :].lower(): value
+        for name, value in headers.items()
+        if name.lower().startswith(_META)
+    }
     return answer
 
 
