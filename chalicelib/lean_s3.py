@@ -161,8 +161,9 @@ class LeanS3Client:
         """The object's URL as botocore addresses it (path style for a local S3 or a dotted
         bucket, else virtual-hosted)."""
         path = quote(key, safe="/~")
-        if self._path_endpoint or "." in bucket or not check_dns_name(bucket):
-            # Path style: a local S3 answers on one host, and no TLS name matches a dotted bucket.
+        # Path style: a local S3 answers on one host, and check_dns_name refuses a dotted
+        # bucket (no TLS name matches it), as botocore does.
+        if self._path_endpoint or not check_dns_name(bucket):
             base = self._path_endpoint or f"{self._endpoint.scheme}://{self._endpoint.netloc}"
             url = f"{base}/{bucket}" + (f"/{path}" if key else "")
         else:
