@@ -35,7 +35,6 @@ from chalicelib.config import Settings
 from chalicelib.storage import S3_WORKERS
 from chalicelib.wiring import timestamp
 
-_S3 = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 _META = "x-amz-meta-"
 _HEADERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "Content-Length": ("ContentLength", int),
@@ -138,23 +137,26 @@ class LeanS3Client:
         if ContinuationToken is not None:
             query["continuation-token"] = ContinuationToken
         root = ET.fromstring(self._send("ListObjectsV2", "GET", Bucket, query=query).data)
+        # The root's namespace, whichever it is: S3's, or s3rver's misspelling of it
+        # (doc.s3.amazonaws.com); botocore reads the names alone.
+        ns = root.tag[: root.tag.find("}") + 1]
         answer: dict[str, Any] = {
-            "IsTruncated": root.findtext(f"{_S3}IsTruncated") == "true",
-            "KeyCount": int(root.findtext(f"{_S3}KeyCount") or 0),
+            "IsTruncated": root.findtext(f"{ns}IsTruncated") == "true",
+            "KeyCount": int(root.findtext(f"{ns}KeyCount") or 0),
         }
         contents = [
             {
-                "Key": item.findtext(f"{_S3}Key") or "",
-                "LastModified": timestamp(item.findtext(f"{_S3}LastModified")),
-                "ETag": item.findtext(f"{_S3}ETag") or "",
-                "Size": int(item.findtext(f"{_S3}Size") or 0),
+                "Key": item.findtext(f"{ns}Key") or "",
+                "LastModified": timestamp(item.findtext(f"{ns}LastModified")),
+                "ETag": item.findtext(f"{ns}ETag") or "",
+                "Size": int(item.findtext(f"{ns}Size") or 0),
             }
-            for item in root.iterfind(f"{_S3}Contents")
+            for item in root.iterfind(f"{ns}Contents")
         ]
         if contents:
             answer["Contents"] = contents
         if answer["IsTruncated"]:
-            answer["NextContinuationToken"] = root.findtext(f"{_S3}NextContinuationToken")
+            answer["NextContinuationToken"] = root.findtext(f"{ns}NextContinuationToken")
         return answer
 
     def url(self, bucket: str, key: str = "", query: Mapping[str, str] | None = None) -> str:

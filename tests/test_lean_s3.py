@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import socket
 import threading
 import uuid
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -31,7 +33,7 @@ OBJECT_FIELDS = ("ContentLength", "ETag", "LastModified", "Metadata", "ContentTy
 LISTED_FIELDS = ("Key", "LastModified", "ETag", "Size")
 
 
-def boto3_client(endpoint_url: str) -> Any:
+def boto3_client(endpoint_url: str, credentials: Credentials = CREDENTIALS) -> Any:
     """boto3's S3 client as wiring.py configures it for a local S3 (path style)."""
     session = wiring.get_session()
     config = wiring._client_config(s3={"addressing_style": "path"})
@@ -39,18 +41,23 @@ def boto3_client(endpoint_url: str) -> Any:
         "s3",
         endpoint_url=endpoint_url,
         region_name="us-east-1",
-        aws_access_key_id=CREDENTIALS.access_key,
-        aws_secret_access_key=CREDENTIALS.secret_key,
+        aws_access_key_id=credentials.access_key,
+        aws_secret_access_key=credentials.secret_key,
         config=config,
     )
 
 
-def lean_client(endpoint_url: str, sleeps: list[float] | None = None, **env: Any) -> LeanS3Client:
+def lean_client(
+    endpoint_url: str,
+    sleeps: list[float] | None = None,
+    credentials: Credentials = CREDENTIALS,
+    **env: Any,
+) -> LeanS3Client:
     """A LeanS3Client at ``endpoint_url``; its backoff's jitter is 0.5 and its sleeps recorded."""
     settings = Settings(bucket=BUCKET, public_url=PUBLIC_URL, s3_endpoint_url=endpoint_url)
     return LeanS3Client(
-        boto3_client(endpoint_url),
-        CREDENTIALS,
+        boto3_client(endpoint_url, credentials),
+        credentials,
         dataclasses.replace(settings, **env),
         jitter=lambda: 0.5,
         sleep=(sleeps if sleeps is not None else []).append,
@@ -90,7 +97,37 @@ def caught(call: Callable[..., Any], **params: Any) -> ClientError:
 def test_head_get_and_list_answer_as_boto3_does(
     both: tuple[Any, LeanS3Client], bucket: str, key: str
 ) -> None:
-    boto, lean = both
+    assert_answers_match(*both, bucket, key)
+
+
+@pytest.mark.e2e
+def test_answers_from_s3rver_are_boto3s(tmp_path: Path, app_settings: None) -> None:
+    """The local stack's S3 (s3rver with its fixes) answers the lean client as it does boto3."""
+    from scripts.local.aws import FAKE_CREDENTIALS
+    from scripts.local.stack import LocalStack, free_port
+
+    stack = LocalStack(tmp_path, s3_port=free_port(), api_port=free_port())
+    try:
+        stack.start_aws()  # s3rver sends its object events there
+        stack.start_s3()
+        s3rver = Credentials(*FAKE_CREDENTIALS.values())
+        boto, lean = (
+            boto3_client(stack.s3_url, s3rver),
+            lean_client(stack.s3_url, credentials=s3rver),
+        )
+        boto.create_bucket(Bucket=BUCKET)
+        for key in KEYS:
+            assert_answers_match(boto, lean, BUCKET, key)
+        for call, code in (("head_object", "404"), ("get_object", "NoSuchKey")):
+            ours = caught(getattr(lean, call), Bucket=BUCKET, Key="no such.jpg")
+            theirs = caught(getattr(boto, call), Bucket=BUCKET, Key="no such.jpg")
+            assert_same_error(ours, theirs, code)
+    finally:
+        stack.stop()
+
+
+def assert_answers_match(boto: Any, lean: LeanS3Client, bucket: str, key: str) -> None:
+    """HEAD, GET and LIST of one stored object: the lean client's answers are boto3's."""
     boto.put_object(
         Bucket=bucket,
         Key=key,
@@ -98,10 +135,7 @@ def test_head_get_and_list_answer_as_boto3_does(
         ContentType="image/jpeg",
         Metadata={"Etag": '"abc"', "Focus": "0.25,0.75"},
     )
-    theirs, ours = (
-        boto.head_object(Bucket=bucket, Key=key),
-        lean.head_object(Bucket=bucket, Key=key),
-    )
+    theirs, ours = (client.head_object(Bucket=bucket, Key=key) for client in (boto, lean))
     assert picked(ours, OBJECT_FIELDS) == picked(theirs, OBJECT_FIELDS)
     assert set(picked(ours, OBJECT_FIELDS)) == set(OBJECT_FIELDS)
     assert ours["Metadata"] == {"etag": '"abc"', "focus": "0.25,0.75"}
@@ -110,12 +144,10 @@ def test_head_get_and_list_answer_as_boto3_does(
     assert picked(ours, OBJECT_FIELDS) == picked(theirs, OBJECT_FIELDS)
     assert ours["Body"].read() == theirs["Body"].read() == b"0123456789"
     prefix = key[:3]
-    theirs = boto.list_objects_v2(Bucket=bucket, Prefix=prefix)
-    ours = lean.list_objects_v2(Bucket=bucket, Prefix=prefix)
-    assert [picked(item, LISTED_FIELDS) for item in ours["Contents"]] == [
-        picked(item, LISTED_FIELDS) for item in theirs["Contents"]
-    ]
-    assert ours["Contents"][0]["Key"] == key
+    theirs, ours = (client.list_objects_v2(Bucket=bucket, Prefix=prefix) for client in (boto, lean))
+    ours_listed = [picked(item, LISTED_FIELDS) for item in ours["Contents"]]
+    assert ours_listed == [picked(item, LISTED_FIELDS) for item in theirs["Contents"]]
+    assert key in [item["Key"] for item in ours["Contents"]]
     assert (ours["KeyCount"], ours["IsTruncated"]) == (theirs["KeyCount"], theirs["IsTruncated"])
 
 
@@ -453,3 +485,34 @@ def test_urls_on_aws_are_botocores(app_settings: None, region: str, bucket: str)
             boto.head_object(Bucket=bucket, Key=key)
         assert lean.url(bucket, key) == sent.pop()
     assert lean.url(bucket, query={"list-type": "2"}).startswith("https://")
+
+
+def test_moto_checking_signatures_accepts_the_lean_clients(moto_url: str, bucket: str) -> None:
+    """moto verifies SigV4 (and IAM) once enable_iam_authentication is on: a key of its own."""
+    from moto.core import enable_iam_authentication
+
+    iam = wiring.get_session().client("iam", endpoint_url=moto_url, region_name="us-east-1")
+    user = f"lean-{uuid.uuid4().hex[:8]}"
+    iam.create_user(UserName=user)
+    allow = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}],
+    }
+    iam.put_user_policy(UserName=user, PolicyName="s3", PolicyDocument=json.dumps(allow))
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    with enable_iam_authentication():
+        for secret, works in ((key["SecretAccessKey"], True), ("wrong" * 8, False)):
+            lean = lean_client(moto_url, credentials=Credentials(key["AccessKeyId"], secret))
+            put = {"Body": b"v", "ContentType": "image/jpeg", "CacheControl": "no-cache"}
+            calls: list[tuple[Callable[..., Any], dict[str, Any]]] = [
+                (lean.put_object, {"Key": "a b+~ü.jpg", "Metadata": {"m": "1"}, **put}),
+                (lean.head_object, {"Key": "a b+~ü.jpg"}),
+                (lean.get_object, {"Key": "a b+~ü.jpg"}),
+                (lean.list_objects_v2, {"Prefix": "a b+~", "MaxKeys": 5}),
+            ]
+            for call, params in calls:
+                if works:
+                    call(Bucket=bucket, **params)
+                else:
+                    error = caught(call, Bucket=bucket, **params)
+                    assert error.response["ResponseMetadata"]["HTTPStatusCode"] == 403
