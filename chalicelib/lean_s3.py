@@ -4,10 +4,11 @@ botocore spends 2.5–4.5 ms of CPU on each call (event hooks, the user agent
 rebuilt per call, the parameter model, the endpoint ruleset, the response
 parser): ~25 of the ~27 ms a miss adds to its render, for its 5–6 calls.  Here
 HEAD, GET, PUT and LIST are plain urllib3 requests signed by botocore's own
-S3SigV4Auth (~1.5 ms a HEAD), taking boto3's keyword names and giving boto3's
-answer shapes, errors and standard-mode retries, so ImageStore cannot tell it
-from the boto3 client.  Everything else (delete_object, copy_object,
-delete_objects, presigned posts, ``meta``) is delegated to the wrapped client.
+S3SigV4Auth (about a third of botocore's CPU a call), taking boto3's keyword
+names and giving boto3's answer shapes, errors and standard-mode retries, so
+ImageStore cannot tell it from the boto3 client.  Everything else
+(delete_object, copy_object, delete_objects, presigned posts, ``meta``) is
+delegated to the wrapped client.
 """
 
 from __future__ import annotations
@@ -42,6 +43,13 @@ _HEADERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "Last-Modified": ("LastModified", timestamp),
     "Content-Type": ("ContentType", str),
 }
+_TRANSPORT_ERRORS: tuple[tuple[type[Exception], type[boto.BotoCoreError]], ...] = (
+    (u3.NewConnectionError, boto.EndpointConnectionError),
+    (u3.ConnectTimeoutError, boto.ConnectTimeoutError),
+    (u3.ReadTimeoutError, boto.ReadTimeoutError),
+    (u3.SSLError, boto.SSLError),
+    (u3.ProtocolError, boto.ConnectionClosedError),
+)
 _USER_AGENT = f"image-resizer-lean-s3 botocore/{botocore.__version__}"
 # botocore's own standard-mode checks (5xx, timeouts, connection errors,
 # throttling codes, 429) and backoff; no operation model, so no modeled errors.
@@ -160,8 +168,8 @@ class LeanS3Client:
         return answer
 
     def url(self, bucket: str, key: str = "", query: Mapping[str, str] | None = None) -> str:
-        """The object's URL as botocore addresses it (path style for a local S3 or a dotted
-        bucket, else virtual-hosted)."""
+        """The URL botocore would send: path style for a local S3 or a non-DNS name, else
+        virtual-hosted."""
         path = quote(key, safe="/~")
         # Path style: a local S3 answers on one host, and check_dns_name refuses a dotted
         # bucket (no TLS name matches it), as botocore does.
@@ -279,14 +287,7 @@ def _error(response: Any) -> dict[str, Any]:
 
 def _transport_error(err: Exception, url: str) -> Exception:
     """urllib3's failure as botocore's URLLib3Session raises it."""
-    if isinstance(err, u3.NewConnectionError):
-        return boto.EndpointConnectionError(endpoint_url=url, error=err)
-    if isinstance(err, u3.ConnectTimeoutError):
-        return boto.ConnectTimeoutError(endpoint_url=url, error=err)
-    if isinstance(err, u3.ReadTimeoutError):
-        return boto.ReadTimeoutError(endpoint_url=url, error=err)
-    if isinstance(err, u3.SSLError):
-        return boto.SSLError(endpoint_url=url, error=err)
-    if isinstance(err, u3.ProtocolError):
-        return boto.ConnectionClosedError(endpoint_url=url, error=err)
+    for theirs, ours in _TRANSPORT_ERRORS:  # first match: NewConnectionError is a ConnectTimeout
+        if isinstance(err, theirs):
+            return ours(endpoint_url=url, error=err)
     return boto.HTTPClientError(error=err)

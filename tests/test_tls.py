@@ -1,4 +1,4 @@
-"""The S3 client's TLS: the CA bundle is parsed once, and certificates are still verified."""
+"""The S3 clients' TLS: the CA bundle is parsed once, and certificates are still verified."""
 
 from __future__ import annotations
 
@@ -6,14 +6,20 @@ import ssl
 import subprocess
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import boto3
 import pytest
 from botocore.config import Config
+from botocore.credentials import Credentials
 from botocore.exceptions import SSLError
+from botocore.httpsession import get_cert_path
 
+from chalicelib import lean_s3
+from chalicelib.config import Settings
+from chalicelib.lean_s3 import LeanS3Client
 from chalicelib.wiring import load_certificates_once
 
 
@@ -150,3 +156,28 @@ def test_a_plain_http_endpoint_loads_no_bundle() -> None:
         aws_secret_access_key="x",
     )
     assert not load_certificates_once(client)
+
+
+def lean_client_for(url: str) -> LeanS3Client:
+    settings = Settings(bucket="images", public_url="https://img.example.com", s3_endpoint_url=url)
+    boto = client_for(url, Path(get_cert_path(True)))  # the wrapped client: its bundle unused
+    return LeanS3Client(boto, Credentials("x", "x"), replace(settings, s3_max_attempts=1))
+
+
+def test_the_lean_client_loads_its_bundle_once_and_verifies_with_it(
+    https_server: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, ca = https_server
+    loads = count_bundle_loads(monkeypatch)
+    monkeypatch.setattr(lean_s3, "get_cert_path", lambda _verify: str(ca))
+    head_three_times(lean_client_for(url))  # three connections (HTTP/1.0), each verified: 404s
+    assert len(loads) == 1
+    assert str(ca) in loads[0]
+
+
+def test_the_lean_client_refuses_a_certificate_outside_botocores_bundle(
+    https_server: tuple[str, Path],
+) -> None:
+    url, _ = https_server
+    with pytest.raises(SSLError):
+        lean_client_for(url).head_object(Bucket="images", Key="a.jpg")
