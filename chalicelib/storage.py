@@ -20,10 +20,10 @@ from chalicelib.errors import (
 _STORAGE = "storage"
 T = TypeVar("T")
 
-# A miss's look-ups (the variant's HEAD, the ledger's LIST, the original's
-# GET) are independent; made concurrently they cost one S3 round trip instead
-# of three, and the ledger claim's PUT overlaps the render.  Threads start on
-# first use and are kept (boto3 clients are thread-safe).
+# A miss's look-ups (the ledger's LIST, the original's GET) are independent;
+# made concurrently they cost one S3 round trip instead of two, and the
+# ledger claim's PUT and the original's HEAD overlap the render.  Threads
+# start on first use and are kept (the S3 clients are thread-safe).
 S3_WORKERS = 8
 S3_CALLS = ThreadPoolExecutor(max_workers=S3_WORKERS, thread_name_prefix="s3-call")
 # S3 says "this object is not there" with any of these error codes.

@@ -23,13 +23,14 @@ from chalicelib.errors import (
     VariantBudgetExhausted,
     VariantTooLarge,
 )
+from chalicelib.policies.store import PolicyStore
 from chalicelib.resize import variants
 from chalicelib.resize.grammar import parse_size
-from chalicelib.resize.ledger import original_prefix
+from chalicelib.resize.ledger import alias_entry, original_prefix, output_entry
 from chalicelib.resize.request import nearest_allowed
 from chalicelib.resize.service import ResizeService
 from chalicelib.resize.signing import sign
-from chalicelib.resize.variants import SOURCE_ETAG
+from chalicelib.resize.variants import SOURCE_ETAG, VariantWriter
 from chalicelib.storage import ImageStore
 from tests.support import BUCKET, PUBLIC_URL, corpus
 
@@ -538,7 +539,25 @@ def test_a_quick_miss_checks_its_original_while_rendering(
     monkeypatch.setattr(imaging, "render", recorded_render)
     make_service(s3, settings).resize("100x", original.split("/"))
     assert events[-2:] == ["rendered", "variant"]
-    assert sorted(events[:-2]) == ["claim", "original checked", "variant looked up"]
+    # No HEAD of the variant: no ledger entry names its path, so it is not stored.
+    assert sorted(events[:-2]) == ["claim", "original checked"]
+
+
+def test_the_variant_is_looked_up_only_where_its_ledger_may_name_it(
+    settings: Settings,
+) -> None:
+    """An entry for the path, or a LIST cut at its limit: only then a HEAD can find it."""
+    budget = dataclasses.replace(settings, max_variants_per_original=2)
+    store = ImageStore(None, BUCKET)  # no call is made
+    ledger_writer = VariantWriter(budget, store, store, lambda r: r, PolicyStore(store, budget))
+    entries = [output_entry("k", "100x75", "100x").removeprefix(original_prefix("k"))]
+    assert ledger_writer.may_hold(entries, "100x")
+    assert not ledger_writer.may_hold(entries, "200x")
+    alias = alias_entry("k", "100x75").removeprefix(original_prefix("k"))
+    assert ledger_writer.may_hold([*entries, alias], "100x75")
+    full = [f"o/{size}x={size}x" for size in range(100, 106)]  # 2 × (budget + 1) names
+    assert ledger_writer.may_hold(full, "200x")
+    assert not ledger_writer.may_hold(full[:-1], "200x")
 
 
 def test_a_miss_walks_its_originals_container_once(

@@ -62,6 +62,11 @@ class Ledger:
             outputs.setdefault(token, path)
         return outputs
 
+    @cached_property
+    def paths(self) -> frozenset[str]:
+        """Every path an object of this original is stored at (output or redirect)."""
+        return frozenset(path for _, path in self.stored) | self.aliases
+
     def with_output(self, canonical_token: str, path: str) -> Ledger:
         """This ledger once the output ``canonical_token`` is stored at ``path`` (if it wasn't)."""
         if canonical_token in self.outputs:

@@ -1,8 +1,9 @@
 """The resize flow, one direction: parse → check policy → fetch → transform → store → redirect.
 
-Every check that needs no I/O runs first (request.py); the variant's HEAD,
-the ledger's LIST and the original's GET go out together, and the
-original's size is checked from the GET's headers before its body is read;
+Every check that needs no I/O runs first (request.py); the ledger's LIST
+and the original's GET go out together (the variant's HEAD joins them only
+when the ledger names it), and the original's size is checked from the
+GET's headers before its body is read;
 the pixel count is checked from the image header before decoding
 (imaging); the variant is stored with its ledger entry (variants.py).
 """
@@ -39,7 +40,7 @@ if TYPE_CHECKING:  # imaging imports Pillow: a 4xx must not pay for it
 
 @dataclass(frozen=True)
 class Lookup:
-    """What S3 says in the first round trip: the variant, the ledger, the original's GET.
+    """What S3 says in the first round trip: the ledger, the original's GET, the variant.
 
     The original is still a future: when the variant exists, whatever its
     GET found (even no original) does not matter.
@@ -228,21 +229,28 @@ class ResizeService:
         return self._originals.get_original(key, self._settings.max_source_bytes)
 
     def _look_up(self, request: VariantRequest) -> Lookup:
-        """The variant, the original's ledger and the original itself, in one round trip.
+        """The original's ledger and the original itself in one round trip, and the variant.
 
         The original's GET checks its size from the response headers before
         reading the body (ImageStore.get_original): an oversized original is
-        never downloaded.  Should the variant exist after all (concurrent
-        first requests), that download was for nothing; it is bounded by
-        MAX_SOURCE_BYTES and rare next to the round trip every miss saves.
+        never downloaded.  Every stored object has a ledger entry, written
+        before it, so the variant's HEAD is sent only when the LIST names its
+        path (or could not list them all), while the GET is still under way:
+        concurrent first requests, or a loop (_check_not_looping).  Should the
+        variant exist after all, the GET was for nothing; it is bounded by
+        MAX_SOURCE_BYTES and rare next to the call every miss saves.
         """
-        variant = S3_CALLS.submit(self._store.head, request.variant_key)
-        ledger = S3_CALLS.submit(self._writer.list_ledger, request.key)
+        listing = S3_CALLS.submit(self._writer.list_ledger, request.key)
         original = S3_CALLS.submit(self.fetch_original, request.key)
+        variant = None
+        wait([listing])
+        if listing.exception() is None and self._writer.may_hold(listing.result(), request.path):
+            variant = S3_CALLS.submit(self._store.head, request.variant_key)
         # Let every look-up finish before one's failure answers: nothing keeps
         # retrying after the response (on Lambda, into the next invocation).
-        wait([variant, ledger, original])
-        return Lookup(variant.result(), original, Ledger.from_names(ledger.result()))
+        wait([call for call in (listing, original, variant) if call is not None])
+        ledger = Ledger.from_names(listing.result())
+        return Lookup(variant.result() if variant is not None else None, original, ledger)
 
     def _check_not_looping(self, variant: ObjectInfo) -> None:
         """A variant made a moment ago is a race between first requests; long ago, a loop.

@@ -114,10 +114,20 @@ class VariantWriter:
 
     def list_ledger(self, key: str) -> list[str]:
         """The ledger's entry names of ``key``: both kinds within the budget, in one LIST."""
+        return self._store.list_names(original_prefix(key), self._ledger_limit)
+
+    def may_hold(self, names: list[str], path: str) -> bool:
+        """Whether ``<path>/<key>`` may be stored, by its ledger's names (list_ledger's).
+
+        Only if an entry names the path, or the LIST stopped at its limit with more to come.
+        """
+        ledger = Ledger.from_names(names)
+        return len(names) >= self._ledger_limit or path in ledger.paths
+
+    @property
+    def _ledger_limit(self) -> int:
         budget = self._settings.max_variants_per_original
-        return self._store.list_names(
-            original_prefix(key), 2 * (budget + 1) if budget else _LEDGER_PAGE
-        )
+        return 2 * (budget + 1) if budget else _LEDGER_PAGE
 
     def make(
         self,
