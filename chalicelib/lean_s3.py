@@ -72,6 +72,7 @@ class LeanS3Client:
         settings: Settings,
         *,
         endpoint_url: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
         jitter: Callable[[], float] = random.random,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -85,11 +86,14 @@ class LeanS3Client:
             random=jitter, throttling_detector=standard.ThrottlingErrorDetector(None)
         )
         self._sleep = sleep
-        # The CA bundle parsed once; enough connections that no S3_CALLS worker waits for one.
-        context = ssl.create_default_context(cafile=get_cert_path(True))
+        # botocore's CA bundle parsed once (``ssl_context``: the wrapped client's, already
+        # holding it), only for HTTPS; enough connections that no S3_CALLS worker waits.
+        https = (self._path_endpoint or client.meta.endpoint_url).startswith("https:")
+        if https and ssl_context is None:
+            ssl_context = ssl.create_default_context(cafile=get_cert_path(True))
         self._http = urllib3.PoolManager(
             maxsize=S3_WORKERS,
-            ssl_context=context,
+            ssl_context=ssl_context,
             retries=False,  # counted here, as botocore counts them
             timeout=urllib3.Timeout(
                 connect=settings.s3_connect_timeout, read=settings.s3_read_timeout

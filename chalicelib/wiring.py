@@ -48,8 +48,13 @@ def get_settings() -> Settings:
     return Settings.from_env()
 
 
-@_built_once
 def get_s3_client() -> Any:
+    return _s3_client_and_tls()[0]
+
+
+@_built_once
+def _s3_client_and_tls() -> tuple[Any, Any]:
+    """The boto3 S3 client, and its TLS context once it holds the CA bundle (else None)."""
     settings = get_settings()
     config = _client_config(
         # Local S3 servers answer on one host, not <bucket>.host.
@@ -58,11 +63,10 @@ def get_s3_client() -> Any:
         signature_version="s3v4",
     )
     client = get_session().client("s3", endpoint_url=settings.s3_endpoint_url, config=config)
-    load_certificates_once(client)
-    return client
+    return client, load_certificates_once(client)
 
 
-def load_certificates_once(client: Any) -> bool:
+def load_certificates_once(client: Any) -> Any:
     """Load the CA bundle into the client's TLS context once, not for every new connection.
 
     botocore hands urllib3 the bundle's path for each connection pool, and
@@ -71,7 +75,9 @@ def load_certificates_once(client: Any) -> bool:
     Loaded once up front, the pools are given no path: verification is
     unchanged (CERT_REQUIRED, hostname checked), the context already trusts
     the same bundle.  Reaches into botocore's URLLib3Session; when its
-    internals differ, nothing is changed (False).
+    internals differ, nothing is changed.  The context, or None if unchanged
+    (the lean client verifies with the same one: the bundle costs ~23 ms of
+    CPU to parse).
     """
     from botocore.httpsession import URLLib3Session, get_cert_path
 
@@ -81,7 +87,7 @@ def load_certificates_once(client: Any) -> bool:
     verify = getattr(session, "_verify", None)
     https = str(getattr(client.meta, "endpoint_url", "")).startswith("https:")
     if not https or not isinstance(session, URLLib3Session) or context is None or not verify:
-        return False  # plain HTTP (a local S3) loads no bundle at all
+        return None  # plain HTTP (a local S3) loads no bundle at all
     context.load_verify_locations(cafile=get_cert_path(verify))
     set_up = session._setup_ssl_cert
 
@@ -90,7 +96,7 @@ def load_certificates_once(client: Any) -> bool:
         conn.ca_certs = None  # already in the context
 
     session._setup_ssl_cert = without_bundle_path  # type: ignore[method-assign]
-    return True
+    return context
 
 
 @_built_once
@@ -124,7 +130,8 @@ def get_miss_client() -> Any:
         return get_s3_client()
     from chalicelib.lean_s3 import LeanS3Client
 
-    return LeanS3Client(get_s3_client(), get_session().get_credentials(), settings)
+    client, tls = _s3_client_and_tls()
+    return LeanS3Client(client, get_session().get_credentials(), settings, ssl_context=tls)
 
 
 class LazyClient:
@@ -262,7 +269,7 @@ def reset() -> None:
     for getter in (
         get_settings,
         get_session,
-        get_s3_client,
+        _s3_client_and_tls,
         get_miss_client,
         get_service,
         get_uploads,

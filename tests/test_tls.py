@@ -17,7 +17,7 @@ from botocore.credentials import Credentials
 from botocore.exceptions import SSLError
 from botocore.httpsession import get_cert_path
 
-from chalicelib import lean_s3
+from chalicelib import lean_s3, wiring
 from chalicelib.config import Settings
 from chalicelib.lean_s3 import LeanS3Client
 from chalicelib.wiring import load_certificates_once
@@ -181,3 +181,34 @@ def test_the_lean_client_refuses_a_certificate_outside_botocores_bundle(
     url, _ = https_server
     with pytest.raises(SSLError):
         lean_client_for(url).head_object(Bucket="images", Key="a.jpg")
+
+
+def test_the_lean_client_verifies_with_the_wrapped_clients_loaded_context(
+    https_server: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given the boto3 client's context (wiring does), the bundle is parsed once for both."""
+    url, ca = https_server
+    loads = count_bundle_loads(monkeypatch)
+    boto = client_for(url, ca)
+    context = load_certificates_once(boto)
+    settings = Settings(bucket="images", public_url="https://img.example.com", s3_endpoint_url=url)
+    lean = LeanS3Client(
+        boto, Credentials("x", "x"), replace(settings, s3_max_attempts=1), ssl_context=context
+    )
+    head_three_times(lean)
+    head_three_times(boto)
+    assert len(loads) == 1
+
+
+def test_wiring_hands_the_lean_client_the_boto3_clients_context(
+    app_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("S3_ENDPOINT_URL", "https://127.0.0.1:9")  # nothing is sent
+    wiring.reset()
+    try:
+        tls = wiring._s3_client_and_tls()[1]
+        lean = wiring.get_miss_client()
+        assert isinstance(tls, ssl.SSLContext)
+        assert lean._http.connection_pool_kw["ssl_context"] is tls
+    finally:
+        wiring.reset()
