@@ -158,10 +158,15 @@ def test_a_plain_http_endpoint_loads_no_bundle() -> None:
     assert not load_certificates_once(client)
 
 
-def lean_client_for(url: str) -> LeanS3Client:
+def lean_client_for(
+    url: str, boto: object | None = None, ssl_context: ssl.SSLContext | None = None
+) -> LeanS3Client:
     settings = Settings(bucket="images", public_url="https://img.example.com", s3_endpoint_url=url)
-    boto = client_for(url, Path(get_cert_path(True)))  # the wrapped client: its bundle unused
-    return LeanS3Client(boto, Credentials("x", "x"), replace(settings, s3_max_attempts=1))
+    # The wrapped client: its bundle unused, unless its context is handed over.
+    boto = boto or client_for(url, Path(get_cert_path(True)))
+    return LeanS3Client(
+        boto, Credentials("x", "x"), replace(settings, s3_max_attempts=1), ssl_context=ssl_context
+    )
 
 
 def test_the_lean_client_loads_its_bundle_once_and_verifies_with_it(
@@ -190,12 +195,7 @@ def test_the_lean_client_verifies_with_the_wrapped_clients_loaded_context(
     url, ca = https_server
     loads = count_bundle_loads(monkeypatch)
     boto = client_for(url, ca)
-    context = load_certificates_once(boto)
-    settings = Settings(bucket="images", public_url="https://img.example.com", s3_endpoint_url=url)
-    lean = LeanS3Client(
-        boto, Credentials("x", "x"), replace(settings, s3_max_attempts=1), ssl_context=context
-    )
-    head_three_times(lean)
+    head_three_times(lean_client_for(url, boto, load_certificates_once(boto)))
     head_three_times(boto)
     assert len(loads) == 1
 
