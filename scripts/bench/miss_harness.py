@@ -208,7 +208,8 @@ def main() -> int:
     samples = measure(data, QUICK_MISSES if args.quick else MISSES)
     print(
         f"\nOne miss ~{SIDE} px of {photo.name} through the handler in-process (Lambda-like), "
-        f"every S3 call {S3_LATENCY_MS} ms away; load average {os.getloadavg()[0]:.1f}:"
+        f"every S3 call answered {S3_LATENCY_MS} ms after it was sent; "
+        f"load average {os.getloadavg()[0]:.1f}:"
     )
     print("| what (ms) | n | median | p90 |")
     print("|---|---|---|---|")
