@@ -137,18 +137,14 @@ class Rechecker:
         self._delay_seconds = delay_seconds
 
     def schedule(self, bucket: str, key: str) -> None:
-        with aws_errors("the events queue"):
-            self._client.send_message(
-                QueueUrl=self._queue_url,
-                MessageBody=recheck_body(bucket, key),
-                DelaySeconds=self._delay_seconds,
-            )
+        self._send(recheck_body(bucket, key), self._delay_seconds)
 
     def schedule_prefix(self, bucket: str, prefix: str, delay_seconds: int) -> None:
         """Every original under ``prefix`` purged once more (after a policy change)."""
+        self._send(recheck_prefix_body(bucket, prefix), delay_seconds)
+
+    def _send(self, body: str, delay_seconds: int) -> None:
         with aws_errors("the events queue"):
             self._client.send_message(
-                QueueUrl=self._queue_url,
-                MessageBody=recheck_prefix_body(bucket, prefix),
-                DelaySeconds=delay_seconds,
+                QueueUrl=self._queue_url, MessageBody=body, DelaySeconds=delay_seconds
             )
