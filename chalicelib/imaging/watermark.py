@@ -8,15 +8,26 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from chalicelib.imaging.geometry import COMPASS, Geometry, Position, centred_offset
 from chalicelib.imaging.limits import ImagingLimits
 from chalicelib.resize.grammar import Anchor
 
-# Where a mark may sit in the output's content box, as fractions of its spare room.
-MARK_ANCHORS: dict[str, Position] = {
-    "c": COMPASS[Anchor.CENTRE],
-    **{anchor.value: COMPASS[anchor] for anchor in COMPASS if anchor is not Anchor.CENTRE},
+if TYPE_CHECKING:  # geometry loads with the first mark placed: the policy document imports this
+    from chalicelib.imaging.geometry import Geometry
+
+# Where a mark may sit in the output's content box: the centre, then the compass
+# clockwise from north, each placed as a cover crop with that anchor (geometry.COMPASS).
+_CLOCKWISE = (Anchor.N, Anchor.NE, Anchor.E, Anchor.SE, Anchor.S, Anchor.SW, Anchor.W, Anchor.NW)
+MARK_ANCHORS: dict[str, Anchor] = {
+    "c": Anchor.CENTRE,
+    **{anchor.value: anchor for anchor in _CLOCKWISE},
+}
+# Each fraction's range, and the range in words (the policy document's errors say it too).
+MARK_FRACTIONS: dict[str, tuple[Callable[[float], bool], str]] = {
+    "margin": (lambda v: 0.0 <= v < 0.5, ">= 0 and < 0.5"),
+    "width": (lambda v: 0.0 < v <= 1.0, "> 0 and <= 1"),
+    "opacity": (lambda v: 0.0 < v <= 1.0, "> 0 and <= 1"),
 }
 
 
@@ -36,9 +47,10 @@ class Watermark:
     def __post_init__(self) -> None:
         if self.anchor not in MARK_ANCHORS:
             raise ValueError(f"anchor must be one of {' '.join(MARK_ANCHORS)}, not {self.anchor!r}")
-        _check_fraction("margin", self.margin, lambda v: 0.0 <= v < 0.5, "0 <= margin < 0.5")
-        _check_fraction("width", self.width, lambda v: 0.0 < v <= 1.0, "0 < width <= 1")
-        _check_fraction("opacity", self.opacity, lambda v: 0.0 < v <= 1.0, "0 < opacity <= 1")
+        for name in MARK_FRACTIONS:
+            if not is_fraction(name, getattr(self, name)):
+                words = MARK_FRACTIONS[name][1]
+                raise ValueError(f"{name} must be a number {words}, not {getattr(self, name)!r}")
         if isinstance(self.min_size, bool) or not isinstance(self.min_size, int):
             raise ValueError(f"min_size must be a whole number of pixels, not {self.min_size!r}")
         if self.min_size < 1:
@@ -47,11 +59,10 @@ class Watermark:
             raise ValueError("image must be the mark's encoded bytes")
 
 
-def _check_fraction(field: str, value: object, within: Callable[[float], bool], rule: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{field} must be a number, not {value!r}")
-    if not within(value):
-        raise ValueError(f"{field} must satisfy {rule}, not {value}")
+def is_fraction(name: str, value: object) -> bool:
+    """Whether ``value`` is a number (not a bool) within MARK_FRACTIONS' range for ``name``."""
+    within = MARK_FRACTIONS[name][0]
+    return type(value) in (int, float) and within(value)  # type: ignore[arg-type]
 
 
 def mark_box(
@@ -74,7 +85,9 @@ def mark_box(
     size = tuple(
         min(side, max(1, round(length * scale))) for length, side in zip(mark, room, strict=True)
     )
-    fractions = MARK_ANCHORS[watermark.anchor]
+    from chalicelib.imaging.geometry import COMPASS, centred_offset
+
+    fractions = COMPASS[MARK_ANCHORS[watermark.anchor]]
     offset = centred_offset(geometry.content, geometry.canvas)
     left, top = (
         start + margin + round(fraction * (side - length))

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from chalicelib.errors import ServiceError
 from chalicelib.imaging.formats import FORMATS  # plain data, no Pillow
+from chalicelib.imaging.watermark import MARK_ANCHORS, MARK_FRACTIONS, Watermark, is_fraction
 from chalicelib.resize.grammar import ResizeSpec, parse_size
 from chalicelib.resize.negotiate import auto_targets
 
@@ -28,7 +29,7 @@ POLICY_ROOT = "_policy/"
 PENDING_KEY = f"{POLICY_ROOT}policies.json"  # what an operator uploads
 ACTIVE_KEY = f"{POLICY_ROOT}active.json"  # what the functions read: only ever a valid one
 MAX_DOCUMENT_BYTES = 256 * 1024
-ANCHORS = ("c", "n", "ne", "e", "se", "s", "sw", "w", "nw")
+ANCHORS = tuple(MARK_ANCHORS)
 # A variant's x-amz-meta- name for the fingerprint of the rule it was made under.
 SOURCE_POLICY = "source-policy"
 NO_POLICY = ""  # the fingerprint of a key no rule matches (and what an unmarked variant records)
@@ -44,16 +45,20 @@ class InvalidPolicy(ValueError):
         self.errors = tuple(errors)
 
 
+# A mark's placement when the document leaves it out: the imaging Watermark's defaults.
+_MARK_DEFAULTS = {field.name: field.default for field in fields(Watermark)}
+
+
 @dataclass(frozen=True)
 class WatermarkRule:
     """Which image marks a prefix's outputs, where, how large, how strong, and from what size."""
 
     key: str
-    anchor: str = "se"
-    margin: float = 0.03
-    width: float = 0.25
-    opacity: float = 0.6
-    min_size: int = 256
+    anchor: str = _MARK_DEFAULTS["anchor"]
+    margin: float = _MARK_DEFAULTS["margin"]
+    width: float = _MARK_DEFAULTS["width"]
+    opacity: float = _MARK_DEFAULTS["opacity"]
+    min_size: int = _MARK_DEFAULTS["min_size"]
     etag: str = ""  # the image's ETag when the document was activated
 
     def to_dict(self) -> dict[str, Any]:
@@ -223,9 +228,9 @@ class _Parser:
         anchor = item.get("anchor", defaults.anchor)
         if anchor not in ANCHORS:
             self.fail(f"{path}.anchor", f"must be one of {', '.join(ANCHORS)}")
-        margin = self._number(item, "margin", defaults.margin, path, lambda v: 0 <= v < 0.5)
-        width = self._number(item, "width", defaults.width, path, lambda v: 0 < v <= 1)
-        opacity = self._number(item, "opacity", defaults.opacity, path, lambda v: 0 < v <= 1)
+        margin = self._fraction(item, "margin", defaults.margin, path)
+        width = self._fraction(item, "width", defaults.width, path)
+        opacity = self._fraction(item, "opacity", defaults.opacity, path)
         min_size = item.get("min_size", defaults.min_size)
         if type(min_size) is not int or not 1 <= min_size <= self._max_dimension:
             self.fail(f"{path}.min_size", f"must be a whole number from 1 to {self._max_dimension}")
@@ -263,12 +268,10 @@ class _Parser:
                 self.fail(f"{path}[{index}]", f"must be one of {', '.join(sorted(FORMATS))}")
         return frozenset(name for name in raw if isinstance(name, str))
 
-    def _number(
-        self, item: Mapping[str, Any], name: str, default: float, path: str, ok: Callable[..., bool]
-    ) -> float:
+    def _fraction(self, item: Mapping[str, Any], name: str, default: float, path: str) -> float:
         value = item.get(name, default)
-        if type(value) not in (int, float) or not ok(value):
-            self.fail(f"{path}.{name}", _RANGES[name])
+        if not is_fraction(name, value):
+            self.fail(f"{path}.{name}", f"must be {MARK_FRACTIONS[name][1]}")
             return default
         return float(value)
 
@@ -281,10 +284,3 @@ class _Parser:
         for name in sorted(required - set(item)):
             self.fail(f"{path}.{name}", "is required")
         return not (required - set(item))
-
-
-_RANGES = {
-    "margin": "must be >= 0 and < 0.5",
-    "width": "must be > 0 and <= 1",
-    "opacity": "must be > 0 and <= 1",
-}
