@@ -35,6 +35,7 @@ import requests
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from chalicelib.aws import error_code
 from chalicelib.config import CDN_MAX_AGE_SECONDS, MAX_MAX_DIMENSION
 from chalicelib.identity import DISCOVERY_PATH
 from chalicelib.policies.document import (
@@ -487,7 +488,7 @@ def _object(target: Target, key: str) -> bytes | None:
     try:
         found = target.s3.get_object(Bucket=target.originals_bucket, Key=key)
     except ClientError as err:
-        if err.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+        if error_code(err) in ("NoSuchKey", "404"):
             return None
         raise
     return found["Body"].read()
